@@ -1,0 +1,185 @@
+"""The `Reranker` base class: one public surface, sync and async twins, for every backend.
+
+A backend implements `_score` / `_ascore`: score a non-empty list of documents and return `Scores`. The base
+class validates input, short-circuits empty lists, and turns `Scores` into a `RerankResponse` (sort, tie-break,
+`top_n`, threshold, drop accounting) the same way for every backend, so no backend can get that wrong.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Literal, Self
+
+from rerank_core.models import (
+    CacheStats,
+    Document,
+    DocumentInput,
+    DroppedDocument,
+    RerankResponse,
+    RerankResult,
+    ScoreKind,
+    Usage,
+    Window,
+    to_documents,
+    validate_query,
+    validate_threshold,
+    validate_top_n,
+)
+
+Normalize = Literal["sigmoid"]
+
+
+@dataclass
+class Scores:
+    """What a backend returns for one call: a score per input index.
+
+    `scores` may be partial only when the backend honoured a `top_n` hint; every missing index is then reported
+    as dropped for `top_n`.
+    """
+
+    scores: dict[int, float]
+    provider: str
+    model: str | None
+    score_kind: ScoreKind = "unknown"
+    usage: Usage = field(default_factory=Usage)
+    request_ids: list[str] = field(default_factory=list)
+    windows: dict[int, Window] = field(default_factory=dict)
+    cache: CacheStats | None = None
+    passthrough: bool = False
+
+
+def sigmoid(x: float) -> float:
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    z = math.exp(x)
+    return z / (1.0 + z)
+
+
+class Reranker(ABC):
+    """Base class of every reranker: remote providers, the local cross-encoder and the composites."""
+
+    provider: str = "unknown"
+    model: str | None = None
+    normalize: Normalize | None = None
+
+    # -- public API -------------------------------------------------------------------------------------------
+
+    def rerank(
+        self,
+        query: str,
+        documents: Sequence[DocumentInput],
+        top_n: int | None = None,
+        *,
+        score_threshold: float | None = None,
+    ) -> RerankResponse:
+        query, docs, top_n, score_threshold = self._prepare(query, documents, top_n, score_threshold)
+        if not docs:
+            return self._empty()
+        return self._finish(self._score(query, docs, top_n), docs, top_n, score_threshold)
+
+    async def arerank(
+        self,
+        query: str,
+        documents: Sequence[DocumentInput],
+        top_n: int | None = None,
+        *,
+        score_threshold: float | None = None,
+    ) -> RerankResponse:
+        query, docs, top_n, score_threshold = self._prepare(query, documents, top_n, score_threshold)
+        if not docs:
+            return self._empty()
+        return self._finish(await self._ascore(query, docs, top_n), docs, top_n, score_threshold)
+
+    def close(self) -> None:  # noqa: B027 - optional hook; most backends hold nothing
+        """Release pooled connections or models."""
+
+    async def aclose(self) -> None:
+        self.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(provider={self.provider!r}, model={self.model!r})"
+
+    # -- backend hooks ----------------------------------------------------------------------------------------
+
+    @abstractmethod
+    def _score(self, query: str, documents: list[Document], top_n: int | None) -> Scores:
+        """Score `documents` (never empty). `top_n` is a hint the backend may pass on to the provider."""
+
+    @abstractmethod
+    async def _ascore(self, query: str, documents: list[Document], top_n: int | None) -> Scores:
+        """Async twin of `_score`. Must not block the event loop."""
+
+    # -- shared steps -----------------------------------------------------------------------------------------
+
+    def _prepare(
+        self, query: object, documents: Sequence[DocumentInput], top_n: object, score_threshold: object
+    ) -> tuple[str, list[Document], int | None, float | None]:
+        return (
+            validate_query(query),
+            to_documents(documents),
+            validate_top_n(top_n),
+            validate_threshold(score_threshold),
+        )
+
+    def _empty(self) -> RerankResponse:
+        return RerankResponse(results=[], model=self.model, provider=self.provider)
+
+    def _finish(
+        self, scored: Scores, documents: list[Document], top_n: int | None, score_threshold: float | None
+    ) -> RerankResponse:
+        return build_response(scored, documents, top_n, score_threshold, self.normalize)
+
+
+def build_response(
+    scored: Scores,
+    documents: list[Document],
+    top_n: int | None,
+    score_threshold: float | None,
+    normalize: Normalize | None = None,
+) -> RerankResponse:
+    """Sort by score (desc, ties by index), apply the threshold then `top_n`, and account for every input."""
+    scores, kind = scored.scores, scored.score_kind
+    if normalize == "sigmoid" and kind == "logit":
+        scores, kind = {i: sigmoid(s) for i, s in scores.items()}, "probability"
+
+    ranked = sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+    dropped = [DroppedDocument(index=i, reason="top_n") for i in range(len(documents)) if i not in scores]
+    if score_threshold is not None and not scored.passthrough:
+        dropped += [DroppedDocument(index=i, reason="score_threshold") for i, s in ranked if s < score_threshold]
+        ranked = [(i, s) for i, s in ranked if s >= score_threshold]
+    if top_n is not None:
+        dropped += [DroppedDocument(index=i, reason="top_n") for i, _ in ranked[top_n:]]
+        ranked = ranked[:top_n]
+
+    results = [
+        RerankResult(index=i, relevance_score=s, document=documents[i], window=scored.windows.get(i)) for i, s in ranked
+    ]
+    return RerankResponse(
+        results=results,
+        model=scored.model,
+        provider=scored.provider,
+        usage=scored.usage,
+        score_kind=kind,
+        dropped=sorted(dropped, key=lambda d: d.index),
+        request_ids=scored.request_ids,
+        cache=scored.cache,
+        passthrough=scored.passthrough,
+    )

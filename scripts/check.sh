@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Install everything into .venv from scratch (or update it), then run ruff, mypy and the whole test suite.
+# This is the command the README gives and the one CI runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export HAYSTACK_TELEMETRY_ENABLED=False HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+
+PYTHON="${PYTHON:-python3}"
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+VENV_PY=.venv/bin/python
+
+"$VENV_PY" -m pip install -q --upgrade pip
+# Pin torch first: it is the CPU build; a loose requirement would pull a multi-GB CUDA build.
+"$VENV_PY" -m pip install -q "torch==2.13.0"
+"$VENV_PY" -m pip install -q -r requirements-dev.txt
+
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+.venv/bin/mypy
+.venv/bin/pytest "$@"

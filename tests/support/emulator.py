@@ -1,0 +1,230 @@
+"""A real HTTP server on 127.0.0.1 that speaks one provider dialect, with fault modes.
+
+    with ProviderEmulator("together", latency=0.0) as emu:
+        emu.fail_next(Fault(status=429, headers={"retry-after": "0"}))
+        reranker = load_reranker("together:m", base_url=emu.base_url, api_key="sk-test")
+
+The dialect-specific parts (request schema, response shape) live in `dialect_apps.py`; this module is the
+server, the scorer and the fault machinery.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from tests.support.dialect_apps import APPS, EmulatorApp, RequestRejected
+
+TOKEN = re.compile(r"[a-z0-9]+")
+
+
+def overlap_score(query: str, text: str) -> float:
+    """Deterministic relevance in (0, 1): the share of query words found in the text, squashed off the ends."""
+    q = set(TOKEN.findall(query.lower()))
+    d = set(TOKEN.findall(text.lower()))
+    if not q:
+        return 0.01
+    return round(0.01 + 0.98 * len(q & d) / len(q), 6)
+
+
+@dataclass
+class Fault:
+    """One injected misbehaviour, consumed by one request."""
+
+    status: int | None = None
+    """Answer with this status (and `body`, or a provider-style error body)."""
+    headers: dict[str, str] = field(default_factory=dict)
+    body: Any = None
+    """JSON payload to send instead of the real answer (with `status`, or 200 if None)."""
+    raw: bytes | None = None
+    """Raw bytes to send as the body, e.g. truncated JSON."""
+    delay: float = 0.0
+    """Seconds to wait before answering (past the client's timeout = a timeout)."""
+    mutate: Callable[[Any], Any] | None = None
+    """Transform the real, well-formed payload (bad indices, NaN scores, ignored top_n...)."""
+    drop_connection: bool = False
+    """Close the socket without answering."""
+
+
+@dataclass
+class RecordedRequest:
+    path: str
+    headers: dict[str, str]
+    body: Any
+
+
+class ProviderEmulator:
+    def __init__(
+        self,
+        dialect: str,
+        *,
+        latency: float = 0.0,
+        api_key: str | None = None,
+        scorer: Callable[[str, str], float] = overlap_score,
+        max_documents: int | None = None,
+    ) -> None:
+        self.app: EmulatorApp = APPS[dialect]
+        self.latency = latency
+        self.api_key = api_key
+        """If set, requests must authenticate with it the dialect's way, else 401."""
+        self.scorer = scorer
+        self.max_documents = max_documents
+        """If set, a request with more documents gets 413."""
+        self.requests: list[RecordedRequest] = []
+        self._faults: list[Fault] = []
+        self._sticky: Fault | None = None
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- control ------------------------------------------------------------------------------------------
+
+    def fail_next(self, *faults: Fault) -> None:
+        with self._lock:
+            self._faults.extend(faults)
+
+    def fail_always(self, fault: Fault | None) -> None:
+        """Apply `fault` to every request until called with None (a provider that is down)."""
+        with self._lock:
+            self._sticky = fault
+
+    @property
+    def base_url(self) -> str:
+        assert self._server is not None, "emulator not started"
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    @property
+    def url(self) -> str:
+        """The full endpoint URL."""
+        return self.base_url + self.app.paths[0]
+
+    @property
+    def request_count(self) -> int:
+        with self._lock:
+            return len(self.requests)
+
+    def start(self) -> ProviderEmulator:
+        emulator = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:  # keep test output clean
+                pass
+
+            def do_POST(self) -> None:
+                emulator._handle(self)
+
+            def do_GET(self) -> None:
+                emulator._send(self, 404, {"error": "not found"})
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> ProviderEmulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- serving ------------------------------------------------------------------------------------------
+
+    def _next_fault(self) -> Fault | None:
+        with self._lock:
+            if self._faults:
+                return self._faults.pop(0)
+            return self._sticky
+
+    def _handle(self, handler: BaseHTTPRequestHandler) -> None:
+        length = int(handler.headers.get("content-length") or 0)
+        raw = handler.rfile.read(length) if length else b""
+        headers = {k.lower(): v for k, v in handler.headers.items()}
+        try:
+            body = json.loads(raw) if raw else None
+        except json.JSONDecodeError:
+            body = None
+        with self._lock:
+            self.requests.append(RecordedRequest(path=handler.path, headers=headers, body=body))
+
+        fault = self._next_fault()
+        delay = self.latency + (fault.delay if fault else 0.0)
+        if delay:
+            time.sleep(delay)  # server-side latency: the thing under test is the client's waiting
+        if fault and fault.drop_connection:
+            handler.close_connection = True
+            handler.connection.close()
+            return
+        if fault and fault.raw is not None:
+            self._send_raw(handler, fault.status or 200, fault.raw, fault.headers)
+            return
+        if fault and fault.status is not None and fault.status >= 400:
+            payload = fault.body if fault.body is not None else self.app.error_body(fault.status, "injected fault")
+            self._send(handler, fault.status, payload, fault.headers)
+            return
+        if fault and fault.body is not None:
+            self._send(handler, fault.status or 200, fault.body, fault.headers)
+            return
+
+        status, payload, extra_headers = self._answer(handler.path, headers, body)
+        if fault and fault.mutate is not None and status == 200:
+            payload = fault.mutate(payload)
+        self._send(handler, status, payload, {**extra_headers, **(fault.headers if fault else {})})
+
+    def _answer(self, path: str, headers: dict[str, str], body: Any) -> tuple[int, Any, dict[str, str]]:
+        path_only = path.split("?", 1)[0]
+        if path_only not in self.app.paths:
+            return 404, self.app.error_body(404, f"no route {path_only}"), {}
+        if self.api_key is not None and not self.app.authenticated(headers, self.api_key):
+            return 401, self.app.error_body(401, "invalid api key"), {}
+        if not isinstance(body, dict):
+            return 400, self.app.error_body(400, "body must be a JSON object"), {}
+        try:
+            query, texts, top_n = self.app.read_request(body)
+        except RequestRejected as rejected:
+            return rejected.status, self.app.error_body(rejected.status, str(rejected)), {}
+        if self.max_documents is not None and len(texts) > self.max_documents:
+            return 413, self.app.error_body(413, f"too many documents: {len(texts)} > {self.max_documents}"), {}
+        scores = [(i, self.scorer(query, text)) for i, text in enumerate(texts)]
+        ranked = sorted(scores, key=lambda item: (-item[1], item[0]))
+        payload, extra_headers = self.app.respond(body, ranked, texts, top_n)
+        return 200, payload, extra_headers
+
+    @staticmethod
+    def _send(
+        handler: BaseHTTPRequestHandler, status: int, payload: Any, headers: dict[str, str] | None = None
+    ) -> None:
+        data = json.dumps(payload, allow_nan=True).encode()
+        ProviderEmulator._send_raw(handler, status, data, headers or {})
+
+    @staticmethod
+    def _send_raw(handler: BaseHTTPRequestHandler, status: int, data: bytes, headers: dict[str, str]) -> None:
+        handler.send_response(status)
+        handler.send_header("content-type", "application/json")
+        handler.send_header("content-length", str(len(data)))
+        for key, value in headers.items():
+            handler.send_header(key, value)
+        handler.end_headers()
+        handler.wfile.write(data)
+
+
+@contextmanager
+def emulator(dialect: str, **kwargs: Any) -> Iterator[ProviderEmulator]:
+    with ProviderEmulator(dialect, **kwargs) as emu:
+        yield emu

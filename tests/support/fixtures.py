@@ -1,0 +1,46 @@
+"""Fixtures shared by every test folder. Registered from the root conftest.py."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from tests.support.emulator import ProviderEmulator
+
+_real_connect = socket.socket.connect
+
+
+def _loopback_only(self: socket.socket, address: Any) -> None:
+    if self.family in (socket.AF_INET, socket.AF_INET6):
+        host = address[0]
+        try:
+            loopback = ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = host == "localhost"
+        if not loopback:
+            raise ConnectionRefusedError(f"tests may only reach loopback, not {host!r}")
+    _real_connect(self, address)
+
+
+@pytest.fixture(autouse=True)
+def _no_network_outside_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(socket.socket, "connect", _loopback_only)
+
+
+@pytest.fixture
+def start_emulator() -> Iterator[Callable[..., ProviderEmulator]]:
+    """Start loopback emulators of any dialect; all are stopped after the test."""
+    started: list[ProviderEmulator] = []
+
+    def start(dialect: str, **kwargs: Any) -> ProviderEmulator:
+        emu = ProviderEmulator(dialect, **kwargs).start()
+        started.append(emu)
+        return emu
+
+    yield start
+    for emu in started:
+        emu.stop()
