@@ -6,6 +6,8 @@ Each app enforces its provider's request schema (strictly where the provider's s
 
 from __future__ import annotations
 
+import json
+import math
 from typing import Any, ClassVar
 
 
@@ -32,10 +34,55 @@ def require_str_list(value: Any, field: str) -> list[str]:
     return value
 
 
+def texts_of(value: Any, field: str, rank_fields: list[str] | None = None, *, objects: bool = True) -> list[str]:
+    """The texts to score: strings as they are, objects (if allowed) as their `rank_fields` (default: all) joined."""
+    if not isinstance(value, list) or not value:
+        raise RequestRejected(422, f"{field} must be a non-empty list")
+    texts = []
+    for position, item in enumerate(value):
+        if isinstance(item, str):
+            texts.append(item)
+        elif objects and isinstance(item, dict):
+            keys = rank_fields or list(item)
+            texts.append(" ".join(str(item[key]) for key in keys if key in item))
+        else:
+            kind = "a string or an object" if objects else "a string"
+            raise RequestRejected(422, f"{field}[{position}] must be {kind}")
+    return texts
+
+
+def optional_top(body: dict[str, Any], field: str, *, minimum: int = 1) -> int | None:
+    value = body.get(field)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise RequestRejected(422, f"{field} must be an integer >= {minimum}")
+    return value
+
+
+def logit(probability: float) -> float:
+    return math.log(probability / (1.0 - probability))
+
+
+def token_count(texts: list[str]) -> int:
+    return sum(len(text.split()) for text in texts)
+
+
 class EmulatorApp:
-    """Base: Bearer auth, `{"error": {"message", "type"}}` error bodies."""
+    """Base: Bearer auth, `{"error": {"message", "type"}}` error bodies.
+
+    `allowed` is the provider's documented request schema. A `strict` app rejects any other field: the
+    seeds' `additionalProperties: false` (Fireworks, Together, the generic platform), NIM (400 on `top_k`), and,
+    as a deliberate test choice so a stray field fails loudly, Cohere, Voyage, Mixedbread and Pinecone. The
+    others ignore unknown fields, as those servers do (FastAPI/serde defaults, vLLM's documented warning).
+    """
 
     paths: tuple[str, ...] = ("/v1/rerank",)
+    allowed: ClassVar[set[str]] = set()
+    strict: ClassVar[bool] = False
+
+    def check_fields(self, body: dict[str, Any], required: set[str]) -> None:
+        require_keys(body, required, self.allowed if self.strict else None)
 
     def authenticated(self, headers: dict[str, str], api_key: str) -> bool:
         return headers.get("authorization") == f"Bearer {api_key}"
@@ -56,6 +103,8 @@ class EmulatorApp:
 
 class GenericApp(EmulatorApp):
     """Seed 002: string or `{id, text, title?, metadata?}` documents; the original payload is echoed."""
+
+    strict = True
 
     paths = ("/v1/rerank",)
     allowed: ClassVar[set[str]] = {
@@ -108,6 +157,443 @@ class GenericApp(EmulatorApp):
         }, {}
 
 
+class FireworksApp(EmulatorApp):
+    """Seed 000: strict schema, string documents, `top_n` >= 1; the list is `data`, the document a plain string."""
+
+    allowed: ClassVar[set[str]] = {"model", "query", "documents", "top_n", "return_documents", "task"}
+    strict = True
+
+    def read_request(self, body: dict[str, Any]) -> tuple[str, list[str], int | None]:
+        self.check_fields(body, {"query", "documents"})
+        return body["query"], texts_of(body["documents"], "documents", objects=False), optional_top(body, "top_n")
+
+    def respond(
+        self, body: dict[str, Any], ranked: list[tuple[int, float]], texts: list[str], top_n: int | None
+    ) -> tuple[Any, dict[str, str]]:
+        echo = body.get("return_documents", True)  # documented default: true
+        data = [{"index": i, "relevance_score": s, "document": texts[i] if echo else None} for i, s in ranked[:top_n]]
+        tokens = token_count(texts)
+        usage = {"prompt_tokens": tokens, "total_tokens": tokens}
+        return {"object": "list", "model": body.get("model"), "data": data, "usage": usage}, {}
+
+
+class NebiusApp(EmulatorApp):
+    """Seed 001: no top_n in the API; every document is echoed as `{text}`; 422s in FastAPI's `detail` shape."""
+
+    allowed: ClassVar[set[str]] = {"model", "query", "documents", "user", "service_tier"}
+
+    def error_body(self, status: int, message: str) -> Any:
+        if status == 422:
+            return {"detail": [{"loc": ["body"], "msg": message, "type": "value_error"}]}
+        return {"detail": message}
+
+    def read_request(self, body: dict[str, Any]) -> tuple[str, list[str], int | None]:
+        self.check_fields(body, {"model", "query", "documents"})
+        if body.get("service_tier", "auto") not in ("auto", "default", "flex", "no-limit"):
+            raise RequestRejected(422, "service_tier: Input should be 'auto', 'default', 'flex' or 'no-limit'")
+        return body["query"], texts_of(body["documents"], "documents", objects=False), None
+
+    def respond(
+        self, body: dict[str, Any], ranked: list[tuple[int, float]], texts: list[str], top_n: int | None
+    ) -> tuple[Any, dict[str, str]]:
+        results = [{"index": i, "document": {"text": texts[i]}, "relevance_score": s} for i, s in ranked]
+        tokens = token_count(texts)
+        usage = {"prompt_tokens": tokens, "total_tokens": tokens}
+        return {"id": "rerank-emulated", "model": body["model"], "usage": usage, "results": results}, {}
+
+
+class TogetherApp(EmulatorApp):
+    """Seed 003: strict; string or object documents with `rank_fields`; object documents are echoed JSON-encoded
+    in `document.text`, whatever `return_documents` says."""
+
+    allowed: ClassVar[set[str]] = {"model", "query", "documents", "top_n", "return_documents", "rank_fields"}
+    strict = True
+
+    def error_body(self, status: int, message: str) -> Any:
+        return {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": None}}
+
+    def read_request(self, body: dict[str, Any]) -> tuple[str, list[str], int | None]:
+        self.check_fields(body, {"model", "query", "documents"})
+        docs = body["documents"]
+        if isinstance(docs, list) and len({isinstance(doc, str) for doc in docs}) > 1:
+            raise RequestRejected(400, "documents must be all strings or all objects")
+        rank_fields = body.get("rank_fields")
+        if rank_fields is not None and not require_str_list(rank_fields, "rank_fields"):
+            raise RequestRejected(400, "rank_fields must not be empty")
+        return body["query"], texts_of(docs, "documents", rank_fields), optional_top(body, "top_n")
+
+    def respond(
+        self, body: dict[str, Any], ranked: list[tuple[int, float]], texts: list[str], top_n: int | None
+    ) -> tuple[Any, dict[str, str]]:
+        def echo(doc: Any) -> str:
+            return doc if isinstance(doc, str) else json.dumps(doc, separators=(",", ":"))
+
+        results = [
+            {"index": i, "relevance_score": s, "document": {"text": echo(body["documents"][i])}}
+            for i, s in ranked[:top_n]
+        ]
+        tokens = token_count(texts)
+        usage = {"prompt_tokens": tokens, "completion_tokens": 0, "total_tokens": tokens}
+        payload = {"object": "rerank", "id": "emulated-0001", "model": body["model"], "results": results}
+        return {**payload, "usage": usage}, {}
+
+
+class OneRouterApp(EmulatorApp):
+    """Seed 004: results in index order, not score order, and `top_n` is ignored; no id, no model, no document."""
+
+    allowed: ClassVar[set[str]] = {"model", "query", "documents", "top_n"}
+
+    def read_request(self, body: dict[str, Any]) -> tuple[str, list[str], int | None]:
+        self.check_fields(body, {"model", "query", "documents"})
+        return body["query"], texts_of(body["documents"], "documents", objects=False), optional_top(body, "top_n")
+
+    def respond(
+        self, body: dict[str, Any], ranked: list[tuple[int, float]], texts: list[str], top_n: int | None
+    ) -> tuple[Any, dict[str, str]]:
+        results = [{"index": i, "relevance_score": s} for i, s in sorted(ranked)]
+        tokens = token_count(texts)
+        return {
+            "results": results,
+            "usage": {"prompt_tokens": tokens, "completion_tokens": 0, "total_tokens": tokens},
+        }, {}
+
+
+class CohereApp(EmulatorApp):
+    """Cohere v2: string documents only, no `return_documents`; usage in `meta`; errors as `{"message"}`."""
+
+    paths = ("/v2/rerank",)
+    allowed: ClassVar[set[str]] = {"model", "query", "documents", "top_n", "max_tokens_per_doc", "priority"}
+    strict = True
+    objects = False
+
+    def error_body(self, status: int, message: str) -> Any:
+        return {"id": "emulated-error", "message": message}
+
+    def read_request(self, body: dict[str, Any]) -> tuple[str, list[str], int | None]:
+        self.check_fields(body, {"model", "query", "documents"})
+        rank_fields = body.get("rank_fields")
+        texts = texts_of(body["documents"], "documents", rank_fields or ["text"], objects=self.objects)
+        return body["query"], texts, optional_top(body, "top_n")
+
+    def respond(
+        self, body: dict[str, Any], ranked: list[tuple[int, float]], texts: list[str], top_n: int | None
+    ) -> tuple[Any, dict[str, str]]:
+        results: list[dict[str, Any]] = []
+        for index, score in ranked[:top_n]:
+            item: dict[str, Any] = {"index": index, "relevance_score": score}
+            if body.get("return_documents"):
+                doc = body["documents"][index]
+                item["document"] = doc if isinstance(doc, dict) else {"text": doc}
+            results.append(item)
+        meta = {
+            "api_version": {"version": self.paths[0].split("/")[1][1:]},
+            "billed_units": {"search_units": 1},
+            "tokens": {"input_tokens": token_count(texts), "output_tokens": 0},
+        }
+        return {"id": "emulated-0001", "results": results, "meta": meta}, {}
+
+
+class CohereV1App(CohereApp):
+    """Cohere v1: string or object documents with `rank_fields`, `max_chunks_per_doc`, `return_documents`."""
+
+    paths = ("/v1/rerank",)
+    allowed: ClassVar[set[str]] = {
+        "model",
+        "query",
+        "documents",
+        "top_n",
+        "return_documents",
+        "rank_fields",
+        "max_chunks_per_doc",
+    }
+    objects = True
+
+
+class JinaApp(EmulatorApp):
+    """Jina: `results` with `{text}` documents when asked; usage `total_tokens`; errors as `{"detail"}`."""
+
+    allowed: ClassVar[set[str]] = {"model", "query", "documents", "top_n", "return_documents"}
+
+    def error_body(self, status: int, message: str) -> Any:
+        return {"detail": message}
+
+    def read_request(self, body: dict[str, Any]) -> tuple[str, list[str], int | None]:
+        self.check_fields(body, {"model", "query", "documents"})
+        return body["query"], texts_of(body["documents"], "documents", objects=False), optional_top(body, "top_n")
+
+    def respond(
+        self, body: dict[str, Any], ranked: list[tuple[int, float]], texts: list[str], top_n: int | None
+    ) -> tuple[Any, dict[str, str]]:
+        results: list[dict[str, Any]] = []
+        for index, score in ranked[:top_n]:
+            item: dict[str, Any] = {"index": index, "relevance_score": score}
+            if body.get("return_documents"):
+                item["document"] = {"text": texts[index]}
+            results.append(item)
+        return {"model": body["model"], "usage": {"total_tokens": token_count(texts)}, "results": results}, {}
+
+
+class VoyageApp(EmulatorApp):
+    """Voyage: `top_k` (not top_n), boolean `truncation`, list under `data`; errors as `{"detail"}`."""
+
+    allowed: ClassVar[set[str]] = {"model", "query", "documents", "top_k", "return_documents", "truncation"}
+    strict = True
+
+    def error_body(self, status: int, message: str) -> Any:
+        return {"detail": message}
+
+    def read_request(self, body: dict[str, Any]) -> tuple[str, list[str], int | None]:
+        self.check_fields(body, {"model", "query", "documents"})
+        if not isinstance(body.get("truncation", True), bool):
+            raise RequestRejected(400, "truncation must be a boolean")
+        return body["query"], texts_of(body["documents"], "documents", objects=False), optional_top(body, "top_k")
+
+    def respond(
+        self, body: dict[str, Any], ranked: list[tuple[int, float]], texts: list[str], top_n: int | None
+    ) -> tuple[Any, dict[str, str]]:
+        data: list[dict[str, Any]] = []
+        for index, score in ranked[:top_n]:
+            item: dict[str, Any] = {"relevance_score": score, "index": index}
+            if body.get("return_documents"):
+                item["document"] = texts[index]
+            data.append(item)
+        usage = {"total_tokens": token_count(texts)}
+        return {"object": "list", "data": data, "model": body["model"], "usage": usage}, {"x-request-id": "voy-1"}
+
+
+class MixedbreadApp(EmulatorApp):
+    """Mixedbread: documents under `input`, `top_k`, `return_input`; results under `data` with `score`."""
+
+    paths = ("/v1/reranking",)
+    allowed: ClassVar[set[str]] = {"model", "query", "input", "top_k", "return_input", "rank_fields", "rewrite_query"}
+    strict = True
+
+    def error_body(self, status: int, message: str) -> Any:
+        return {"detail": message}
+
+    def read_request(self, body: dict[str, Any]) -> tuple[str, list[str], int | None]:
+        self.check_fields(body, {"model", "query", "input"})
+        return body["query"], texts_of(body["input"], "input", body.get("rank_fields")), optional_top(body, "top_k")
+
+    def respond(
+        self, body: dict[str, Any], ranked: list[tuple[int, float]], texts: list[str], top_n: int | None
+    ) -> tuple[Any, dict[str, str]]:
+        data: list[dict[str, Any]] = []
+        for index, score in ranked[:top_n]:
+            item: dict[str, Any] = {"index": index, "score": score, "object": "rank_result"}
+            if body.get("return_input"):
+                item["input"] = body["input"][index]
+            data.append(item)
+        tokens = token_count(texts)
+        return {
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens, "completion_tokens": 0},
+            "model": body["model"],
+            "data": data,
+            "object": "list",
+            "top_k": body.get("top_k", len(texts)),
+            "return_input": bool(body.get("return_input")),
+        }, {}
+
+
+class PineconeApp(EmulatorApp):
+    """Pinecone: `Api-Key` header and a pinned API version; object documents; `data[].score`; `rerank_units`."""
+
+    paths = ("/rerank",)
+    allowed: ClassVar[set[str]] = {
+        "model",
+        "query",
+        "documents",
+        "top_n",
+        "return_documents",
+        "rank_fields",
+        "parameters",
+    }
+    strict = True
+
+    def authenticated(self, headers: dict[str, str], api_key: str) -> bool:
+        return headers.get("api-key") == api_key and "x-pinecone-api-version" in headers
+
+    def error_body(self, status: int, message: str) -> Any:
+        code = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 404: "NOT_FOUND", 429: "RESOURCE_EXHAUSTED"}
+        return {"error": {"code": code.get(status, "UNKNOWN"), "message": message}, "status": status}
+
+    def read_request(self, body: dict[str, Any]) -> tuple[str, list[str], int | None]:
+        self.check_fields(body, {"model", "query", "documents"})
+        rank_fields = body.get("rank_fields") or ["text"]
+        for position, doc in enumerate(body["documents"] if isinstance(body["documents"], list) else []):
+            missing = [f for f in rank_fields if isinstance(doc, dict) and f not in doc]
+            if missing:
+                raise RequestRejected(400, f"document {position} is missing rank field(s) {missing}")
+        return body["query"], texts_of(body["documents"], "documents", rank_fields), optional_top(body, "top_n")
+
+    def respond(
+        self, body: dict[str, Any], ranked: list[tuple[int, float]], texts: list[str], top_n: int | None
+    ) -> tuple[Any, dict[str, str]]:
+        data = [
+            {"index": i, "score": s, "document": body["documents"][i] if body.get("return_documents", True) else None}
+            for i, s in ranked[:top_n]
+        ]
+        return {"model": body["model"], "data": data, "usage": {"rerank_units": 1}}, {}
+
+
+class NvidiaApp(EmulatorApp):
+    """NVIDIA NIM `/v1/ranking`: `query: {text}`, `passages: [{text}]`, `truncate` NONE/END, any top-n field
+    rejected; answers `rankings: [{index, logit}]`, best first."""
+
+    paths = ("/v1/ranking",)
+    allowed: ClassVar[set[str]] = {"model", "query", "passages", "truncate"}
+    strict = True
+
+    def error_body(self, status: int, message: str) -> Any:
+        return {"detail": message}
+
+    def read_request(self, body: dict[str, Any]) -> tuple[str, list[str], int | None]:
+        self.check_fields(body, {"query", "passages"})
+        query, passages = body["query"], body["passages"]
+        if not isinstance(query, dict) or not isinstance(query.get("text"), str):
+            raise RequestRejected(422, "query must be an object with text")
+        if not isinstance(passages, list) or not all(isinstance(p, dict) and "text" in p for p in passages):
+            raise RequestRejected(422, "passages must be a list of objects with text")
+        if body.get("truncate", "NONE") not in ("NONE", "END"):
+            raise RequestRejected(422, "truncate must be NONE or END")
+        return query["text"], texts_of([p["text"] for p in passages], "passages", objects=False), None
+
+    def respond(
+        self, body: dict[str, Any], ranked: list[tuple[int, float]], texts: list[str], top_n: int | None
+    ) -> tuple[Any, dict[str, str]]:
+        return {"rankings": [{"index": i, "logit": round(logit(s), 6)} for i, s in ranked]}, {}
+
+
+class TEIApp(EmulatorApp):
+    """HF TEI: `texts`, no model or top-n, at most 32 texts (`--max-client-batch-size`), a bare-list answer,
+    token usage only in the `x-compute-tokens` header; errors as `{"error", "error_type"}`."""
+
+    paths = ("/rerank",)
+    allowed: ClassVar[set[str]] = {"query", "texts", "return_text", "truncate", "truncation_direction", "raw_scores"}
+    max_client_batch_size = 32
+
+    def error_body(self, status: int, message: str) -> Any:
+        kinds = {400: "Empty", 413: "Validation", 422: "Validation", 424: "Backend", 429: "Overloaded"}
+        return {"error": message, "error_type": kinds.get(status, "Unhealthy")}
+
+    def read_request(self, body: dict[str, Any]) -> tuple[str, list[str], int | None]:
+        self.check_fields(body, {"query", "texts"})
+        if body["texts"] == []:
+            raise RequestRejected(400, "`texts` cannot be empty")
+        texts = texts_of(body["texts"], "texts", objects=False)
+        if len(texts) > self.max_client_batch_size:
+            raise RequestRejected(
+                422, f"batch size {len(texts)} > maximum allowed batch size {self.max_client_batch_size}"
+            )
+        return body["query"], texts, None
+
+    def respond(
+        self, body: dict[str, Any], ranked: list[tuple[int, float]], texts: list[str], top_n: int | None
+    ) -> tuple[Any, dict[str, str]]:
+        raw = bool(body.get("raw_scores"))
+        results: list[dict[str, Any]] = []
+        for index, score in ranked:
+            item: dict[str, Any] = {"index": index, "score": round(logit(score), 6) if raw else score}
+            if body.get("return_text"):
+                item["text"] = texts[index]
+            results.append(item)
+        return results, {"x-compute-tokens": str(token_count(texts)), "x-compute-time": "1"}
+
+
+class VLLMApp(EmulatorApp):
+    """vLLM `/rerank`: `top_n` 0 = all and null rejected; unknown fields ignored; `{text}` always echoed."""
+
+    paths = ("/rerank",)
+    allowed: ClassVar[set[str]] = {
+        "model",
+        "query",
+        "documents",
+        "top_n",
+        "truncate_prompt_tokens",
+        "priority",
+        "use_activation",
+    }
+
+    def error_body(self, status: int, message: str) -> Any:
+        return {"error": {"message": message, "type": "BadRequestError", "param": None, "code": status}}
+
+    def read_request(self, body: dict[str, Any]) -> tuple[str, list[str], int | None]:
+        self.check_fields(body, {"query", "documents"})
+        if "top_n" in body and body["top_n"] is None:
+            raise RequestRejected(400, "top_n: Input should be a valid integer")
+        top_n = optional_top(body, "top_n", minimum=0)
+        return body["query"], texts_of(body["documents"], "documents", objects=False), top_n or None
+
+    def respond(
+        self, body: dict[str, Any], ranked: list[tuple[int, float]], texts: list[str], top_n: int | None
+    ) -> tuple[Any, dict[str, str]]:
+        raw = body.get("use_activation") is False
+        results = [
+            {"index": i, "document": {"text": texts[i]}, "relevance_score": round(logit(s), 6) if raw else s}
+            for i, s in ranked[:top_n]
+        ]
+        usage = {"prompt_tokens": token_count(texts), "total_tokens": token_count(texts)}
+        return {
+            "id": "rerank-emulated",
+            "model": body.get("model", "served-model"),
+            "usage": usage,
+            "results": results,
+        }, {}
+
+
+class InfinityApp(EmulatorApp):
+    """Infinity `/rerank`: Cohere-like; whitespace stripped; `raw_scores`; `top_n` > 0; 401 as `{"detail"}`."""
+
+    paths = ("/rerank",)
+    allowed: ClassVar[set[str]] = {"model", "query", "documents", "top_n", "return_documents", "raw_scores"}
+
+    def error_body(self, status: int, message: str) -> Any:
+        if status == 401:
+            return {"detail": message}
+        return {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": status}}
+
+    def read_request(self, body: dict[str, Any]) -> tuple[str, list[str], int | None]:
+        self.check_fields(body, {"query", "documents"})
+        texts = [text.strip() for text in texts_of(body["documents"], "documents", objects=False)]
+        return body["query"].strip(), texts, optional_top(body, "top_n")
+
+    def respond(
+        self, body: dict[str, Any], ranked: list[tuple[int, float]], texts: list[str], top_n: int | None
+    ) -> tuple[Any, dict[str, str]]:
+        raw = bool(body.get("raw_scores"))
+        results = [
+            {
+                "relevance_score": round(logit(s), 6) if raw else s,
+                "index": i,
+                "document": texts[i] if body.get("return_documents") else None,
+            }
+            for i, s in ranked[:top_n]
+        ]
+        tokens = token_count(texts)
+        return {
+            "object": "rerank",
+            "results": results,
+            "model": body.get("model", "default/not-specified"),
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            "id": "infinity-00000000-0000-0000-0000-000000000000",
+            "created": 1700000000,
+        }, {}
+
+
 APPS: dict[str, EmulatorApp] = {
+    "fireworks": FireworksApp(),
+    "nebius": NebiusApp(),
     "generic": GenericApp(),
+    "together": TogetherApp(),
+    "onerouter": OneRouterApp(),
+    "cohere": CohereApp(),
+    "cohere-v1": CohereV1App(),
+    "jina": JinaApp(),
+    "voyage": VoyageApp(),
+    "mixedbread": MixedbreadApp(),
+    "pinecone": PineconeApp(),
+    "nvidia": NvidiaApp(),
+    "tei": TEIApp(),
+    "vllm": VLLMApp(),
+    "infinity": InfinityApp(),
 }

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -51,6 +52,18 @@ class Fault:
     """Transform the real, well-formed payload (bad indices, NaN scores, ignored top_n...)."""
     drop_connection: bool = False
     """Close the socket without answering."""
+    ignore_top_n: bool = False
+    """Answer every document even when the request asked for `top_n` (a provider that ignores it)."""
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that timed out and hung up is what timeout tests provoke, not an emulator failure.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
 
 @dataclass
@@ -81,8 +94,11 @@ class ProviderEmulator:
         self._faults: list[Fault] = []
         self._sticky: Fault | None = None
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
+        self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        self._in_flight = 0
+        self.peak_in_flight = 0
+        """The most requests this emulator was serving at the same moment."""
 
     # -- control ------------------------------------------------------------------------------------------
 
@@ -116,19 +132,22 @@ class ProviderEmulator:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # else headers and body go out as two segments, 40 ms apart
 
             def log_message(self, format: str, *args: Any) -> None:  # keep test output clean
                 pass
 
             def do_POST(self) -> None:
-                emulator._handle(self)
+                with emulator._counting_in_flight():
+                    emulator._handle(self)
 
             def do_GET(self) -> None:
                 emulator._send(self, 404, {"error": "not found"})
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _Server(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # A short poll interval: `stop()` waits up to one interval, and every test stops its emulators.
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
         self._thread.start()
         return self
 
@@ -151,6 +170,17 @@ class ProviderEmulator:
             if self._faults:
                 return self._faults.pop(0)
             return self._sticky
+
+    @contextmanager
+    def _counting_in_flight(self) -> Iterator[None]:
+        with self._lock:
+            self._in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._in_flight -= 1
 
     def _handle(self, handler: BaseHTTPRequestHandler) -> None:
         length = int(handler.headers.get("content-length") or 0)
@@ -182,12 +212,16 @@ class ProviderEmulator:
             self._send(handler, fault.status or 200, fault.body, fault.headers)
             return
 
-        status, payload, extra_headers = self._answer(handler.path, headers, body)
+        status, payload, extra_headers = self._answer(
+            handler.path, headers, body, ignore_top_n=bool(fault and fault.ignore_top_n)
+        )
         if fault and fault.mutate is not None and status == 200:
             payload = fault.mutate(payload)
         self._send(handler, status, payload, {**extra_headers, **(fault.headers if fault else {})})
 
-    def _answer(self, path: str, headers: dict[str, str], body: Any) -> tuple[int, Any, dict[str, str]]:
+    def _answer(
+        self, path: str, headers: dict[str, str], body: Any, *, ignore_top_n: bool = False
+    ) -> tuple[int, Any, dict[str, str]]:
         path_only = path.split("?", 1)[0]
         if path_only not in self.app.paths:
             return 404, self.app.error_body(404, f"no route {path_only}"), {}
@@ -203,7 +237,7 @@ class ProviderEmulator:
             return 413, self.app.error_body(413, f"too many documents: {len(texts)} > {self.max_documents}"), {}
         scores = [(i, self.scorer(query, text)) for i, text in enumerate(texts)]
         ranked = sorted(scores, key=lambda item: (-item[1], item[0]))
-        payload, extra_headers = self.app.respond(body, ranked, texts, top_n)
+        payload, extra_headers = self.app.respond(body, ranked, texts, None if ignore_top_n else top_n)
         return 200, payload, extra_headers
 
     @staticmethod

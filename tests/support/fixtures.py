@@ -44,3 +44,19 @@ def start_emulator() -> Iterator[Callable[..., ProviderEmulator]]:
     yield start
     for emu in started:
         emu.stop()
+
+
+@pytest.fixture(scope="session")
+def tiny_cross_encoder(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Directory of a tiny 2-layer BERT cross-encoder with one logit (built once per session, never downloaded)."""
+    from tests.support.tiny_models import build_tiny_cross_encoder
+
+    return build_tiny_cross_encoder(tmp_path_factory.mktemp("tiny-ce-1"), num_labels=1)
+
+
+@pytest.fixture(scope="session")
+def tiny_cross_encoder_2label(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Directory of a tiny 2-layer BERT cross-encoder with two labels (label 1 = relevant)."""
+    from tests.support.tiny_models import build_tiny_cross_encoder
+
+    return build_tiny_cross_encoder(tmp_path_factory.mktemp("tiny-ce-2"), num_labels=2, seed=1)

@@ -1,6 +1,9 @@
 """rerank-core: one normalized reranking API over hosted providers and a local cross-encoder."""
 
 from rerank_core.base import Reranker, Scores
+from rerank_core.cache import CachingReranker, MemoryScoreCache, ScoreCache, SQLiteScoreCache
+from rerank_core.chunking import ChunkingReranker
+from rerank_core.config import RerankerConfig
 from rerank_core.errors import (
     AuthenticationError,
     ConfigurationError,
@@ -13,7 +16,10 @@ from rerank_core.errors import (
     RerankTimeoutError,
     ResponseFormatError,
 )
+from rerank_core.fallback import FallbackReranker
+from rerank_core.http import HTTPReranker
 from rerank_core.loader import load_reranker
+from rerank_core.local import LocalCrossEncoder  # imports torch only on first use
 from rerank_core.models import (
     CacheStats,
     Document,
@@ -29,12 +35,18 @@ from rerank_core.models import (
 __all__ = [
     "AuthenticationError",
     "CacheStats",
+    "CachingReranker",
+    "ChunkingReranker",
     "ConfigurationError",
     "Document",
     "DocumentInput",
     "DroppedDocument",
+    "FallbackReranker",
+    "HTTPReranker",
     "InvalidInputError",
     "InvalidRequestError",
+    "LocalCrossEncoder",
+    "MemoryScoreCache",
     "ProviderError",
     "RateLimitError",
     "RerankConnectionError",
@@ -43,7 +55,10 @@ __all__ = [
     "RerankResult",
     "RerankTimeoutError",
     "Reranker",
+    "RerankerConfig",
     "ResponseFormatError",
+    "SQLiteScoreCache",
+    "ScoreCache",
     "ScoreKind",
     "Scores",
     "Usage",

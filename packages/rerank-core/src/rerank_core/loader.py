@@ -1,56 +1,172 @@
-"""`load_reranker`: the one entry point that turns a spec string or a dict into a reranker."""
+"""`load_reranker`: the one entry point that turns any config form into a ready reranker.
+
+Every form (spec string, dict, `RerankerConfig`, TOML/YAML/JSON file, `RERANK_*` environment variables) becomes
+a `RerankerConfig` first, and the reranker is built from that, so all forms behave the same. Composition order
+for one member: provider -> score cache -> long-document chunking; members are then chained by fallback.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rerank_core.base import Reranker
+from rerank_core.cache import CachingReranker, ScoreCache, open_cache
+from rerank_core.chunking import ChunkingReranker, local_token_budget
+from rerank_core.config import ConfigSource, RerankerConfig
 from rerank_core.errors import ConfigurationError
+from rerank_core.fallback import FallbackReranker, Member
+
+if TYPE_CHECKING:
+    import httpx
+
+
+CHAIN_WIDE = ("long_documents", "max_tokens_per_document", "chunk_overlap")
+"""Settings a fallback member takes from the chain unless it sets them itself (the cache store is shared too)."""
 
 
 def parse_spec(spec: str) -> tuple[str, str | None]:
     """`"provider:model"` -> (provider, model). The model may itself contain ':' (a local path, a tag)."""
-    provider, _, model = spec.strip().partition(":")
-    if not provider:
-        raise ConfigurationError(f"empty provider in spec {spec!r}", hint='Use "<provider>:<model>"')
-    return provider.lower(), model or None
+    config = RerankerConfig.from_spec(spec)
+    return config.provider, config.model
 
 
 def load_reranker(
-    spec: str | Mapping[str, Any],
+    spec: ConfigSource = None,
     *,
     api_key: str | None = None,
     base_url: str | None = None,
-    timeout: float = 30.0,
-    max_retries: int = 2,
+    timeout: float | None = None,
+    max_retries: int | None = None,
     max_documents_per_request: int | None = None,
-    max_concurrency: int = 4,
-    **options: Any,
+    max_concurrency: int | None = None,
+    headers: Mapping[str, str] | None = None,
+    http_client: httpx.Client | None = None,
+    async_http_client: httpx.AsyncClient | None = None,
+    **overrides: Any,
 ) -> Reranker:
-    """Build a reranker from `"<provider>:<model>"` or a dict with `provider`, `model` and the keyword options."""
-    if isinstance(spec, Mapping):
-        settings = dict(spec)
-        provider = settings.pop("provider", None)
-        if not isinstance(provider, str):
-            raise ConfigurationError("config dict needs a 'provider' key")
-        model = settings.pop("model", None)
-        return load_reranker(f"{provider}:{model}" if model else provider, **settings)
-    provider, model = parse_spec(spec)
-    if provider == "local":
+    """Build a reranker from a spec string, a dict, a `RerankerConfig`, a config file path, or (with no
+    argument) the `RERANK_*` environment variables; with nothing configured, the local cross-encoder.
+
+    Keyword arguments override the config: any `RerankerConfig` field (`cache=True`, `fallback=[...]`, ...);
+    other keywords become provider `options`. `headers` and the httpx clients apply to the first member only and
+    are never part of the config.
+    """
+    config = RerankerConfig.load(spec)
+    named = {
+        "api_key": api_key,
+        "base_url": base_url,
+        "timeout": timeout,
+        "max_retries": max_retries,
+        "max_documents_per_request": max_documents_per_request,
+        "max_concurrency": max_concurrency,
+    }
+    settings: dict[str, Any] = {key: value for key, value in named.items() if value is not None}
+    options = {key: value for key, value in overrides.items() if key not in RerankerConfig.model_fields}
+    settings.update({key: value for key, value in overrides.items() if key in RerankerConfig.model_fields})
+    if options:
+        settings["options"] = {**config.options, **settings.get("options", {}), **options}
+    config = config.with_overrides(settings)
+    clients = {"headers": headers, "http_client": http_client, "async_http_client": async_http_client}
+    return build_reranker(config, clients={key: value for key, value in clients.items() if value is not None})
+
+
+def build_reranker(config: RerankerConfig, *, clients: Mapping[str, Any] | None = None) -> Reranker:
+    """The reranker a validated config describes."""
+    cache = open_cache(config.cache, max_entries=config.cache_size)
+    if not config.fallback:
+        return build_member(config, cache, clients or {})
+    primary = config.model_copy(update={"fallback": []})
+    members: list[Member] = [member_or_factory(primary, cache, clients or {})]
+    for member in config.fallback:
+        # Chain-wide settings apply to every member that does not set its own; a member without its own cache
+        # shares the chain's store (keys include provider and model, so members never mix scores).
+        inherited = {key: getattr(config, key) for key in CHAIN_WIDE if key not in member.model_fields_set}
+        member_cache = (
+            open_cache(member.cache, max_entries=member.cache_size) if "cache" in member.model_fields_set else cache
+        )
+        members.append(member_or_factory(member.with_overrides(inherited), member_cache, {}))
+    breaker = config.circuit_breaker
+    return FallbackReranker(
+        members,
+        on_failure=config.on_failure,
+        failure_threshold=breaker.failure_threshold,
+        cooldown=breaker.cooldown,
+    )
+
+
+def member_or_factory(config: RerankerConfig, cache: ScoreCache | None, clients: Mapping[str, Any]) -> Member:
+    """Build now, unless the API key is missing: then build on first use, so the chain still starts and the
+    member is skipped (and retried later) until its key appears."""
+    if config.fallback:
+        return build_reranker(config, clients=clients)
+    if key_is_missing(config):
+        return lambda: build_member(config, cache, clients)
+    return build_member(config, cache, clients)
+
+
+def build_member(config: RerankerConfig, cache: ScoreCache | None, clients: Mapping[str, Any]) -> Reranker:
+    """One provider, wrapped by the cache and the long-document chunker as configured."""
+    base = build_provider(config, clients)
+    reranker: Reranker = CachingReranker(base, cache) if cache is not None else base
+    if config.long_documents == "chunk":
+        reranker = ChunkingReranker(
+            reranker,
+            max_tokens_per_document=config.max_tokens_per_document,
+            overlap=config.chunk_overlap,
+            tokens=local_token_budget(base),
+        )
+    return reranker
+
+
+def build_provider(config: RerankerConfig, clients: Mapping[str, Any]) -> Reranker:
+    if config.provider == "local":
         from rerank_core.local import LocalCrossEncoder
 
-        return LocalCrossEncoder(model, **options)
+        settings = {"normalize": config.normalize, **config.options}
+        return LocalCrossEncoder(config.model, **settings)
+
     from rerank_core.http import HTTPReranker
 
     return HTTPReranker(
-        provider,
-        model=model,
-        api_key=api_key,
-        base_url=base_url,
-        timeout=timeout,
-        max_retries=max_retries,
-        max_documents_per_request=max_documents_per_request,
-        max_concurrency=max_concurrency,
-        **options,
+        config.provider,
+        model=config.model,
+        api_key=resolve_api_key(config),
+        base_url=config.base_url,
+        timeout=config.timeout,
+        max_retries=config.max_retries,
+        max_documents_per_request=config.max_documents_per_request,
+        max_concurrency=config.max_concurrency,
+        options=config.options,
+        normalize=config.normalize,
+        **clients,
     )
+
+
+def resolve_api_key(config: RerankerConfig) -> str | None:
+    """A key passed in code, else the variable named by `api_key_env`; None lets the provider's own variable
+    apply (HTTPReranker reads it and names it when it is missing)."""
+    if config.api_key is not None:
+        return config.api_key.get_secret_value()
+    if config.api_key_env is None:
+        return None
+    value = os.environ.get(config.api_key_env)
+    if not value:
+        raise ConfigurationError(
+            f"environment variable {config.api_key_env} is not set",
+            provider=config.provider,
+            hint=f"Set {config.api_key_env} to your {config.provider} API key (api_key_env names it in the config)",
+        )
+    return value
+
+
+def key_is_missing(config: RerankerConfig) -> bool:
+    if config.provider == "local" or config.api_key is not None:
+        return False
+    if config.api_key_env is not None:
+        return not os.environ.get(config.api_key_env)
+    from rerank_core.dialects import get_dialect
+
+    dialect = get_dialect(config.provider)  # also rejects an unknown provider now, not on first use
+    return dialect.requires_api_key and not (dialect.api_key_env and os.environ.get(dialect.api_key_env))

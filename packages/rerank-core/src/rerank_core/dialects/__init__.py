@@ -3,10 +3,42 @@
 from __future__ import annotations
 
 from rerank_core.dialects.base import Dialect, ParsedResponse
+from rerank_core.dialects.cohere import CohereDialect, CohereV1Dialect
+from rerank_core.dialects.fireworks import FireworksDialect
 from rerank_core.dialects.generic import GenericDialect
+from rerank_core.dialects.infinity import InfinityDialect
+from rerank_core.dialects.jina import JinaDialect
+from rerank_core.dialects.mixedbread import MixedbreadDialect
+from rerank_core.dialects.nebius import NebiusDialect
+from rerank_core.dialects.nvidia import NvidiaDialect
+from rerank_core.dialects.onerouter import OneRouterDialect
+from rerank_core.dialects.pinecone import PineconeDialect
+from rerank_core.dialects.tei import TEIDialect
+from rerank_core.dialects.together import TogetherDialect
+from rerank_core.dialects.vllm import VLLMDialect
+from rerank_core.dialects.voyage import VoyageDialect
 from rerank_core.errors import ConfigurationError
 
-DIALECTS: dict[str, type[Dialect]] = {dialect.name: dialect for dialect in (GenericDialect,)}
+DIALECTS: dict[str, type[Dialect]] = {
+    dialect.name: dialect
+    for dialect in (
+        FireworksDialect,
+        NebiusDialect,
+        GenericDialect,
+        TogetherDialect,
+        OneRouterDialect,
+        CohereDialect,
+        CohereV1Dialect,
+        JinaDialect,
+        VoyageDialect,
+        MixedbreadDialect,
+        PineconeDialect,
+        NvidiaDialect,
+        TEIDialect,
+        VLLMDialect,
+        InfinityDialect,
+    )
+}
 
 
 def get_dialect(name: str) -> Dialect:

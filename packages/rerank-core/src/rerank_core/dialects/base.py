@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, ClassVar
+from urllib.parse import urlencode
 
 from rerank_core.dialects._parse import parse_results
 from rerank_core.errors import ConfigurationError
@@ -42,11 +44,38 @@ class Dialect:
     """The provider's documented cap, used when the caller sets none."""
     options: ClassVar[frozenset[str]] = frozenset()
     """Provider-specific request options accepted through `options={...}`."""
+    option_choices: ClassVar[Mapping[str, tuple[object, ...]]] = MappingProxyType({})
+    """Options whose documented values are a closed set, checked by `check_options`."""
+    default_model: ClassVar[str | None] = None
+    """Sent when the caller names no model and the API requires one."""
 
-    def url(self, base_url: str) -> str:
-        base = base_url.rstrip("/")
-        # Accept a full endpoint URL as well as the documented base URL.
-        return base if base.endswith(self.path) else base + self.path
+    def url(self, base_url: str, options: Mapping[str, Any] | None = None) -> str:
+        """The endpoint for `base_url`: the documented base, a base ending in the path's version segment
+        (`.../v1`), or the full endpoint. A query string in `base_url` is kept; dialects whose API takes query
+        parameters add them from `options` (pass the same options as to `build_body`)."""
+        base, _, query = base_url.partition("?")
+        base = base.rstrip("/")
+        endpoint = base if base.endswith(self.path) else base + self._path_after(base)
+        params = [query] if query else []
+        params += [urlencode({key: value}) for key, value in self.query_params(options or {}).items()]
+        return endpoint + ("?" + "&".join(params) if params else "")
+
+    def _path_after(self, base: str) -> str:
+        # ".../v1" + "/v1/rerank" -> ".../v1/rerank", not ".../v1/v1/rerank".
+        segments = self.path.strip("/").split("/")
+        for cut in range(len(segments) - 1, 0, -1):
+            if base.endswith("/" + "/".join(segments[:cut])):
+                return "/" + "/".join(segments[cut:])
+        return self.path
+
+    def query_params(self, options: Mapping[str, Any]) -> dict[str, str]:
+        """URL query parameters taken from `options` (most APIs take none)."""
+        return {}
+
+    def score_kind_for(self, options: Mapping[str, Any]) -> ScoreKind:
+        """The kind of score the provider returns with these options (e.g. `raw_scores=True` gives logits).
+        The HTTP client should report this rather than the class default `score_kind`."""
+        return self.score_kind
 
     def headers(self, api_key: str | None) -> dict[str, str]:
         return {"Authorization": f"Bearer {api_key}"} if api_key else {}
@@ -60,6 +89,13 @@ class Dialect:
                 provider=self.name,
                 hint=f"Options this provider accepts: {allowed}",
             )
+        for key, choices in self.option_choices.items():
+            if key in options and not _one_of(options[key], choices):
+                raise ConfigurationError(
+                    f"option {key}={options[key]!r} is not valid for provider {self.name!r}",
+                    provider=self.name,
+                    hint=f"Use one of: {', '.join(repr(choice) for choice in choices)}",
+                )
 
     def build_body(
         self,
@@ -76,10 +112,20 @@ class Dialect:
         """Read a 2xx body. The default handles the common `{results|data: [{index, relevance_score}]}` shape."""
         return ParsedResponse(
             scores=parse_results(payload, n_documents=n_documents, provider=self.name),
-            model=_str_or_none(payload, "model"),
+            model=string_or_none(payload, "model"),
             usage=usage_from(payload.get("usage") if isinstance(payload, dict) else None),
-            request_id=_str_or_none(payload, "id"),
+            request_id=string_or_none(payload, "id"),
         )
+
+
+def _one_of(value: object, choices: tuple[object, ...]) -> bool:
+    # Same type too: `1 == True`, but a JSON schema asking for a boolean rejects 1.
+    return any(type(value) is type(choice) and value == choice for choice in choices)
+
+
+def choices(**allowed: tuple[object, ...]) -> Mapping[str, tuple[object, ...]]:
+    """A read-only `option_choices` table."""
+    return MappingProxyType(allowed)
 
 
 def usage_from(raw: object) -> Usage:
@@ -98,6 +144,6 @@ def usage_from(raw: object) -> Usage:
     )
 
 
-def _str_or_none(payload: object, key: str) -> str | None:
+def string_or_none(payload: object, key: str) -> str | None:
     value = payload.get(key) if isinstance(payload, dict) else None
     return value if isinstance(value, str) else None

@@ -1,0 +1,108 @@
+"""Framework wrapper overhead: each wrapper vs. calling rerank-core directly, on the same 100 documents.
+
+Every wrapper and the baseline share one `HTTPReranker` pointed at the loopback emulator, so they send identical
+requests; the difference is the wrappers' own work (document mapping, copies, callbacks, events). Calls are
+interleaved round by round (so drift hits every contender alike) and the medians are compared. The baseline is
+the core called with plain strings, the least work a caller can ask of it.
+
+    python -m benchmarks.framework_overhead [--rounds 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import haystack
+import langchain_core.documents as lc
+from llama_index.core.schema import NodeWithScore, TextNode
+from rerank_core import load_reranker
+from rerank_langchain import RerankCompressor
+from rerank_llamaindex import RerankPostprocessor
+
+from haystack_integrations.components.rankers.rerank import RerankRanker
+from tests.support.emulator import ProviderEmulator
+
+N_DOCUMENTS = 100
+QUERY = "how do cross encoders rerank search results"
+WORDS = "search rerank cross encoder results query document model score neural ranking fast index".split()
+
+
+def texts() -> list[str]:
+    return [" ".join(WORDS[(i + j) % len(WORDS)] for j in range(40 + i % 30)) for i in range(N_DOCUMENTS)]
+
+
+def contenders(base_url: str) -> tuple[dict[str, Callable[[], Any]], dict[str, Callable[[], Awaitable[Any]]]]:
+    core = load_reranker({"provider": "generic", "model": "m", "base_url": base_url, "api_key": "k"})
+    strings = texts()
+    lc_docs = [lc.Document(t, id=f"d{i}", metadata={"i": i}) for i, t in enumerate(strings)]
+    li_nodes = [NodeWithScore(node=TextNode(text=t, id_=f"d{i}", metadata={"i": i}), score=0.5) for i, t in enumerate(strings)]
+    hs_docs = [haystack.Document(content=t, id=f"d{i}", meta={"i": i}) for i, t in enumerate(strings)]
+    compressor = RerankCompressor(reranker=core, top_n=None)
+    postprocessor = RerankPostprocessor(reranker=core, top_n=None)
+    ranker = RerankRanker(core, top_k=None)
+    sync = {
+        "core": lambda: core.rerank(QUERY, strings),
+        "langchain": lambda: compressor.compress_documents(lc_docs, QUERY),
+        "llamaindex": lambda: postprocessor.postprocess_nodes(li_nodes, query_str=QUERY),
+        "haystack": lambda: ranker.run(QUERY, hs_docs),
+    }
+    asynchronous = {
+        "core": lambda: core.arerank(QUERY, strings),
+        "langchain": lambda: compressor.acompress_documents(lc_docs, QUERY),
+        "llamaindex": lambda: postprocessor.apostprocess_nodes(li_nodes, query_str=QUERY),
+        "haystack": lambda: ranker.run_async(QUERY, hs_docs),
+    }
+    return sync, asynchronous
+
+
+def measure_sync(calls: dict[str, Callable[[], Any]], rounds: int) -> dict[str, float]:
+    for call in calls.values():  # warm connections and imports
+        call()
+    samples: dict[str, list[float]] = {name: [] for name in calls}
+    for _ in range(rounds):
+        for name, call in calls.items():
+            started = time.perf_counter()
+            call()
+            samples[name].append(time.perf_counter() - started)
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+async def measure_async(calls: dict[str, Callable[[], Awaitable[Any]]], rounds: int) -> dict[str, float]:
+    for call in calls.values():
+        await call()
+    samples: dict[str, list[float]] = {name: [] for name in calls}
+    for _ in range(rounds):
+        for name, call in calls.items():
+            started = time.perf_counter()
+            await call()
+            samples[name].append(time.perf_counter() - started)
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def report(title: str, medians: dict[str, float]) -> None:
+    base = medians["core"]
+    print(f"\n{title}: median per call, {N_DOCUMENTS} documents")
+    print("| contender | median (ms) | overhead vs core |")
+    print("|---|---:|---:|")
+    for name, value in medians.items():
+        overhead = "baseline" if name == "core" else f"{(value / base - 1) * 100:+.1f}% ({(value - base) * 1e3:+.2f} ms)"
+        print(f"| {name} | {value * 1e3:.2f} | {overhead} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=300)
+    args = parser.parse_args()
+    with ProviderEmulator("generic") as emu:
+        sync, asynchronous = contenders(emu.base_url)
+        report("sync", measure_sync(sync, args.rounds))
+        report("async", asyncio.run(measure_async(asynchronous, args.rounds)))
+
+
+if __name__ == "__main__":
+    main()

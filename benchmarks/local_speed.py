@@ -1,0 +1,224 @@
+"""Local cross-encoder speed: `LocalCrossEncoder` vs sentence-transformers `CrossEncoder.predict`, same weights.
+
+Workload (issue 3): a MiniLM-L6-architecture cross-encoder (built offline by `benchmarks/local_models.py`),
+1 SciFact claim + 100 SciFact abstracts of 50-300 words, max_length 512 and 256, 2 torch threads. The variants
+run interleaved round by round (order rotated each round) and every ratio is the median of per-round ratios,
+so drifting machine load hits every variant alike. Also reports the share of the machine's fp32 FLOP limit
+(measured `torch.mm` rate vs model FLOPs at the real token counts) and int8 ranking agreement.
+
+    python -m benchmarks.local_speed            # full run (about 3-4 minutes on 2 idle cores)
+    python -m benchmarks.local_speed --quick    # smoke run: 1 round, 30 documents
+    python -m benchmarks.local_speed --sweep    # batch-size sweep used to pick DEFAULT_BATCH_SIZE
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import statistics
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from benchmarks.local_models import build_minilm_cross_encoder
+from rerank_core.local import DEFAULT_BATCH_SIZE, LocalCrossEncoder
+
+SCIFACT = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact"
+
+
+def load_workload(n_docs: int, seed: int = 0) -> tuple[str, list[str]]:
+    """One SciFact claim and `n_docs` abstracts of 50-300 words, chosen deterministically."""
+    abstracts = []
+    with (SCIFACT / "corpus.jsonl").open(encoding="utf-8") as corpus:
+        for line in corpus:
+            row = json.loads(line)
+            text = f"{row['title']} {row['text']}".strip()
+            if 50 <= len(text.split()) <= 300:
+                abstracts.append(text)
+    with (SCIFACT / "queries.jsonl").open(encoding="utf-8") as queries:
+        claims = [json.loads(line)["text"] for line in queries]
+    rng = random.Random(seed)
+    return rng.choice(claims), rng.sample(abstracts, n_docs)
+
+
+def matmul_rate(size: int = 2048, repeats: int = 5) -> float:
+    """Best observed fp32 `torch.mm` rate in FLOP/s: the practical ceiling of this machine."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    torch.mm(a, b)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best
+
+
+def flops_per_pair(config: Any, tokens: int) -> float:
+    """Matmul FLOPs of one BERT forward pass over `tokens` tokens (embeddings and softmax are negligible)."""
+    hidden, inner, layers = config.hidden_size, config.intermediate_size, config.num_hidden_layers
+    projections = 2 * tokens * (4 * hidden * hidden + 2 * hidden * inner)  # Q, K, V, O and the two FFN matmuls
+    attention = 2 * 2 * tokens * tokens * hidden  # Q·Kᵀ and A·V
+    head = 2 * hidden * hidden + 2 * hidden  # pooler and classifier, on [CLS] only
+    return float(layers * (projections + attention) + head)
+
+
+def kendall_tau(a: list[float], b: list[float]) -> float:
+    n, concordant, discordant = len(a), 0, 0
+    for i in range(n):
+        for j in range(i + 1, n):
+            sign = (a[i] - a[j]) * (b[i] - b[j])
+            concordant += sign > 0
+            discordant += sign < 0
+    return (concordant - discordant) / (n * (n - 1) / 2)
+
+
+def top_k(scores: list[float], k: int) -> set[int]:
+    return set(sorted(range(len(scores)), key=lambda i: -scores[i])[:k])
+
+
+def timed(run: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    run()
+    return time.perf_counter() - start
+
+
+def measure(variants: dict[str, Callable[[], object]], rounds: int) -> dict[str, list[float]]:
+    """Seconds per call of each variant, interleaved; the starting variant rotates every round."""
+    for run in variants.values():
+        run()  # warm-up: load, allocate, first-call overheads
+    names = list(variants)
+    seconds: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(rounds):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            seconds[name].append(timed(variants[name]))
+    return seconds
+
+
+def median_ratio(baseline: list[float], variant: list[float]) -> float:
+    """Speed-up of `variant` over `baseline`: the median of per-round time ratios."""
+    return statistics.median(b / v for b, v in zip(baseline, variant, strict=True))
+
+
+def speed_table(model_dir: Path, query: str, docs: list[str], rounds: int, max_lengths: list[int]) -> None:
+    from sentence_transformers import CrossEncoder
+
+    peak = matmul_rate()
+    print(f"fp32 torch.mm peak: {peak / 1e9:.0f} GFLOP/s (2048³, {torch.get_num_threads()} threads)\n")
+    print("| max_length | tokens/pair | variant | pairs/s | vs sentence-transformers | share of fp32 FLOP limit |")
+    print("|---|---|---|---|---|---|")
+    pairs = [(query, doc) for doc in docs]
+    for max_length in max_lengths:
+        st = CrossEncoder(str(model_dir), max_length=max_length, device="cpu", activation_fn=torch.nn.Sigmoid())
+        fp32 = LocalCrossEncoder(str(model_dir), max_length=max_length, local_files_only=True, device="cpu")
+        int8 = LocalCrossEncoder(
+            str(model_dir), max_length=max_length, local_files_only=True, device="cpu", quantize="int8"
+        )
+        variants: dict[str, Callable[[], object]] = {
+            "sentence-transformers predict (bs 32)": partial(st.predict, pairs, batch_size=32),
+            f"LocalCrossEncoder fp32 (bs {fp32.batch_size})": partial(fp32.rerank, query, docs),
+            f"LocalCrossEncoder int8 (bs {int8.batch_size})": partial(int8.rerank, query, docs),
+        }
+        seconds = measure(variants, rounds)
+
+        encoded = fp32.tokenizer([query] * len(docs), docs, truncation="only_second", max_length=max_length)
+        tokens = [len(ids) for ids in encoded["input_ids"]]
+        total_flops = sum(flops_per_pair(st.model.config, t) for t in tokens)
+        baseline = seconds[next(iter(seconds))]
+        for name, times in seconds.items():
+            best = statistics.median(times)
+            share = "" if "int8" in name else f"{total_flops / best / peak:.0%}"
+            print(
+                f"| {max_length} | {statistics.mean(tokens):.0f} | {name} | {len(docs) / best:.1f} | "
+                f"{median_ratio(baseline, times):.2f}× | {share} |"
+            )
+        agreement(query, docs, fp32, int8, st, max_length)
+
+
+def agreement(
+    query: str, docs: list[str], fp32: LocalCrossEncoder, int8: LocalCrossEncoder, st: Any, max_length: int
+) -> None:
+    """Parity of fp32 with sentence-transformers, and how closely int8 follows fp32."""
+    st_scores = st.predict([(query, doc) for doc in docs]).tolist()
+    response = fp32.rerank(query, docs)
+    ours = [score for _, score in sorted((r.index, r.relevance_score) for r in response.results)]
+    same_ranking = [r.index for r in response.results] == sorted(range(len(docs)), key=lambda i: -st_scores[i])
+    logits, quantized = fp32.predict_logits(query, docs), int8.predict_logits(query, docs)
+    print(
+        f"\nmax_length {max_length}: fp32 vs sentence-transformers: max |Δscore| "
+        f"{max(abs(a - b) for a, b in zip(ours, st_scores, strict=True)):.1e}, identical ranking: {same_ranking}"
+    )
+    print(
+        f"max_length {max_length}: int8 vs fp32: Kendall τ {kendall_tau(logits, quantized):.3f}, "
+        f"top-10 overlap {len(top_k(logits, 10) & top_k(quantized, 10))}/10, "
+        f"max |Δlogit| {max(abs(a - b) for a, b in zip(logits, quantized, strict=True)):.3f} "
+        f"(fp32 logits span {max(logits) - min(logits):.3f})\n"
+    )
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def batch_size_sweep(model_dir: Path, query: str, docs: list[str], rounds: int, max_lengths: list[int]) -> None:
+    print("| max_length | batch_size | pairs/s | vs bs 32 |")
+    print("|---|---|---|---|")
+    for max_length in max_lengths:
+        variants: dict[str, Callable[[], object]] = {}
+        for batch_size in (32, 16, 8, 4, 2, 1):
+            reranker = LocalCrossEncoder(
+                str(model_dir), max_length=max_length, batch_size=batch_size, local_files_only=True, device="cpu"
+            )
+            variants[str(batch_size)] = partial(reranker.rerank, query, docs)
+        seconds = measure(variants, rounds)
+        for name, times in seconds.items():
+            ratio = median_ratio(seconds["32"], times)
+            print(f"| {max_length} | {name} | {len(docs) / statistics.median(times):.1f} | {ratio:.2f}× |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="1 round, 30 documents: checks the script works")
+    parser.add_argument("--sweep", action="store_true", help="batch-size sweep instead of the speed table")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--docs", type=int, default=100)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    rounds, n_docs = (1, 30) if args.quick else (args.rounds, args.docs)
+
+    torch.set_num_threads(args.threads)
+    import sentence_transformers
+    import transformers
+
+    print(
+        f"machine: {cpu_name()}, {os.cpu_count()} cores, "
+        f"load average {os.getloadavg()[0]:.2f}; torch {torch.__version__}, transformers {transformers.__version__}, "
+        f"sentence-transformers {sentence_transformers.__version__}; DEFAULT_BATCH_SIZE={DEFAULT_BATCH_SIZE}; "
+        f"{rounds} rounds, {n_docs} docs\n"
+    )
+    if os.getloadavg()[0] > 0.5:
+        print("WARNING: the machine is busy (load average > 0.5); numbers are not trustworthy.\n")
+    model_dir = build_minilm_cross_encoder()
+    query, docs = load_workload(n_docs)
+    print(f"query: {query!r}\n")
+    if args.sweep:
+        batch_size_sweep(model_dir, query, docs, rounds, [512, 256])
+    else:
+        speed_table(model_dir, query, docs, rounds, [512, 256])
+    print(f"\nload average at the end: {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,171 @@
+"""Turn a failed HTTP exchange into the typed `RerankError` that says what went wrong and what to do.
+
+The provider's own message is read from its error body; every text that ends up in an error is scrubbed of
+secrets first, because providers sometimes echo the request's headers back.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import httpx
+
+from rerank_core.errors import (
+    AuthenticationError,
+    InvalidRequestError,
+    ProviderError,
+    RateLimitError,
+    RerankConnectionError,
+    RerankError,
+    RerankTimeoutError,
+    ResponseFormatError,
+)
+
+REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-amzn-requestid", "x-trace-id", "cf-ray")
+MAX_TEXT = 300
+
+
+class Scrubber:
+    """Replaces every known secret in a text with `***`."""
+
+    def __init__(self, secrets: Iterable[str | None]) -> None:
+        # Longest first, so a secret containing another is replaced whole; tiny values would mangle text.
+        self._secrets = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+
+def request_id_from(headers: Mapping[str, str], payload: Any = None) -> str | None:
+    for name in REQUEST_ID_HEADERS:
+        value = headers.get(name)
+        if value:
+            return value
+    if isinstance(payload, dict):
+        for key in ("request_id", "requestId"):
+            if isinstance(payload.get(key), str):
+                return str(payload[key])
+    return None
+
+
+def provider_message(payload: Any, raw_text: str) -> str:
+    """The provider's own words: `error.message`, `message`, `detail` (str or `[].msg`), `error`, else raw text."""
+    if isinstance(payload, dict):
+        error = payload.get("error")
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            return str(error["message"])
+        if isinstance(payload.get("message"), str):
+            return str(payload["message"])
+        detail = payload.get("detail")
+        if isinstance(detail, str):
+            return detail
+        if isinstance(detail, list):
+            messages = [str(item["msg"]) for item in detail if isinstance(item, dict) and "msg" in item]
+            if messages:
+                return "; ".join(messages)
+        if isinstance(error, str):
+            return error
+    text = raw_text.strip()
+    return truncate(text) if text else "(empty body)"
+
+
+def truncate(text: str, limit: int = MAX_TEXT) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def error_from_response(
+    response: httpx.Response,
+    *,
+    provider: str,
+    attempts: int,
+    scrub: Scrubber,
+    api_key_env: str | None,
+) -> RerankError:
+    """The typed error for a non-2xx answer."""
+    status = response.status_code
+    text = response.text
+    try:
+        payload = json.loads(text) if text else None
+    except ValueError:
+        payload = None
+    message = scrub(truncate(provider_message(payload, text)))
+    request_id = request_id_from(response.headers, payload)
+    tried = f"Gave up after {attempts} attempts; " if attempts > 1 else ""
+    kind: type[RerankError]
+    if status in (401, 403):
+        kind = AuthenticationError
+        where = f"pass api_key=... or set {api_key_env}" if api_key_env else "pass api_key=..."
+        hint = f"Check the API key and its access to this model: {where}"
+    elif status == 429:
+        kind, hint = RateLimitError, tried + "lower max_concurrency, raise max_retries, or ask for a higher limit"
+    elif status == 413:
+        kind = InvalidRequestError
+        hint = "Even a single document is too large: shorten it or turn on the provider's truncation option"
+    elif status == 404:
+        kind, hint = InvalidRequestError, "Check base_url (the rerank endpoint) and the model name"
+    elif status == 408:
+        kind, hint = RerankTimeoutError, tried + "the provider timed out reading the request; retry later"
+    elif status >= 500:
+        kind, hint = ProviderError, tried + "the provider failed; retry later or raise max_retries"
+    elif 300 <= status < 400:
+        location = scrub(response.headers.get("location", "?"))
+        kind, hint = InvalidRequestError, f"base_url redirects to {location}; use the final URL"
+    elif status == 409:
+        kind, hint = ProviderError, tried + "the provider reported a conflict; retry later"
+    else:
+        kind, hint = InvalidRequestError, "The provider rejected the request; check the model name and options"
+    return kind(
+        message,
+        provider=provider,
+        status_code=status,
+        request_id=scrub(request_id) if request_id else None,
+        hint=hint,
+    )
+
+
+def error_from_exception(
+    exc: httpx.TransportError, *, provider: str, url: str, timeout: float, attempts: int, scrub: Scrubber
+) -> RerankError:
+    """The typed error for a request that got no (complete) answer."""
+    tries = f"{attempts} attempt{'s' if attempts > 1 else ''}"
+    if isinstance(exc, httpx.TimeoutException):
+        return RerankTimeoutError(
+            f"no answer from {scrub(url)} within timeout={timeout:g} s ({type(exc).__name__}, {tries})",
+            provider=provider,
+            hint="Raise timeout= or max_retries=, or check the provider's status",
+        )
+    detail = scrub(str(exc)) or type(exc).__name__
+    return RerankConnectionError(
+        f"could not get an answer from {scrub(url)}: {detail} ({tries})",
+        provider=provider,
+        hint="Check base_url, that the server is up, and your network or proxy",
+    )
+
+
+def with_context(
+    error: RerankError, *, provider: str, status_code: int | None, request_id: str | None, scrub: Scrubber
+) -> RerankError:
+    """The same error, re-made with the exchange's provider/status/request id filled in and secrets scrubbed."""
+    return type(error)(
+        scrub(error.message),
+        provider=error.provider or provider,
+        status_code=error.status_code if error.status_code is not None else status_code,
+        request_id=error.request_id or request_id,
+        hint=scrub(error.hint) if error.hint else None,
+    )
+
+
+def format_error(
+    message: str, *, provider: str, response: httpx.Response, request_id: str | None, scrub: Scrubber
+) -> ResponseFormatError:
+    return ResponseFormatError(
+        scrub(message),
+        provider=provider,
+        status_code=response.status_code,
+        request_id=request_id,
+        hint="The provider broke its own response format; rerank-core will not guess the missing scores",
+    )

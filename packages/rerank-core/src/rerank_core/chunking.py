@@ -1,0 +1,183 @@
+"""Long documents: split into overlapping windows, rerank every window, score each document by its best window.
+
+A provider (or the local model) truncates what does not fit its window, so a passage deep inside a long document
+is never seen. `ChunkingReranker` splits documents longer than `max_tokens_per_document` at word boundaries into
+windows that overlap by `overlap` tokens, sends all windows in one call, and max-pools the window scores back
+onto the caller's documents; each document is returned exactly once, with the winning span in `result.window`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from rerank_core.base import Reranker, Scores
+from rerank_core.errors import ConfigurationError
+from rerank_core.models import Document, Window
+
+WORD = re.compile(r"\S{1,100}")
+"""Window boundaries fall between words; a run of 100+ non-space characters is cut like several words."""
+
+
+def approximate_tokens(word: str) -> int:
+    """Subword tokenizers spend about one token per short word and one more per ~6 characters of a long one."""
+    return 1 + len(word) // 6
+
+
+@dataclass(frozen=True)
+class TokenBudget:
+    """How to measure a document against the budget.
+
+    Without `count`, tokens are estimated from words (remote providers, whose tokenizers are unknown). With it
+    (the local model's real tokenizer), every window is checked against the budget exactly. `room` says how many
+    tokens a document may take next to a given query, when the model's window is shared with the query.
+    """
+
+    count: Callable[[str], int] | None = None
+    room: Callable[[str], int] | None = None
+
+
+def split_windows(
+    text: str, budget: int, overlap: int, count: Callable[[str], int] | None = None
+) -> list[tuple[int, int]]:
+    """Character spans of overlapping windows of at most `budget` tokens; `[(0, len(text))]` if the text fits."""
+    words = [(m.start(), m.end()) for m in WORD.finditer(text)]
+    costs = [float(approximate_tokens(text[start:end])) for start, end in words]
+    total = count(text) if count is not None else sum(costs)
+    if total <= budget or len(words) < 2:
+        return [(0, len(text))]
+    if count is not None:  # calibrate the word estimates to the real tokenizer for this text
+        scale = total / sum(costs)
+        costs = [cost * scale for cost in costs]
+
+    windows: list[tuple[int, int]] = []
+    first = 0
+    while True:
+        end, used = first, 0.0
+        while end < len(words) and (end == first or used + costs[end] <= budget):
+            used += costs[end]
+            end += 1
+        while count is not None and end - first > 1 and count(text[words[first][0] : words[end - 1][1]]) > budget:
+            end -= max(1, (end - first) // 10)  # the estimate overshot: shrink until the real count fits
+        windows.append((words[first][0], words[end - 1][1]))
+        if end >= len(words):
+            return windows
+        # Start the next window far enough back that it repeats about `overlap` tokens, but always move on.
+        start, carried = end, 0.0
+        while start - 1 > first and carried + costs[start - 1] <= overlap:
+            carried += costs[start - 1]
+            start -= 1
+        first = start
+
+
+class ChunkingReranker(Reranker):
+    """Wraps `inner`; documents over `max_tokens_per_document` tokens are reranked window by window."""
+
+    def __init__(
+        self,
+        inner: Reranker,
+        *,
+        max_tokens_per_document: int = 512,
+        overlap: int = 64,
+        tokens: TokenBudget | None = None,
+    ) -> None:
+        if overlap < 0 or overlap >= max_tokens_per_document:
+            raise ConfigurationError(
+                f"chunk overlap ({overlap}) must be >= 0 and smaller than max_tokens_per_document "
+                f"({max_tokens_per_document})"
+            )
+        self.inner = inner
+        self.max_tokens_per_document = max_tokens_per_document
+        self.overlap = overlap
+        self.tokens = tokens or TokenBudget()
+        self.provider = inner.provider
+        self.model = inner.model
+        self.normalize = inner.normalize  # window scores stay raw; the outermost response normalizes them
+
+    def __repr__(self) -> str:
+        return f"ChunkingReranker({self.inner!r}, max_tokens_per_document={self.max_tokens_per_document})"
+
+    def close(self) -> None:
+        self.inner.close()
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+    def _score(self, query: str, documents: list[Document], top_n: int | None) -> Scores:
+        plan = self._plan(query, documents)
+        return plan.pool(self.inner._score(query, plan.pieces, plan.hint(top_n)))
+
+    async def _ascore(self, query: str, documents: list[Document], top_n: int | None) -> Scores:
+        plan = self._plan(query, documents)
+        return plan.pool(await self.inner._ascore(query, plan.pieces, plan.hint(top_n)))
+
+    def _plan(self, query: str, documents: list[Document]) -> _Plan:
+        budget = self.max_tokens_per_document
+        if self.tokens.room is not None:
+            budget = min(budget, self.tokens.room(query))
+        overlap = min(self.overlap, budget // 2)
+        plan = _Plan()
+        for index, doc in enumerate(documents):
+            spans = split_windows(doc.text, budget, overlap, self.tokens.count)
+            if len(spans) == 1:
+                plan.add(index, doc, None)
+                continue
+            for number, (start, end) in enumerate(spans):
+                text = doc.text[start:end]
+                plan.add(index, Document(text=text), Window(index=number, start=start, end=end, text=text))
+        return plan
+
+
+class _Plan:
+    """The pieces sent for one call, and which document and window each came from."""
+
+    def __init__(self) -> None:
+        self.pieces: list[Document] = []
+        self.owners: list[int] = []
+        self.windows: list[Window | None] = []
+
+    def add(self, owner: int, piece: Document, window: Window | None) -> None:
+        self.pieces.append(piece)
+        self.owners.append(owner)
+        self.windows.append(window)
+
+    def hint(self, top_n: int | None) -> int | None:
+        # Max-pooling needs every window's score; without chunked documents the caller's hint still applies.
+        return top_n if len(self.pieces) == len(set(self.owners)) else None
+
+    def pool(self, scored: Scores) -> Scores:
+        best: dict[int, float] = {}
+        winners: dict[int, Window] = {}
+        for piece, score in scored.scores.items():
+            owner, window = self.owners[piece], self.windows[piece]
+            if owner not in best or score > best[owner]:
+                best[owner] = score
+                if window is not None:
+                    winners[owner] = window
+        return Scores(
+            scores=best,
+            provider=scored.provider,
+            model=scored.model,
+            score_kind=scored.score_kind,
+            usage=scored.usage,
+            request_ids=scored.request_ids,
+            windows=winners,
+            cache=scored.cache,
+            passthrough=scored.passthrough,
+        )
+
+
+def local_token_budget(reranker: Reranker) -> TokenBudget | None:
+    """The real tokenizer and window of a local cross-encoder, or None for other rerankers."""
+    from rerank_core.local import LocalCrossEncoder  # imports no torch until a model is loaded
+
+    if not isinstance(reranker, LocalCrossEncoder):
+        return None
+    local = reranker
+
+    def room(query: str) -> int:
+        specials: int = local.tokenizer.num_special_tokens_to_add(pair=True)
+        return max(8, local.max_length - local.count_tokens(query) - specials)
+
+    return TokenBudget(count=local.count_tokens, room=room)

@@ -1,0 +1,97 @@
+"""Cohere rerank: v2 (`cohere`, `POST https://api.cohere.com/v2/rerank`) and v1 (`cohere-v1`, `/v1/rerank`).
+
+v2 takes string documents only, `max_tokens_per_doc` and `priority`, and has no `return_documents`. v1 also takes
+object documents with `rank_fields` (sent only when the caller sets `rank_fields`), `max_chunks_per_doc` and
+`return_documents`. Usage comes from `meta`: `billed_units.search_units` and `tokens.input_tokens`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from rerank_core.dialects._documents import rank_fields_of, texts_or_objects
+from rerank_core.dialects._parse import parse_results
+from rerank_core.dialects.base import Dialect, ParsedResponse, string_or_none
+from rerank_core.models import Document, Usage
+
+
+class CohereDialect(Dialect):
+    name = "cohere"
+    default_base_url = "https://api.cohere.com"
+    path = "/v2/rerank"
+    api_key_env = "COHERE_API_KEY"
+    default_model = "rerank-v3.5"
+    options = frozenset({"max_tokens_per_doc", "priority"})
+
+    def build_body(
+        self,
+        query: str,
+        documents: Sequence[Document],
+        *,
+        model: str | None,
+        top_n: int | None,
+        options: Mapping[str, Any],
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": model or self.default_model,
+            "query": query,
+            "documents": [doc.text for doc in documents],
+        }
+        if top_n is not None:
+            body["top_n"] = top_n
+        body.update(options)
+        return body
+
+    def parse(self, payload: Any, *, headers: Mapping[str, str], n_documents: int) -> ParsedResponse:
+        return ParsedResponse(
+            scores=parse_results(payload, n_documents=n_documents, provider=self.name),
+            model=None,  # Cohere does not echo the model
+            usage=meta_usage(payload.get("meta") if isinstance(payload, dict) else None),
+            request_id=string_or_none(payload, "id"),
+        )
+
+
+class CohereV1Dialect(CohereDialect):
+    name = "cohere-v1"
+    path = "/v1/rerank"
+    options = frozenset({"rank_fields", "max_chunks_per_doc"})
+
+    def check_options(self, options: Mapping[str, Any]) -> None:
+        super().check_options(options)
+        rank_fields_of(options, self.name)
+
+    def build_body(
+        self,
+        query: str,
+        documents: Sequence[Document],
+        *,
+        model: str | None,
+        top_n: int | None,
+        options: Mapping[str, Any],
+    ) -> dict[str, Any]:
+        fields = rank_fields_of(options, self.name)
+        body: dict[str, Any] = {
+            "model": model or self.default_model,
+            "query": query,
+            "documents": texts_or_objects(documents, fields),
+            "return_documents": False,
+        }
+        if top_n is not None:
+            body["top_n"] = top_n
+        if fields:
+            body["rank_fields"] = fields
+        if "max_chunks_per_doc" in options:
+            body["max_chunks_per_doc"] = options["max_chunks_per_doc"]
+        return body
+
+
+def meta_usage(meta: object) -> Usage:
+    def number(section: str, key: str) -> int | None:
+        part = meta.get(section) if isinstance(meta, dict) else None
+        value = part.get(key) if isinstance(part, dict) else None
+        return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+    input_tokens, output_tokens = number("tokens", "input_tokens"), number("tokens", "output_tokens")
+    total = None if input_tokens is None else input_tokens + (output_tokens or 0)
+    return Usage(prompt_tokens=input_tokens, total_tokens=total, search_units=number("billed_units", "search_units"))

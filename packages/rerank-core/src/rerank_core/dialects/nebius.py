@@ -1,0 +1,46 @@
+"""Nebius Token Factory (seed 001): `POST https://api.tokenfactory.nebius.com/v1/rerank[?ai_project_id=...]`.
+
+The API has no `top_n` and always echoes each document, so the client cuts the ranking itself. `ai_project_id`
+is a query parameter, not a body field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from rerank_core.dialects.base import Dialect, choices
+from rerank_core.models import Document
+
+QUERY_OPTIONS = frozenset({"ai_project_id"})
+
+
+class NebiusDialect(Dialect):
+    name = "nebius"
+    default_base_url = "https://api.tokenfactory.nebius.com"
+    path = "/v1/rerank"
+    api_key_env = "NEBIUS_API_KEY"
+    sends_top_n = False
+    default_model = "Qwen/Qwen3-Reranker-8B"
+    options = frozenset({"user", "service_tier"}) | QUERY_OPTIONS
+    option_choices = choices(service_tier=("auto", "default", "flex", "no-limit"))  # "over-limit" is response-only
+
+    def query_params(self, options: Mapping[str, Any]) -> dict[str, str]:
+        return {key: str(options[key]) for key in QUERY_OPTIONS if options.get(key) is not None}
+
+    def build_body(
+        self,
+        query: str,
+        documents: Sequence[Document],
+        *,
+        model: str | None,
+        top_n: int | None,
+        options: Mapping[str, Any],
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": model or self.default_model,
+            "query": query,
+            "documents": [doc.text for doc in documents],
+        }
+        body.update({key: value for key, value in options.items() if key not in QUERY_OPTIONS})
+        return body

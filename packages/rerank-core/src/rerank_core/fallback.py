@@ -1,0 +1,190 @@
+"""`FallbackReranker`: keep answering when a provider is down, rate-limited or not configured.
+
+Members are tried in order. A member that fails for a reason another member may not share (connection refused,
+timeout, 5xx, 429, a bad or missing key, a malformed answer) hands the call to the next one; a rejected request
+(400/404/413/422) or bad input is the caller's problem and is raised at once. A circuit breaker per member skips
+one that failed `failure_threshold` times in a row for `cooldown` seconds, instead of paying its timeout on
+every call; after the cool-down one call probes it again. When every member fails, `on_failure="passthrough"`
+returns the caller's documents in their original order (marked `passthrough=True`, with a warning logged)
+instead of raising, so a RAG pipeline keeps answering.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Literal
+
+from rerank_core.base import Normalize, Reranker, Scores, sigmoid
+from rerank_core.errors import ConfigurationError, InvalidInputError, InvalidRequestError, ProviderError, RerankError
+from rerank_core.models import Document
+
+logger = logging.getLogger("rerank_core")
+
+OnFailure = Literal["raise", "passthrough"]
+Member = Reranker | Callable[[], Reranker]
+"""A reranker, or a factory that builds it on first use (for members whose API key may be set later)."""
+
+FATAL = (InvalidRequestError, InvalidInputError)
+"""Errors about the request itself: every other member would reject it too."""
+
+
+class _Slot:
+    """One member, built lazily if needed, with its circuit-breaker state."""
+
+    def __init__(self, member: Member) -> None:
+        self.factory = None if isinstance(member, Reranker) else member
+        self.reranker = member if isinstance(member, Reranker) else None
+        self.failures = 0
+        self.open_until = 0.0
+        self.last_error: RerankError | None = None
+
+    def get(self) -> Reranker:
+        if self.reranker is None:
+            assert self.factory is not None
+            self.reranker = self.factory()
+        return self.reranker
+
+    def name(self) -> str:
+        if self.reranker is None:
+            return "unbuilt member"
+        return f"{self.reranker.provider}:{self.reranker.model}" if self.reranker.model else self.reranker.provider
+
+
+class FallbackReranker(Reranker):
+    """Tries `members` in order; see the module docstring for when it moves on."""
+
+    provider = "fallback"
+
+    def __init__(
+        self,
+        members: Sequence[Member],
+        *,
+        on_failure: OnFailure = "raise",
+        failure_threshold: int = 3,
+        cooldown: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not members:
+            raise ConfigurationError("a fallback chain needs at least one member")
+        if on_failure not in ("raise", "passthrough"):
+            raise ConfigurationError(f"on_failure must be 'raise' or 'passthrough', not {on_failure!r}")
+        if failure_threshold < 1 or cooldown < 0:
+            raise ConfigurationError("failure_threshold must be >= 1 and cooldown >= 0")
+        self.slots = [_Slot(member) for member in members]
+        self.on_failure = on_failure
+        self.failure_threshold = failure_threshold
+        self.cooldown = cooldown
+        self.clock = clock
+        self._lock = threading.Lock()
+
+    @property
+    def members(self) -> list[Reranker | None]:
+        """The members built so far (None for a lazy member not yet built)."""
+        return [slot.reranker for slot in self.slots]
+
+    def __repr__(self) -> str:
+        inner = ", ".join(repr(slot.reranker) if slot.reranker else "<lazy>" for slot in self.slots)
+        return f"FallbackReranker([{inner}], on_failure={self.on_failure!r})"
+
+    def close(self) -> None:
+        for slot in self.slots:
+            if slot.reranker is not None:
+                slot.reranker.close()
+
+    async def aclose(self) -> None:
+        for slot in self.slots:
+            if slot.reranker is not None:
+                await slot.reranker.aclose()
+
+    # -- the chain --------------------------------------------------------------------------------------------
+
+    def _score(self, query: str, documents: list[Document], top_n: int | None) -> Scores:
+        errors: list[RerankError] = []
+        for slot in self._available():
+            try:
+                reranker = slot.get()
+                scored = reranker._score(query, documents, top_n)
+            except FATAL:
+                raise
+            except RerankError as error:
+                self._failed(slot, error, errors)
+                continue
+            return self._succeeded(slot, scored, reranker.normalize)
+        return self._all_failed(documents, errors)
+
+    async def _ascore(self, query: str, documents: list[Document], top_n: int | None) -> Scores:
+        errors: list[RerankError] = []
+        for slot in self._available():
+            try:
+                reranker = slot.get()
+                scored = await reranker._ascore(query, documents, top_n)
+            except FATAL:
+                raise
+            except RerankError as error:
+                self._failed(slot, error, errors)
+                continue
+            return self._succeeded(slot, scored, reranker.normalize)
+        return self._all_failed(documents, errors)
+
+    # -- breaker bookkeeping ----------------------------------------------------------------------------------
+
+    def _available(self) -> list[_Slot]:
+        now = self.clock()
+        with self._lock:
+            ready = [slot for slot in self.slots if slot.open_until <= now]
+        for slot in self.slots:
+            if slot not in ready:
+                logger.debug("rerank fallback: skipping %s, its circuit is open", slot.name())
+        return ready
+
+    def _failed(self, slot: _Slot, error: RerankError, errors: list[RerankError]) -> None:
+        errors.append(error)
+        with self._lock:
+            slot.failures += 1
+            slot.last_error = error
+            tripped = slot.failures >= self.failure_threshold
+            if tripped:
+                slot.open_until = self.clock() + self.cooldown
+        logger.warning(
+            "rerank fallback: %s failed (%s: %s)%s",
+            slot.name(),
+            type(error).__name__,
+            error,
+            f"; skipping it for {self.cooldown:g} s" if tripped else "; trying the next reranker",
+        )
+
+    def _succeeded(self, slot: _Slot, scored: Scores, normalize: Normalize | None) -> Scores:
+        with self._lock:
+            slot.failures, slot.open_until = 0, 0.0
+        # Members may differ in normalize; apply each member's own, since this chain has none of its own.
+        if normalize == "sigmoid" and scored.score_kind == "logit":
+            scored.scores = {i: sigmoid(s) for i, s in scored.scores.items()}
+            scored.score_kind = "probability"
+        return scored
+
+    def _all_failed(self, documents: list[Document], errors: list[RerankError]) -> Scores:
+        if not errors:  # every circuit is open: report why the members were benched
+            errors = [slot.last_error for slot in self.slots if slot.last_error is not None]
+        summary = "; ".join(f"{type(error).__name__}: {error}" for error in errors)
+        if self.on_failure == "passthrough":
+            logger.warning(
+                "rerank fallback: every reranker failed, returning %d documents in their original order (%s)",
+                len(documents),
+                summary,
+            )
+            # Equal scores: the tie-break by input index keeps the caller's order.
+            return Scores(
+                scores=dict.fromkeys(range(len(documents)), 0.0), provider="passthrough", model=None, passthrough=True
+            )
+        last = errors[-1] if errors else None
+        error_type = type(last) if last is not None else ProviderError
+        raise error_type(
+            f"every reranker in the fallback chain failed or is cooling down: {summary or 'no member available'}",
+            provider=last.provider if last else self.provider,
+            status_code=last.status_code if last else None,
+            request_id=last.request_id if last else None,
+            hint="Check the providers' status and keys, or set on_failure='passthrough' to keep answering",
+        ) from last

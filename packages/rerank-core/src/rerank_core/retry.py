@@ -1,0 +1,103 @@
+"""When to retry a failed rerank request, and how long to wait first.
+
+`max_retries` counts retries after the first attempt. Network errors, timeouts, 408, 409, 425, 429, 499 and
+5xx are retried with exponential backoff and full jitter, unless the provider says otherwise: `x-should-retry`
+overrides the status (except for the never-retry statuses), and `retry-after-ms`, `retry-after` (seconds or an
+HTTP date) and `x-ratelimit-reset` (a unix time) set the wait when they are sane.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+
+RETRY_STATUSES = frozenset({408, 409, 425, 429, 499})
+"""Plus every 5xx."""
+NEVER_RETRY_STATUSES = frozenset({400, 401, 403, 404, 413, 422})
+"""The request itself is wrong: repeating it cannot help, whatever the provider's headers say."""
+
+
+def _real_sleep(seconds: float) -> None:
+    time.sleep(seconds)
+
+
+async def _real_asleep(seconds: float) -> None:
+    await asyncio.sleep(seconds)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Retry decisions and waits. `sleep`/`asleep` are seams so tests can record waits instead of waiting."""
+
+    max_retries: int = 2
+    backoff_base: float = 0.5
+    """The first retry waits up to this long; each further retry doubles the ceiling."""
+    backoff_cap: float = 8.0
+    max_retry_after: float = 60.0
+    """A provider-requested wait longer than this is ignored in favour of normal backoff."""
+    sleep: Callable[[float], None] = field(default=_real_sleep, repr=False)
+    asleep: Callable[[float], Awaitable[None]] = field(default=_real_asleep, repr=False)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.max_retries, bool) or not isinstance(self.max_retries, int) or self.max_retries < 0:
+            raise ValueError(f"max_retries must be an int >= 0, not {self.max_retries!r}")
+        if self.backoff_base < 0 or self.backoff_cap < 0 or self.max_retry_after < 0:
+            raise ValueError("backoff_base, backoff_cap and max_retry_after must be >= 0")
+
+    def delay(self, retries_done: int, status: int | None, headers: Mapping[str, str] | None) -> float | None:
+        """Seconds to wait before the next attempt, or None to give up.
+
+        `status` and `headers` are None for a network error or timeout (always retryable).
+        """
+        if retries_done >= self.max_retries:
+            return None
+        if status is not None and not is_retryable(status, headers or {}):
+            return None
+        requested = requested_wait(headers or {})
+        if requested is not None and 0 <= requested <= self.max_retry_after:
+            return requested
+        return random.uniform(0.0, min(self.backoff_cap, self.backoff_base * 2**retries_done))
+
+
+def is_retryable(status: int, headers: Mapping[str, str]) -> bool:
+    if status in NEVER_RETRY_STATUSES:
+        return False
+    should_retry = headers.get("x-should-retry", "").strip().lower()
+    if should_retry in ("true", "false"):
+        return should_retry == "true"
+    return status in RETRY_STATUSES or status >= 500
+
+
+def requested_wait(headers: Mapping[str, str]) -> float | None:
+    """The wait the provider asked for, in seconds, if any header states one we can read."""
+    milliseconds = _number(headers.get("retry-after-ms"))
+    if milliseconds is not None:
+        return milliseconds / 1000.0
+    retry_after = headers.get("retry-after")
+    if retry_after is not None:
+        seconds = _number(retry_after)
+        if seconds is not None:
+            return seconds
+        try:
+            return parsedate_to_datetime(retry_after).timestamp() - time.time()
+        except (TypeError, ValueError, IndexError, OverflowError):
+            pass
+    reset = _number(headers.get("x-ratelimit-reset"))
+    if reset is not None and reset > 1e9:  # an absolute unix time, not a relative count
+        return reset - time.time()
+    return None
+
+
+def _number(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        number = float(value.strip())
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None

@@ -1,0 +1,248 @@
+"""RerankCompressor inside real LangChain pipelines, against the loopback emulator and a tiny local cross-encoder."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+from uuid import UUID
+
+import pytest
+from langchain_classic.retrievers import ContextualCompressionRetriever
+from langchain_core.callbacks import (
+    AsyncCallbackManagerForRetrieverRun,
+    BaseCallbackHandler,
+    CallbackManagerForRetrieverRun,
+)
+from langchain_core.documents import Document
+from langchain_core.prompts import ChatPromptTemplate
+from langchain_core.retrievers import BaseRetriever
+from langchain_core.runnables import RunnableConfig, RunnablePassthrough
+from pydantic import ValidationError
+from tests.support.emulator import ProviderEmulator
+
+from rerank_core import load_reranker
+from rerank_langchain import RerankCompressor
+
+QUERY = "capital of france"
+TEXTS = [
+    "Berlin is the capital of Germany",
+    "Paris is the capital of France",
+    "The river in Paris",
+    "Deep learning for search",
+    "France borders Spain",
+]
+
+
+def make_documents() -> list[Document]:
+    return [Document(text, id=f"d{i}", metadata={"source": f"s{i}", "tags": ["x"]}) for i, text in enumerate(TEXTS)]
+
+
+class ListRetriever(BaseRetriever):
+    """A retriever that returns a fixed list: the pipeline around the compressor is real, the search is not."""
+
+    documents: list[Document]
+
+    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
+        return self.documents
+
+    async def _aget_relevant_documents(
+        self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun
+    ) -> list[Document]:
+        return self.documents
+
+
+class RunRecorder(BaseCallbackHandler):
+    def __init__(self) -> None:
+        self.chains: list[tuple[str | None, UUID | None]] = []
+        self.retrievers: dict[UUID, str] = {}
+
+    def on_chain_start(
+        self,
+        serialized: dict[str, Any] | None,
+        inputs: dict[str, Any],
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.chains.append((kwargs.get("name"), parent_run_id))
+
+    def on_retriever_start(
+        self,
+        serialized: dict[str, Any] | None,
+        query: str,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.retrievers[run_id] = kwargs.get("name") or ""
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[ProviderEmulator]:
+    with ProviderEmulator("generic") as emu:
+        yield emu
+
+
+@pytest.fixture
+def emulator_config(emulator: ProviderEmulator) -> dict[str, Any]:
+    return {"provider": "generic", "model": "m", "base_url": emulator.base_url, "api_key": "k"}
+
+
+@pytest.fixture(params=["emulator", "local"])
+def reranker_spec(request: pytest.FixtureRequest) -> str | dict[str, Any]:
+    if request.param == "local":
+        return f"local:{request.getfixturevalue('tiny_cross_encoder')}"
+    config: dict[str, Any] = request.getfixturevalue("emulator_config")
+    return config
+
+
+def ranked(documents: list[Document]) -> list[tuple[str | None, float]]:
+    return [(doc.id, doc.metadata["relevance_score"]) for doc in documents]
+
+
+def test_ranking_in_retriever_matches_core(reranker_spec: str | dict[str, Any]) -> None:
+    core = load_reranker(reranker_spec).rerank(QUERY, TEXTS, top_n=3)
+    retriever = ContextualCompressionRetriever(
+        base_compressor=RerankCompressor(reranker=reranker_spec, top_n=3),
+        base_retriever=ListRetriever(documents=make_documents()),
+    )
+
+    result = retriever.invoke(QUERY)
+
+    assert ranked(result) == [(f"d{r.index}", r.relevance_score) for r in core.results]
+
+
+async def test_async_ranking_in_retriever_matches_core(reranker_spec: str | dict[str, Any]) -> None:
+    core = await load_reranker(reranker_spec).arerank(QUERY, TEXTS)
+    retriever = ContextualCompressionRetriever(
+        base_compressor=RerankCompressor(reranker=reranker_spec, top_n=None),
+        base_retriever=ListRetriever(documents=make_documents()),
+    )
+
+    result = await retriever.ainvoke(QUERY)
+
+    assert ranked(result) == [(f"d{r.index}", r.relevance_score) for r in core.results]
+
+
+def test_outputs_are_scored_copies_and_inputs_survive(emulator_config: dict[str, Any]) -> None:
+    documents = make_documents()
+    before = copy.deepcopy(documents)
+
+    result = RerankCompressor(reranker=emulator_config, top_n=None).compress_documents(documents, QUERY)
+
+    assert documents == before
+    assert sorted(doc.id or "" for doc in result) == [f"d{i}" for i in range(len(TEXTS))]
+    for doc in result:
+        original = documents[int((doc.id or "")[1:])]
+        assert doc is not original
+        assert doc.page_content == original.page_content
+        assert doc.metadata == {**original.metadata, "relevance_score": doc.metadata["relevance_score"]}
+
+
+def test_top_n_and_threshold_hold(emulator_config: dict[str, Any]) -> None:
+    documents = make_documents()
+    top2 = RerankCompressor(reranker=emulator_config, top_n=2).compress_documents(documents, QUERY)
+    above = RerankCompressor(reranker=emulator_config, top_n=None, score_threshold=0.5).compress_documents(
+        documents, QUERY
+    )
+
+    assert [doc.id for doc in top2] == ["d1", "d0"]
+    assert [doc.id for doc in above] == ["d1", "d0"]  # d4 scores 0.34, the rest 0.01
+    assert all(doc.metadata["relevance_score"] >= 0.5 for doc in above)
+
+
+async def test_empty_input(emulator_config: dict[str, Any]) -> None:
+    compressor = RerankCompressor(reranker=emulator_config)
+
+    assert compressor.compress_documents([], QUERY) == []
+    assert await compressor.acompress_documents([], QUERY) == []
+
+
+async def test_async_calls_run_concurrently(start_emulator: Callable[..., ProviderEmulator]) -> None:
+    emu = start_emulator("generic", latency=0.5)
+    compressor = RerankCompressor(
+        reranker={"provider": "generic", "model": "m", "base_url": emu.base_url, "api_key": "k"}
+    )
+
+    started = time.perf_counter()
+    first, second = await asyncio.gather(
+        compressor.acompress_documents(make_documents(), QUERY),
+        compressor.acompress_documents(make_documents(), "learning search"),
+    )
+    elapsed = time.perf_counter() - started
+
+    assert elapsed < 0.9, f"two 0.5 s calls took {elapsed:.2f} s: the async path is not concurrent"
+    assert (first[0].id, second[0].id) == ("d1", "d3")
+
+
+@pytest.mark.parametrize("use_async", [False, True])
+async def test_rerank_is_a_child_run_of_the_retriever(emulator_config: dict[str, Any], use_async: bool) -> None:
+    recorder = RunRecorder()
+    retriever = ContextualCompressionRetriever(
+        base_compressor=RerankCompressor(reranker=emulator_config),
+        base_retriever=ListRetriever(documents=make_documents()),
+    )
+    config: RunnableConfig = {"callbacks": [recorder]}
+
+    if use_async:
+        await retriever.ainvoke(QUERY, config=config)
+    else:
+        retriever.invoke(QUERY, config=config)
+
+    assert len(recorder.chains) == 1
+    name, parent = recorder.chains[0]
+    assert name == "RerankCompressor"
+    assert parent is not None
+    assert recorder.retrievers[parent] == "ContextualCompressionRetriever"
+
+
+def test_works_in_an_lcel_chain(emulator_config: dict[str, Any]) -> None:
+    retriever = ContextualCompressionRetriever(
+        base_compressor=RerankCompressor(reranker=emulator_config, top_n=2),
+        base_retriever=ListRetriever(documents=make_documents()),
+    )
+    prompt = ChatPromptTemplate.from_template("Context:\n{context}\n\nQuestion: {question}")
+
+    def join(documents: list[Document]) -> str:
+        return "\n".join(doc.page_content for doc in documents)
+
+    chain = {"context": retriever | join, "question": RunnablePassthrough()} | prompt
+
+    message = chain.invoke(QUERY).to_messages()[0]
+
+    assert message.content == f"Context:\n{TEXTS[1]}\n{TEXTS[0]}\n\nQuestion: {QUERY}"
+
+
+def test_misspelled_argument_is_rejected(emulator_config: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError, match="topn"):
+        RerankCompressor(reranker=emulator_config, topn=2)  # type: ignore[call-arg]
+
+
+def test_serialization_never_holds_the_key(emulator_config: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    compressor = RerankCompressor(reranker={**emulator_config, "api_key": "sk-secret-123"}, top_n=2)
+    dumped = compressor.model_dump()
+
+    assert "sk-secret-123" not in repr(compressor) + repr(dumped) + compressor.model_dump_json()
+    assert dumped == {
+        "reranker": {"provider": "generic", "model": "m", "base_url": emulator_config["base_url"]},
+        "top_n": 2,
+        "score_threshold": None,
+    }
+    # Rebuilt from the dump, the key comes from the provider's env var.
+    monkeypatch.setenv("RERANK_API_KEY", "k")
+    rebuilt = RerankCompressor(**dumped)
+    assert [doc.id for doc in rebuilt.compress_documents(make_documents(), QUERY)] == ["d1", "d0"]
+
+
+def test_reranker_object_is_used_as_is_and_dumps_provider_and_model(emulator_config: dict[str, Any]) -> None:
+    core = load_reranker(emulator_config)
+    compressor = RerankCompressor(reranker=core, top_n=1)
+
+    assert compressor.reranker is core
+    assert compressor.model_dump()["reranker"] == {"provider": "generic", "model": "m"}
+    assert [doc.id for doc in compressor.compress_documents(make_documents(), QUERY)] == ["d1"]

@@ -1,0 +1,115 @@
+"""Batching over real HTTP: fan-out, one global ranking, the concurrency bound, and 413 splitting."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from tests.core.transport_helpers import API_KEY, MODES, Mode, RecordedWaits, call, make_reranker, texts
+from tests.support.emulator import Fault, ProviderEmulator
+
+from rerank_core import InvalidRequestError, ProviderError, RerankResponse
+
+StartEmulator = Callable[..., ProviderEmulator]
+QUERY = "alpha beta gamma delta"
+
+
+@pytest.fixture
+def emu(start_emulator: StartEmulator) -> ProviderEmulator:
+    return start_emulator("generic", api_key=API_KEY)
+
+
+def ranking(response: RerankResponse) -> list[tuple[int, float, str]]:
+    return [(r.index, r.relevance_score, r.document.text) for r in response.results]
+
+
+async def unbatched(emu: ProviderEmulator, docs: list[str], top_n: int | None = None) -> RerankResponse:
+    with make_reranker(emu) as reranker:
+        return reranker.rerank(QUERY, docs, top_n)
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_fan_out_merges_into_the_unbatched_ranking(emu: ProviderEmulator, mode: Mode) -> None:
+    docs = texts(57)
+    expected = await unbatched(emu, docs)
+    with make_reranker(emu, max_documents_per_request=10) as reranker:
+        response = await call(reranker, mode, QUERY, docs)
+
+    assert ranking(response) == ranking(expected)
+    batches = [request.body["documents"] for request in emu.requests[1:]]
+    assert sorted(len(batch) for batch in batches) == [7, 10, 10, 10, 10, 10]
+    assert sorted(text for batch in batches for text in batch) == sorted(docs)
+    assert response.usage == expected.usage  # summed over the batches
+    assert response.request_ids == ["rerank_emulated"] * 6
+    assert response.dropped == []
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_fan_out_with_top_n_sends_a_capped_top_n_per_batch(emu: ProviderEmulator, mode: Mode) -> None:
+    docs = texts(25)
+    expected = await unbatched(emu, docs, top_n=4)
+    with make_reranker(emu, max_documents_per_request=10) as reranker:
+        response = await call(reranker, mode, QUERY, docs, top_n=4)
+
+    assert ranking(response) == ranking(expected)
+    assert sorted(request.body["top_n"] for request in emu.requests[1:]) == [4, 4, 4]
+    assert len(response.dropped) == 21
+    assert {d.index for d in response.dropped} | {r.index for r in response.results} == set(range(25))
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_concurrency_is_bounded(start_emulator: StartEmulator, mode: Mode) -> None:
+    emu = start_emulator("generic", latency=0.15)
+    with make_reranker(emu, max_documents_per_request=2, max_concurrency=3) as reranker:
+        response = await call(reranker, mode, QUERY, texts(18))
+    assert emu.request_count == 9
+    assert len(response.results) == 18
+    assert emu.peak_in_flight == 3  # parallel, but never more than max_concurrency at once
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_failed_batch_fails_the_call(emu: ProviderEmulator, mode: Mode) -> None:
+    emu.fail_next(Fault(status=500, body={"error": {"message": "shard 3 is down"}}))
+    reranker = make_reranker(emu, max_documents_per_request=5, max_retries=0, max_concurrency=1)
+    with reranker, pytest.raises(ProviderError, match="shard 3 is down"):
+        await call(reranker, mode, QUERY, texts(20))
+    # With one worker, the remaining batches are abandoned (at most the one already picked up still goes out).
+    assert emu.request_count <= 2
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_failed_batch_is_retried_alone(emu: ProviderEmulator, mode: Mode) -> None:
+    emu.fail_next(Fault(status=503))
+    waits = RecordedWaits()
+    with make_reranker(emu, waits=waits, max_documents_per_request=5) as reranker:
+        response = await call(reranker, mode, QUERY, texts(20))
+    assert emu.request_count == 5
+    assert len(response.results) == 20
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_413_splits_the_batch_in_half_until_it_fits(start_emulator: StartEmulator, mode: Mode) -> None:
+    emu = start_emulator("generic", max_documents=8)
+    docs = texts(20)
+    with make_reranker(emu) as reranker:
+        response = await call(reranker, mode, QUERY, docs)
+    # 20 -> 413; 10 -> 413, 5, 5; 10 -> 413, 5, 5
+    assert [len(request.body["documents"]) for request in emu.requests] == [20, 10, 5, 5, 10, 5, 5]
+    emu.max_documents = None
+    assert ranking(response) == ranking(await unbatched(emu, docs))
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_413_for_a_single_document_is_an_invalid_request(start_emulator: StartEmulator, mode: Mode) -> None:
+    emu = start_emulator("generic", max_documents=0)
+    with make_reranker(emu) as reranker, pytest.raises(InvalidRequestError) as caught:
+        await call(reranker, mode, QUERY, ["one", "two"])
+    assert caught.value.status_code == 413
+    assert "too large" in str(caught.value)
+    assert [len(request.body["documents"]) for request in emu.requests] == [2, 1]
+
+
+def test_no_cap_means_one_request(emu: ProviderEmulator) -> None:
+    with make_reranker(emu) as reranker:
+        reranker.rerank(QUERY, texts(300))
+    assert emu.request_count == 1

@@ -1,0 +1,119 @@
+"""Model selection, lazy and thread-safe loading, clear configuration errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+from rerank_core import ConfigurationError, LocalCrossEncoder, RerankResponse, load_reranker
+from rerank_core.local import DEFAULT_MODEL
+
+
+def test_importing_rerank_core_does_not_import_torch() -> None:
+    code = "import sys, rerank_core; rerank_core.LocalCrossEncoder; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_missing_torch_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "torch", None)  # makes torch look uninstalled
+    with pytest.raises(ConfigurationError, match=r'pip install "rerank-core\[local\]"') as caught:
+        LocalCrossEncoder("any")
+    assert "torch" in str(caught.value)
+
+
+def test_default_model_and_env_override(monkeypatch: pytest.MonkeyPatch, tiny_cross_encoder: str) -> None:
+    monkeypatch.delenv("RERANK_LOCAL_MODEL", raising=False)
+    assert LocalCrossEncoder().model_name == DEFAULT_MODEL == "cross-encoder/ms-marco-MiniLM-L-6-v2"
+
+    monkeypatch.setenv("RERANK_LOCAL_MODEL", tiny_cross_encoder)
+    reranker = load_reranker("local")
+    assert isinstance(reranker, LocalCrossEncoder)
+    assert reranker.model_name == tiny_cross_encoder
+    assert reranker.rerank("capital of france", ["Paris", "zebra"]).model == tiny_cross_encoder
+    assert LocalCrossEncoder("explicit/model").model_name == "explicit/model", "an explicit model beats the env"
+
+
+@pytest.mark.parametrize("local_files_only", [True, False])
+def test_missing_model_is_a_clear_configuration_error(tmp_path: Any, local_files_only: bool) -> None:
+    for model in (str(tmp_path / "no-such-model"), "rerank-tests/no-such-model"):
+        reranker = LocalCrossEncoder(model, local_files_only=local_files_only)
+        with pytest.raises(ConfigurationError) as caught:
+            reranker.rerank("q", ["d"])
+        message = str(caught.value)
+        assert model in message
+        assert caught.value.provider == "local"
+        assert "RERANK_LOCAL_MODEL" in message
+        assert "local_files_only" in message
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        ({"batch_size": 0}, "batch_size"),
+        ({"max_length": 1}, "max_length"),
+        ({"activation": "tanh"}, "activation"),
+        ({"dtype": "int4"}, "dtype"),
+        ({"quantize": "int4"}, "quantize"),
+        ({"quantize": "int8", "dtype": "float16"}, "float32"),
+        ({"device": "cpu", "dtype": "bfloat16"}, "GPU"),
+    ],
+)
+def test_bad_options_fail_at_construction(options: dict[str, Any], match: str) -> None:
+    with pytest.raises(ConfigurationError, match=match):
+        LocalCrossEncoder("m", **options)
+
+
+def test_half_precision_on_an_auto_chosen_cpu_is_rejected(
+    tiny_cross_encoder: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("rerank_core.local.auto_device", lambda: "cpu")
+    with pytest.raises(ConfigurationError, match="float32"):
+        LocalCrossEncoder(tiny_cross_encoder, dtype="float16", local_files_only=True).warm_up()
+
+
+def test_loads_lazily_once_and_warm_up_loads_eagerly(tiny_cross_encoder: str) -> None:
+    reranker = LocalCrossEncoder(tiny_cross_encoder, local_files_only=True)
+    assert reranker._network is None
+    reranker.warm_up()
+    network = reranker._network
+    assert network is not None
+    reranker.rerank("q", ["a", "b"])
+    assert reranker._network is network
+    reranker.close()
+    assert reranker._network is None
+    assert len(reranker.rerank("q", ["a", "b"]).results) == 2, "usable again after close()"
+
+
+def test_concurrent_threads_share_one_load_and_get_identical_results(
+    tiny_cross_encoder: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loads: list[int] = []
+    read_network = LocalCrossEncoder._read_network
+
+    def counting(self: LocalCrossEncoder) -> Any:
+        loads.append(threading.get_ident())
+        return read_network(self)
+
+    monkeypatch.setattr(LocalCrossEncoder, "_read_network", counting)
+    reranker = LocalCrossEncoder(tiny_cross_encoder, batch_size=2, local_files_only=True)
+    docs = [f"paris capital city {i} " * (i % 5 + 1) for i in range(12)]
+    start = threading.Barrier(8)
+
+    def call(_: int) -> RerankResponse:
+        start.wait()
+        return reranker.rerank("capital of france", docs)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        responses = list(pool.map(call, range(8)))
+
+    assert len(loads) == 1
+    assert all(response == responses[0] for response in responses)
+    assert responses[0] == LocalCrossEncoder(tiny_cross_encoder, batch_size=2, local_files_only=True).rerank(
+        "capital of france", docs
+    )
