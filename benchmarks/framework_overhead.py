@@ -5,7 +5,10 @@ requests; the difference is the wrappers' own work (document mapping, copies, ca
 interleaved round by round (so drift hits every contender alike) and the medians are compared. The baseline is
 the core called with plain strings, the least work a caller can ask of it.
 
-    python -m benchmarks.framework_overhead [--rounds 300]
+It runs twice: with no simulated latency (the worst case for the ratio: the whole call is local Python work) and
+with a simulated provider latency (`--latency`, default 50 ms; hosted rerank APIs take longer than that).
+
+    python -m benchmarks.framework_overhead [--rounds 300] [--latency 0.05]
 """
 
 from __future__ import annotations
@@ -20,16 +23,30 @@ from typing import Any
 import haystack
 import langchain_core.documents as lc
 from llama_index.core.schema import NodeWithScore, TextNode
+from tests.support.emulator import ProviderEmulator
+
+from haystack_integrations.components.rankers.rerank import RerankRanker
 from rerank_core import load_reranker
 from rerank_langchain import RerankCompressor
 from rerank_llamaindex import RerankPostprocessor
 
-from haystack_integrations.components.rankers.rerank import RerankRanker
-from tests.support.emulator import ProviderEmulator
-
 N_DOCUMENTS = 100
 QUERY = "how do cross encoders rerank search results"
-WORDS = "search rerank cross encoder results query document model score neural ranking fast index".split()
+WORDS = [
+    "search",
+    "rerank",
+    "cross",
+    "encoder",
+    "results",
+    "query",
+    "document",
+    "model",
+    "score",
+    "neural",
+    "ranking",
+    "fast",
+    "index",
+]
 
 
 def texts() -> list[str]:
@@ -40,18 +57,20 @@ def contenders(base_url: str) -> tuple[dict[str, Callable[[], Any]], dict[str, C
     core = load_reranker({"provider": "generic", "model": "m", "base_url": base_url, "api_key": "k"})
     strings = texts()
     lc_docs = [lc.Document(t, id=f"d{i}", metadata={"i": i}) for i, t in enumerate(strings)]
-    li_nodes = [NodeWithScore(node=TextNode(text=t, id_=f"d{i}", metadata={"i": i}), score=0.5) for i, t in enumerate(strings)]
+    li_nodes = [
+        NodeWithScore(node=TextNode(text=t, id_=f"d{i}", metadata={"i": i}), score=0.5) for i, t in enumerate(strings)
+    ]
     hs_docs = [haystack.Document(content=t, id=f"d{i}", meta={"i": i}) for i, t in enumerate(strings)]
     compressor = RerankCompressor(reranker=core, top_n=None)
     postprocessor = RerankPostprocessor(reranker=core, top_n=None)
     ranker = RerankRanker(core, top_k=None)
-    sync = {
+    sync: dict[str, Callable[[], Any]] = {
         "core": lambda: core.rerank(QUERY, strings),
         "langchain": lambda: compressor.compress_documents(lc_docs, QUERY),
         "llamaindex": lambda: postprocessor.postprocess_nodes(li_nodes, query_str=QUERY),
         "haystack": lambda: ranker.run(QUERY, hs_docs),
     }
-    asynchronous = {
+    asynchronous: dict[str, Callable[[], Awaitable[Any]]] = {
         "core": lambda: core.arerank(QUERY, strings),
         "langchain": lambda: compressor.acompress_documents(lc_docs, QUERY),
         "llamaindex": lambda: postprocessor.apostprocess_nodes(li_nodes, query_str=QUERY),
@@ -90,18 +109,22 @@ def report(title: str, medians: dict[str, float]) -> None:
     print("| contender | median (ms) | overhead vs core |")
     print("|---|---:|---:|")
     for name, value in medians.items():
-        overhead = "baseline" if name == "core" else f"{(value / base - 1) * 100:+.1f}% ({(value - base) * 1e3:+.2f} ms)"
+        overhead = (
+            "baseline" if name == "core" else f"{(value / base - 1) * 100:+.1f}% ({(value - base) * 1e3:+.2f} ms)"
+        )
         print(f"| {name} | {value * 1e3:.2f} | {overhead} |")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rounds", type=int, default=300)
+    parser.add_argument("--rounds", type=int, default=300, help="rounds without latency (a fifth with latency)")
+    parser.add_argument("--latency", type=float, default=0.05, help="simulated provider latency, seconds")
     args = parser.parse_args()
-    with ProviderEmulator("generic") as emu:
-        sync, asynchronous = contenders(emu.base_url)
-        report("sync", measure_sync(sync, args.rounds))
-        report("async", asyncio.run(measure_async(asynchronous, args.rounds)))
+    for latency, rounds in ((0.0, args.rounds), (args.latency, max(args.rounds // 5, 10))):
+        with ProviderEmulator("generic", latency=latency) as emu:
+            sync, asynchronous = contenders(emu.base_url)
+            report(f"sync, emulator latency {latency * 1e3:.0f} ms", measure_sync(sync, rounds))
+            report(f"async, emulator latency {latency * 1e3:.0f} ms", asyncio.run(measure_async(asynchronous, rounds)))
 
 
 if __name__ == "__main__":

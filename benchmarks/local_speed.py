@@ -14,7 +14,7 @@ so drifting machine load hits every variant alike. Also reports the share of the
 from __future__ import annotations
 
 import argparse
-import json
+import csv
 import os
 import platform
 import random
@@ -27,25 +27,25 @@ from typing import Any
 
 import torch
 
-from benchmarks.local_models import build_minilm_cross_encoder
+from benchmarks.local_models import SCIFACT, abstract, build_minilm_cross_encoder, read_jsonl
 from rerank_core.local import DEFAULT_BATCH_SIZE, LocalCrossEncoder
-
-SCIFACT = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact"
 
 
 def load_workload(n_docs: int, seed: int = 0) -> tuple[str, list[str]]:
-    """One SciFact claim and `n_docs` abstracts of 50-300 words, chosen deterministically."""
-    abstracts = []
-    with (SCIFACT / "corpus.jsonl").open(encoding="utf-8") as corpus:
-        for line in corpus:
-            row = json.loads(line)
-            text = f"{row['title']} {row['text']}".strip()
-            if 50 <= len(text.split()) <= 300:
-                abstracts.append(text)
-    with (SCIFACT / "queries.jsonl").open(encoding="utf-8") as queries:
-        claims = [json.loads(line)["text"] for line in queries]
+    """A SciFact test claim, its cited abstracts and random others: `n_docs` abstracts of 50-300 words."""
+    corpus, queries = read_jsonl(SCIFACT / "corpus.jsonl"), read_jsonl(SCIFACT / "queries.jsonl")
+    fits = {doc_id for doc_id, row in corpus.items() if 50 <= len(abstract(row).split()) <= 300}
+    cited: dict[str, list[str]] = {}
+    with (SCIFACT / "qrels" / "test.tsv").open(encoding="utf-8") as qrels:
+        for row in csv.DictReader(qrels, delimiter="\t"):
+            if row["corpus-id"] in fits:
+                cited.setdefault(row["query-id"], []).append(row["corpus-id"])
     rng = random.Random(seed)
-    return rng.choice(claims), rng.sample(abstracts, n_docs)
+    query_id = rng.choice(sorted(cited))
+    others = rng.sample(sorted(fits - set(cited[query_id])), n_docs - len(cited[query_id]))
+    doc_ids = cited[query_id] + others
+    rng.shuffle(doc_ids)
+    return queries[query_id]["text"], [abstract(corpus[doc_id]) for doc_id in doc_ids]
 
 
 def matmul_rate(size: int = 2048, repeats: int = 5) -> float:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import gc
 import threading
+import warnings
 from collections.abc import Callable
 
 import httpx
@@ -237,3 +239,55 @@ def test_bad_settings_raise_configuration_error(kwargs: dict[str, object], messa
 def test_unknown_provider_is_a_configuration_error() -> None:
     with pytest.raises(ConfigurationError, match="unknown provider"):
         HTTPReranker("no-such-provider", base_url="http://127.0.0.1:9")
+
+
+def collect_earlier_garbage() -> None:
+    """Collect what earlier tests left behind, so their warnings are not blamed on this test."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
+
+
+def collected_resource_warnings() -> list[str]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        gc.collect()
+    return [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+
+
+def test_sync_close_closes_the_async_pool_of_an_idle_loop(emu: ProviderEmulator) -> None:
+    collect_earlier_garbage()
+    loop = asyncio.new_event_loop()
+    reranker = make_reranker(emu)
+    loop.run_until_complete(reranker.arerank(QUERY, ["apple"]))
+    reranker.close()
+    loop.close()
+    del reranker
+    assert collected_resource_warnings() == []
+
+
+async def test_sync_close_inside_the_running_loop_closes_its_async_pool(emu: ProviderEmulator) -> None:
+    collect_earlier_garbage()
+    reranker = make_reranker(emu)
+    await reranker.arerank(QUERY, ["apple"])
+    reranker.close()  # sync code called from a coroutine: the pool is closed by a task on this loop
+    await asyncio.gather(*(task for task in asyncio.all_tasks() if task is not asyncio.current_task()))
+    del reranker
+    assert collected_resource_warnings() == []
+
+
+def test_sync_close_reaches_a_loop_running_in_another_thread(emu: ProviderEmulator) -> None:
+    collect_earlier_garbage()
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    reranker = make_reranker(emu)
+    try:
+        asyncio.run_coroutine_threadsafe(reranker.arerank(QUERY, ["apple"]), loop).result(timeout=10)
+        reranker.close()
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        loop.close()
+    del reranker
+    assert collected_resource_warnings() == []

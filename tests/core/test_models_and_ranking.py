@@ -7,7 +7,16 @@ import pickle
 
 import pytest
 
-from rerank_core import Document, InvalidInputError, Reranker, ResponseFormatError, Scores, Usage
+from rerank_core import (
+    Document,
+    DocumentInput,
+    InvalidInputError,
+    Reranker,
+    ResponseFormatError,
+    ScoreKind,
+    Scores,
+    Usage,
+)
 from rerank_core.base import build_response
 from rerank_core.dialects._parse import parse_results
 from rerank_core.errors import AuthenticationError
@@ -20,14 +29,14 @@ class FixedScores(Reranker):
     provider = "fixed"
     model = "fixed-v1"
 
-    def __init__(self, scores: list[float], kind: str = "probability") -> None:
+    def __init__(self, scores: list[float], kind: ScoreKind = "probability") -> None:
         self.scores = scores
         self.kind = kind
         self.calls = 0
 
     def _score(self, query: str, documents: list[Document], top_n: int | None) -> Scores:
         self.calls += 1
-        return Scores({i: self.scores[i] for i in range(len(documents))}, self.provider, self.model, self.kind)  # type: ignore[arg-type]
+        return Scores({i: self.scores[i] for i in range(len(documents))}, self.provider, self.model, self.kind)
 
     async def _ascore(self, query: str, documents: list[Document], top_n: int | None) -> Scores:
         return self._score(query, documents, top_n)
@@ -37,7 +46,7 @@ def test_document_accepts_positional_text_and_is_frozen() -> None:
     doc = Document("hello", id="d1", metadata={"a": 1})
     assert (doc.text, doc.id, doc.metadata) == ("hello", "d1", {"a": 1})
     with pytest.raises(ValueError, match="frozen"):
-        doc.text = "other"  # type: ignore[misc]
+        doc.text = "other"
 
 
 def test_inputs_of_every_kind_become_documents_without_mutation() -> None:
@@ -108,7 +117,7 @@ def test_bad_arguments_raise_before_scoring(kwargs: dict[str, float], message: s
 
 def test_results_carry_the_callers_documents() -> None:
     reranker = FixedScores([0.1, 0.9])
-    inputs = [Document("a", id="A", metadata={"m": 1}), {"text": "b", "id": "B"}]
+    inputs: list[DocumentInput] = [Document("a", id="A", metadata={"m": 1}), {"text": "b", "id": "B"}]
     response = reranker.rerank("q", inputs)
     assert [(r.document.id, r.document.text) for r in response.results] == [("B", "b"), ("A", "a")]
     assert response.results[1].document is inputs[0]

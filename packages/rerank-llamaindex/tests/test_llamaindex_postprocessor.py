@@ -20,7 +20,7 @@ from llama_index.core.instrumentation.span_handlers import SimpleSpanHandler
 from llama_index.core.llms import MockLLM
 from llama_index.core.query_engine import RetrieverQueryEngine
 from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle, TextNode
-from pydantic import Field
+from pydantic import Field, ValidationError
 from tests.support.emulator import ProviderEmulator
 
 from rerank_core import load_reranker
@@ -212,6 +212,11 @@ def test_errors_keep_events_balanced(emulator_config: dict[str, Any], recorder: 
         postprocessor.postprocess_nodes(make_nodes(), query_str=QUERY)
 
     assert [type(event).__name__ for event in recorder.events] == ["ReRankStartEvent", "ReRankEndEvent"]
+
+
+def test_misspelled_argument_is_rejected(emulator_config: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError, match="topn"):
+        RerankPostprocessor(reranker=emulator_config, topn=2)  # type: ignore[call-arg]
 
 
 async def test_missing_query_is_a_clear_error(emulator_config: dict[str, Any]) -> None:

@@ -15,6 +15,7 @@ import os
 import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from concurrent.futures import TimeoutError as FutureTimeoutError
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
@@ -144,15 +145,15 @@ class HTTPReranker(Reranker):
         if len(spans) == 1:
             return self._merge(self._score_span(client, query, documents, 0, top_n))
         with ThreadPoolExecutor(max_workers=min(self.max_concurrency, len(spans))) as pool:
-            futures = [pool.submit(self._score_span, client, query, documents[a:b], a, top_n) for a, b in spans]
-            wait(futures, return_when=FIRST_EXCEPTION)
-            for future in futures:
-                future.cancel()  # no-op for finished or running ones; stops the rest after a failure
-            failures = [f.exception() for f in futures if f.done() and not f.cancelled()]
-            first_failure = next((exc for exc in failures if exc is not None), None)
-            if first_failure is not None:
-                raise first_failure
-            return self._merge([part for future in futures for part in future.result()])
+            jobs = [pool.submit(self._score_span, client, query, documents[a:b], a, top_n) for a, b in spans]
+            wait(jobs, return_when=FIRST_EXCEPTION)
+            for job in jobs:
+                job.cancel()  # only jobs not yet started can be cancelled, i.e. only after a failure
+            parts: list[_Part] = []
+            for job in jobs:
+                if not job.cancelled():
+                    parts += job.result()  # re-raises a failed batch's error
+            return self._merge(parts)
 
     async def _ascore(self, query: str, documents: list[Document], top_n: int | None) -> Scores:
         client = self._async_client()
@@ -429,8 +430,9 @@ class HTTPReranker(Reranker):
             task = loop.create_task(client.aclose())
             self._closing.add(task)  # keep a reference until done
             task.add_done_callback(self._closing.discard)
-        elif loop.is_running():
-            asyncio.run_coroutine_threadsafe(client.aclose(), loop)
+        elif loop.is_running():  # in another thread: close there, and wait a little for it
+            with contextlib.suppress(FutureTimeoutError):
+                asyncio.run_coroutine_threadsafe(client.aclose(), loop).result(timeout=5)
         else:
             loop.run_until_complete(client.aclose())
 

@@ -11,7 +11,7 @@ from llama_index.core.instrumentation import get_dispatcher  # type: ignore[attr
 from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
-from pydantic import Field, PrivateAttr, field_serializer
+from pydantic import ConfigDict, Field, PrivateAttr, field_serializer
 
 from rerank_core import Document as CoreDocument
 from rerank_core import Reranker, RerankResponse, load_reranker
@@ -26,6 +26,8 @@ class RerankPostprocessor(BaseNodePostprocessor):
 
     Returns new `NodeWithScore` objects, best first, carrying the rerank score; the input nodes are not changed.
     """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")  # a misspelled argument is an error
 
     reranker: RerankerLike = Field(
         description='A rerank-core Reranker, a spec such as "cohere:rerank-v3.5", or a load_reranker config dict.'

@@ -22,7 +22,7 @@ class RerankRanker:
     Returns copies of the input documents, best first, with the rerank score in `Document.score`.
 
     ```python
-    ranker = RerankRanker(reranker="cohere:rerank-v3.5", api_key=Secret.from_env_var("CO_API_KEY"), top_k=5)
+    ranker = RerankRanker(reranker="cohere:rerank-v3.5", api_key=Secret.from_env_var("COHERE_API_KEY"), top_k=5)
     ```
     """
 
