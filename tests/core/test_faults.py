@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
@@ -16,6 +16,8 @@ from rerank_core import (
     RerankTimeoutError,
     ResponseFormatError,
 )
+from rerank_core.dialects import ParsedResponse
+from rerank_core.dialects.generic import GenericDialect
 
 StartEmulator = Callable[..., ProviderEmulator]
 QUERY = "apple pie"
@@ -157,3 +159,15 @@ async def test_connection_always_dropped(emu: ProviderEmulator, waits: RecordedW
     with make_reranker(emu, waits=waits, max_retries=2) as reranker, pytest.raises(RerankConnectionError):
         await call(reranker, mode, QUERY, DOCS)
     assert emu.request_count == 3
+
+
+async def test_a_dialect_tripping_over_an_odd_payload_becomes_a_format_error(emu: ProviderEmulator) -> None:
+    class FragileDialect(GenericDialect):
+        def parse(self, payload: Any, *, headers: Mapping[str, str], n_documents: int) -> ParsedResponse:
+            return ParsedResponse(scores=[(0, payload["scores"][0])])  # KeyError on a real generic answer
+
+    with make_reranker(emu) as reranker:
+        reranker.dialect = FragileDialect()
+        with pytest.raises(ResponseFormatError, match="unexpected response shape") as caught:
+            reranker.rerank(QUERY, DOCS)
+    assert caught.value.status_code == 200

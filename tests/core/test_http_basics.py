@@ -8,13 +8,14 @@ import gc
 import threading
 import warnings
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import httpx
 import pytest
 from tests.core.transport_helpers import API_KEY, MODES, Mode, call, make_reranker
 from tests.support.emulator import ProviderEmulator, overlap_score
 
-from rerank_core import ConfigurationError, Document, HTTPReranker, load_reranker
+from rerank_core import ConfigurationError, Document, HTTPReranker, InvalidInputError, load_reranker
 
 StartEmulator = Callable[..., ProviderEmulator]
 QUERY = "apple pie recipe"
@@ -291,3 +292,19 @@ def test_sync_close_reaches_a_loop_running_in_another_thread(emu: ProviderEmulat
         loop.close()
     del reranker
     assert collected_resource_warnings() == []
+
+
+async def test_metadata_that_json_cannot_carry_is_stringified_on_the_wire_only(emu: ProviderEmulator) -> None:
+    when = datetime(2024, 5, 1, tzinfo=UTC)
+    doc = Document("apple pie", id="d", metadata={"when": when})
+    with make_reranker(emu) as reranker:
+        response = reranker.rerank(QUERY, [doc])
+    assert emu.requests[0].body["documents"][0]["metadata"] == {"when": str(when)}
+    assert response.results[0].document.metadata["when"] is when
+
+
+async def test_nan_in_metadata_is_an_input_error_before_any_request(emu: ProviderEmulator) -> None:
+    doc = Document("apple pie", metadata={"score": float("nan")})
+    with make_reranker(emu) as reranker, pytest.raises(InvalidInputError, match="JSON"):
+        reranker.rerank(QUERY, [doc])
+    assert emu.request_count == 0

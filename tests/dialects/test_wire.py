@@ -55,9 +55,25 @@ def test_body_uses_the_providers_field_names_and_nothing_else(case: WireCase, to
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.provider)
 def test_metadata_stays_home_unless_rank_fields_ask_for_it(case: WireCase) -> None:
     sent = json.dumps(build(case.provider))
-    if case.provider != "generic":  # the generic platform documents object documents with id and metadata
-        assert "s3" not in sent
-        assert '"B"' not in sent
+    assert "s3" not in sent
+    assert '"B"' not in sent
+
+
+def test_generic_sends_ids_always_and_metadata_only_when_asked() -> None:
+    assert build("generic")["documents"] == ["alpha", {"text": "beta", "id": "b"}]
+    assert build("generic", send_metadata=["title"])["documents"][1] == {
+        "text": "beta",
+        "id": "b",
+        "metadata": {"title": "B"},
+    }
+    everything = build("generic", send_metadata=True)
+    assert everything["documents"][1]["metadata"] == {"title": "B", "secret": "s3"}
+    assert "send_metadata" not in everything
+
+
+def test_generic_rejects_a_malformed_send_metadata() -> None:
+    with pytest.raises(ConfigurationError, match="send_metadata"):
+        get_dialect("generic").check_options({"send_metadata": "title"})
 
 
 @pytest.mark.parametrize("provider", ["together", "cohere-v1", "mixedbread", "pinecone"])

@@ -1,7 +1,9 @@
 """The generic hosting platform's Reranker API (seed 002): `POST $BASE_URL/v1/rerank`.
 
-Object documents carry id and metadata; `truncate`, `max_tokens_per_document`, request `metadata`, `user` and
-`extra_body` (which the platform merges into the backend body) are forwarded as documented.
+Object documents carry the caller's id and, only when asked with `send_metadata`, their metadata: metadata often
+holds internal fields (and values JSON cannot encode) that should not leave the process by default.
+`truncate`, `max_tokens_per_document`, request `metadata`, `user` and `extra_body` (which the platform merges into
+the backend body) are forwarded as documented.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rerank_core.dialects.base import Dialect
+from rerank_core.errors import ConfigurationError
 from rerank_core.models import Document
 
 
@@ -18,7 +21,18 @@ class GenericDialect(Dialect):
     default_base_url = None
     path = "/v1/rerank"
     api_key_env = "RERANK_API_KEY"
-    options = frozenset({"truncate", "max_tokens_per_document", "metadata", "user", "extra_body"})
+    options = frozenset({"truncate", "max_tokens_per_document", "metadata", "user", "extra_body", "send_metadata"})
+
+    def check_options(self, options: Mapping[str, Any]) -> None:
+        super().check_options(options)
+        chosen = options.get("send_metadata", False)
+        if not isinstance(chosen, bool) and not (
+            isinstance(chosen, list) and all(isinstance(name, str) for name in chosen)
+        ):
+            raise ConfigurationError(
+                f"send_metadata must be true, false or a list of metadata field names, not {chosen!r}",
+                provider=self.name,
+            )
 
     def build_body(
         self,
@@ -32,21 +46,25 @@ class GenericDialect(Dialect):
         body: dict[str, Any] = {
             "model": model,
             "query": query,
-            "documents": [_document(doc) for doc in documents],
+            "documents": [_document(doc, options.get("send_metadata", False)) for doc in documents],
             "return_documents": False,
         }
         if top_n is not None:
             body["top_n"] = top_n
-        body.update(options)
+        body.update({key: value for key, value in options.items() if key != "send_metadata"})
         return body
 
 
-def _document(doc: Document) -> str | dict[str, Any]:
-    if doc.id is None and not doc.metadata:
+def _document(doc: Document, send_metadata: bool | list[str]) -> str | dict[str, Any]:
+    if send_metadata is True:
+        metadata = doc.metadata
+    else:
+        metadata = {name: doc.metadata[name] for name in send_metadata or () if name in doc.metadata}
+    if doc.id is None and not metadata:
         return doc.text
     payload: dict[str, Any] = {"text": doc.text}
     if doc.id is not None:
         payload["id"] = doc.id
-    if doc.metadata:
-        payload["metadata"] = doc.metadata
+    if metadata:
+        payload["metadata"] = metadata
     return payload
