@@ -106,7 +106,7 @@ def test_a_bad_request_is_raised_without_trying_the_next_member(start_emulator: 
 
 
 def test_a_member_without_its_key_is_skipped_until_the_key_appears(
-    start_emulator: Start, monkeypatch: pytest.MonkeyPatch
+    start_emulator: Start, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     primary, backup = start_emulator("generic"), start_emulator("generic")
     monkeypatch.delenv("MY_PRIMARY_KEY", raising=False)
@@ -115,8 +115,12 @@ def test_a_member_without_its_key_is_skipped_until_the_key_appears(
     config["api_key_env"] = "MY_PRIMARY_KEY"
 
     reranker = load_reranker(config)  # building the chain does not fail on the missing key
-    assert reranker.rerank(QUERY, DOCS).model == "backup-m"
+    assert "Deferred('generic:primary-m')" in repr(reranker)
+    with caplog.at_level(logging.WARNING, logger="rerank_core"):
+        assert reranker.rerank(QUERY, DOCS).model == "backup-m"
     assert primary.request_count == 0
+    assert "generic:primary-m failed (ConfigurationError" in caplog.text
+    assert "MY_PRIMARY_KEY" in caplog.text
 
     monkeypatch.setenv("MY_PRIMARY_KEY", "now-set")
     assert reranker.rerank(QUERY, DOCS).model == "primary-m"

@@ -59,7 +59,7 @@ async def test_fan_out_with_top_n_sends_a_capped_top_n_per_batch(emu: ProviderEm
 
 @pytest.mark.parametrize("mode", MODES)
 async def test_concurrency_is_bounded(start_emulator: StartEmulator, mode: Mode) -> None:
-    emu = start_emulator("generic", latency=0.15)
+    emu = start_emulator("generic", latency=0.2)
     with make_reranker(emu, max_documents_per_request=2, max_concurrency=3) as reranker:
         response = await call(reranker, mode, QUERY, texts(18))
     assert emu.request_count == 9
@@ -73,8 +73,12 @@ async def test_a_failed_batch_fails_the_call(emu: ProviderEmulator, mode: Mode) 
     reranker = make_reranker(emu, max_documents_per_request=5, max_retries=0, max_concurrency=1)
     with reranker, pytest.raises(ProviderError, match="shard 3 is down"):
         await call(reranker, mode, QUERY, texts(20))
-    # With one worker, the remaining batches are abandoned (at most the one already picked up still goes out).
-    assert emu.request_count <= 2
+    # The remaining batches are abandoned: none is sent after the failure (async: the next task may have just
+    # been let through the semaphore when the failure lands; it is cancelled).
+    if mode == "sync":
+        assert emu.request_count == 1
+    else:
+        assert emu.request_count <= 2
 
 
 @pytest.mark.parametrize("mode", MODES)

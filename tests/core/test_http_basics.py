@@ -52,7 +52,7 @@ async def test_documents_and_dicts_keep_ids_metadata_and_are_not_mutated(emu: Pr
     docs: list[Document | dict[str, object] | str] = [doc, mapping, "apple"]
     before = copy.deepcopy(docs)
 
-    with make_reranker(emu) as reranker:
+    with make_reranker(emu, options={"send_metadata": True}) as reranker:
         response = await call(reranker, mode, QUERY, docs)
 
     assert docs == before
@@ -60,7 +60,7 @@ async def test_documents_and_dicts_keep_ids_metadata_and_are_not_mutated(emu: Pr
     assert by_index[0] is doc
     assert by_index[1] == Document("car engine", id="42", metadata={"tags": ["x"], "lang": "en"})
     assert by_index[2] == Document("apple")
-    # The wire carries id and metadata the generic platform's way; plain strings stay strings.
+    # With send_metadata, the wire carries id and metadata the generic platform's way; strings stay strings.
     sent = emu.requests[0].body["documents"]
     assert sent[0] == {"text": "apple pie", "id": "d-1", "metadata": {"source": "cookbook", "page": 7}}
     assert sent[2] == "apple"
@@ -297,7 +297,7 @@ def test_sync_close_reaches_a_loop_running_in_another_thread(emu: ProviderEmulat
 async def test_metadata_that_json_cannot_carry_is_stringified_on_the_wire_only(emu: ProviderEmulator) -> None:
     when = datetime(2024, 5, 1, tzinfo=UTC)
     doc = Document("apple pie", id="d", metadata={"when": when})
-    with make_reranker(emu) as reranker:
+    with make_reranker(emu, options={"send_metadata": True}) as reranker:
         response = reranker.rerank(QUERY, [doc])
     assert emu.requests[0].body["documents"][0]["metadata"] == {"when": str(when)}
     assert response.results[0].document.metadata["when"] is when
@@ -305,6 +305,7 @@ async def test_metadata_that_json_cannot_carry_is_stringified_on_the_wire_only(e
 
 async def test_nan_in_metadata_is_an_input_error_before_any_request(emu: ProviderEmulator) -> None:
     doc = Document("apple pie", metadata={"score": float("nan")})
-    with make_reranker(emu) as reranker, pytest.raises(InvalidInputError, match="JSON"):
+    reranker = make_reranker(emu, options={"send_metadata": True})
+    with reranker, pytest.raises(InvalidInputError, match="JSON"):
         reranker.rerank(QUERY, [doc])
     assert emu.request_count == 0

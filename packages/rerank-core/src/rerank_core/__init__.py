@@ -16,7 +16,7 @@ from rerank_core.errors import (
     RerankTimeoutError,
     ResponseFormatError,
 )
-from rerank_core.fallback import FallbackReranker
+from rerank_core.fallback import Deferred, FallbackReranker
 from rerank_core.http import HTTPReranker
 from rerank_core.loader import load_reranker
 from rerank_core.local import LocalCrossEncoder  # imports torch only on first use
@@ -38,6 +38,7 @@ __all__ = [
     "CachingReranker",
     "ChunkingReranker",
     "ConfigurationError",
+    "Deferred",
     "Document",
     "DocumentInput",
     "DroppedDocument",

@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 from rerank_core.base import Normalize, Reranker, Scores, sigmoid
@@ -24,32 +25,48 @@ from rerank_core.models import Document
 logger = logging.getLogger("rerank_core")
 
 OnFailure = Literal["raise", "passthrough"]
-Member = Reranker | Callable[[], Reranker]
-"""A reranker, or a factory that builds it on first use (for members whose API key may be set later)."""
+
+
+@dataclass(frozen=True)
+class Deferred:
+    """A member built on first use, e.g. one whose API key may be set after the chain is created.
+
+    If building fails with a `ConfigurationError` (the key is still missing), the chain moves on and tries to
+    build it again on a later call.
+    """
+
+    build: Callable[[], Reranker]
+    label: str
+
+
+Member = Reranker | Deferred
 
 FATAL = (InvalidRequestError, InvalidInputError)
 """Errors about the request itself: every other member would reject it too."""
 
 
 class _Slot:
-    """One member, built lazily if needed, with its circuit-breaker state."""
+    """One member, built on first use if deferred, with its circuit-breaker state."""
 
     def __init__(self, member: Member) -> None:
-        self.factory = None if isinstance(member, Reranker) else member
+        self.deferred = member if isinstance(member, Deferred) else None
         self.reranker = member if isinstance(member, Reranker) else None
         self.failures = 0
         self.open_until = 0.0
         self.last_error: RerankError | None = None
+        self._build_lock = threading.Lock()
 
     def get(self) -> Reranker:
         if self.reranker is None:
-            assert self.factory is not None
-            self.reranker = self.factory()
+            with self._build_lock:  # two threads must not build (and leak) two clients
+                if self.reranker is None:
+                    assert self.deferred is not None
+                    self.reranker = self.deferred.build()
         return self.reranker
 
     def name(self) -> str:
         if self.reranker is None:
-            return "unbuilt member"
+            return self.deferred.label if self.deferred else "member"
         return f"{self.reranker.provider}:{self.reranker.model}" if self.reranker.model else self.reranker.provider
 
 
@@ -82,11 +99,11 @@ class FallbackReranker(Reranker):
 
     @property
     def members(self) -> list[Reranker | None]:
-        """The members built so far (None for a lazy member not yet built)."""
+        """The members built so far (None for a deferred member not built yet)."""
         return [slot.reranker for slot in self.slots]
 
     def __repr__(self) -> str:
-        inner = ", ".join(repr(slot.reranker) if slot.reranker else "<lazy>" for slot in self.slots)
+        inner = ", ".join(repr(slot.reranker) if slot.reranker else f"Deferred({slot.name()!r})" for slot in self.slots)
         return f"FallbackReranker([{inner}], on_failure={self.on_failure!r})"
 
     def close(self) -> None:

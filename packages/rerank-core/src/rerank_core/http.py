@@ -14,7 +14,7 @@ import logging
 import os
 import threading
 from collections.abc import Mapping, Sequence
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeoutError
 from dataclasses import dataclass
 from importlib import metadata
@@ -144,16 +144,23 @@ class HTTPReranker(Reranker):
         spans = self._spans(len(documents))
         if len(spans) == 1:
             return self._merge(self._score_span(client, query, documents, 0, top_n))
+        failed = threading.Event()
+
+        def batch(start: int, end: int) -> list[_Part]:
+            if failed.is_set():  # the call is already lost: send nothing more
+                return []
+            try:
+                return self._score_span(client, query, documents[start:end], start, top_n)
+            except BaseException:
+                failed.set()
+                raise
+
+        parts: list[_Part] = []
         with ThreadPoolExecutor(max_workers=min(self.max_concurrency, len(spans))) as pool:
-            jobs = [pool.submit(self._score_span, client, query, documents[a:b], a, top_n) for a, b in spans]
-            wait(jobs, return_when=FIRST_EXCEPTION)
-            for job in jobs:
-                job.cancel()  # only jobs not yet started can be cancelled, i.e. only after a failure
-            parts: list[_Part] = []
-            for job in jobs:
-                if not job.cancelled():
-                    parts += job.result()  # re-raises a failed batch's error
-            return self._merge(parts)
+            # A batch is skipped only after another failed, and that failure is raised here: nothing is lost.
+            for job in [pool.submit(batch, start, end) for start, end in spans]:
+                parts += job.result()
+        return self._merge(parts)
 
     async def _ascore(self, query: str, documents: list[Document], top_n: int | None) -> Scores:
         client = self._async_client()

@@ -16,7 +16,7 @@ from rerank_core.cache import CachingReranker, ScoreCache, open_cache
 from rerank_core.chunking import ChunkingReranker, local_token_budget
 from rerank_core.config import ConfigSource, RerankerConfig
 from rerank_core.errors import ConfigurationError
-from rerank_core.fallback import FallbackReranker, Member
+from rerank_core.fallback import Deferred, FallbackReranker, Member
 
 if TYPE_CHECKING:
     import httpx
@@ -102,7 +102,8 @@ def member_or_factory(config: RerankerConfig, cache: ScoreCache | None, clients:
     if config.fallback:
         return build_reranker(config, clients=clients)
     if key_is_missing(config):
-        return lambda: build_member(config, cache, clients)
+        label = f"{config.provider}:{config.model}" if config.model else config.provider
+        return Deferred(lambda: build_member(config, cache, clients), label=label)
     return build_member(config, cache, clients)
 
 
