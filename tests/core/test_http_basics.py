@@ -309,3 +309,15 @@ async def test_nan_in_metadata_is_an_input_error_before_any_request(emu: Provide
     with reranker, pytest.raises(InvalidInputError, match="JSON"):
         reranker.rerank(QUERY, [doc])
     assert emu.request_count == 0
+
+
+def test_caller_headers_replace_defaults_whatever_their_case(emu: ProviderEmulator) -> None:
+    sent: list[httpx.Headers] = []
+    with httpx.Client(event_hooks={"request": [lambda request: sent.append(request.headers)]}) as client:
+        headers = {"Authorization": f"Bearer {API_KEY}", "User-Agent": "my-app/2", "CONTENT-TYPE": "application/json"}
+        with make_reranker(emu, api_key="sk-other-key", headers=headers, http_client=client) as reranker:
+            reranker.rerank(QUERY, ["apple"])
+    assert sent[0].get_list("authorization") == [f"Bearer {API_KEY}"]
+    assert sent[0].get_list("user-agent") == ["my-app/2"]
+    assert sent[0].get_list("content-type") == ["application/json"]
+    assert emu.request_count == 1  # and the emulator accepted the caller's key

@@ -111,7 +111,8 @@ class HTTPReranker(Reranker):
                 hint=f"Pass api_key=... or set the {self.dialect.api_key_env} environment variable",
             )
         self._api_key = SecretStr(key) if key else None
-        self._extra_headers = dict(headers or {})
+        # Lower-cased, so a caller's header replaces ours instead of going out next to it.
+        self._extra_headers = {name.lower(): value for name, value in (headers or {}).items()}
         self.base_url = _resolve_base_url(base_url, self.dialect.default_base_url, self.provider)
         self.url = self.dialect.url(self.base_url, self.options)
         secret_headers = [
@@ -283,13 +284,10 @@ class HTTPReranker(Reranker):
 
     def _headers(self) -> dict[str, str]:
         key = self._api_key.get_secret_value() if self._api_key else None
-        return {
-            "content-type": "application/json",
-            "accept": "application/json",
-            "user-agent": USER_AGENT,
-            **self.dialect.headers(key),
-            **self._extra_headers,
-        }
+        headers = {"content-type": "application/json", "accept": "application/json", "user-agent": USER_AGENT}
+        headers.update((name.lower(), value) for name, value in self.dialect.headers(key).items())
+        headers.update(self._extra_headers)
+        return headers
 
     def _parse(self, response: httpx.Response, n_documents: int, offset: int, batch_top_n: int | None) -> _Part:
         header_id = request_id_from(response.headers)

@@ -11,9 +11,8 @@ from langchain_core.runnables import RunnableConfig, RunnableLambda
 from pydantic import ConfigDict, Field, PrivateAttr, field_serializer
 
 from rerank_core import Document as CoreDocument
-from rerank_core import Reranker, RerankResponse, load_reranker
-
-RerankerLike = Reranker | str | dict[str, Any]
+from rerank_core import Reranker, RerankResponse
+from rerank_core.integration import RerankerLike, public_config, resolve_reranker
 
 
 class RerankCompressor(BaseDocumentCompressor):
@@ -88,27 +87,3 @@ def _from_results(response: RerankResponse, documents: Sequence[Document]) -> li
         )
         for result in response.results
     ]
-
-
-def resolve_reranker(reranker: RerankerLike) -> Reranker:
-    """Use a reranker object as is; build one from a spec string or config dict."""
-    return reranker if isinstance(reranker, Reranker) else load_reranker(reranker)
-
-
-def public_config(reranker: RerankerLike) -> str | dict[str, Any]:
-    """What serialization stores: the spec or config without secrets; for an object, its provider and model."""
-    if isinstance(reranker, Reranker):
-        return {"provider": reranker.provider, "model": reranker.model}
-    if isinstance(reranker, str):
-        return reranker
-    cleaned: dict[str, Any] = _without_secrets(reranker)
-    return cleaned
-
-
-def _without_secrets(value: Any) -> Any:
-    # Nested too: composite configs (fallback chains) hold one config per backend.
-    if isinstance(value, Mapping):
-        return {key: _without_secrets(item) for key, item in value.items() if key != "api_key"}
-    if isinstance(value, list | tuple):
-        return [_without_secrets(item) for item in value]
-    return value

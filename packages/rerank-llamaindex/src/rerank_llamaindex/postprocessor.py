@@ -14,11 +14,10 @@ from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
 from pydantic import ConfigDict, Field, PrivateAttr, field_serializer
 
 from rerank_core import Document as CoreDocument
-from rerank_core import Reranker, RerankResponse, load_reranker
+from rerank_core import Reranker, RerankResponse
+from rerank_core.integration import RerankerLike, public_config, resolve_reranker
 
 dispatcher = get_dispatcher(__name__)
-
-RerankerLike = Reranker | str | dict[str, Any]
 
 
 class RerankPostprocessor(BaseNodePostprocessor):
@@ -133,27 +132,3 @@ def _from_results(
             node = node.model_copy(update={"metadata": {**node.metadata, "retrieval_score": original.score}})
         reranked.append(NodeWithScore(node=node, score=result.relevance_score))
     return reranked
-
-
-def resolve_reranker(reranker: RerankerLike) -> Reranker:
-    """Use a reranker object as is; build one from a spec string or config dict."""
-    return reranker if isinstance(reranker, Reranker) else load_reranker(reranker)
-
-
-def public_config(reranker: RerankerLike) -> str | dict[str, Any]:
-    """What serialization stores: the spec or config without secrets; for an object, its provider and model."""
-    if isinstance(reranker, Reranker):
-        return {"provider": reranker.provider, "model": reranker.model}
-    if isinstance(reranker, str):
-        return reranker
-    cleaned: dict[str, Any] = _without_secrets(reranker)
-    return cleaned
-
-
-def _without_secrets(value: Any) -> Any:
-    # Nested too: composite configs (fallback chains) hold one config per backend.
-    if isinstance(value, Mapping):
-        return {key: _without_secrets(item) for key, item in value.items() if key != "api_key"}
-    if isinstance(value, list | tuple):
-        return [_without_secrets(item) for item in value]
-    return value

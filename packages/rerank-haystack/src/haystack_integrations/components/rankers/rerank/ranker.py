@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
 from haystack import Document, component, default_from_dict, default_to_dict
 from haystack.utils import Secret, deserialize_secrets_inplace
 
-from rerank_core import ConfigurationError, Reranker, RerankResponse, load_reranker
+from rerank_core import ConfigurationError, Reranker, RerankResponse
 from rerank_core import Document as CoreDocument
-
-RerankerLike = Reranker | str | dict[str, Any]
+from rerank_core.integration import RerankerLike, holds_secret, public_config, resolve_reranker
 
 
 @component
@@ -45,7 +44,7 @@ class RerankRanker:
         :param meta_fields_to_embed: Metadata fields scored together with the content, in this order.
         :param embedding_separator: Joins the metadata values and the content.
         """
-        if _holds_secret(reranker):
+        if holds_secret(reranker):
             raise ConfigurationError(
                 "the reranker config dict holds a plaintext 'api_key', which would end up in the serialized pipeline",
                 hint="Pass the key as api_key=Secret.from_env_var(...) instead",
@@ -140,24 +139,3 @@ def _to_core_documents(documents: Sequence[Document], meta_fields: list[str], se
 def _from_results(response: RerankResponse, documents: Sequence[Document]) -> list[Document]:
     """Copies of the caller's documents in ranked order; `replace` keeps `id` and every other field."""
     return [replace(documents[result.index], score=result.relevance_score) for result in response.results]
-
-
-def resolve_reranker(reranker: RerankerLike, *, api_key: str | None = None) -> Reranker:
-    """Use a reranker object as is; build one from a spec string or config dict."""
-    return reranker if isinstance(reranker, Reranker) else load_reranker(reranker, api_key=api_key)
-
-
-def _holds_secret(value: Any) -> bool:
-    # Nested too: composite configs (fallback chains) hold one config per backend.
-    if isinstance(value, Mapping):
-        return any(key == "api_key" or _holds_secret(item) for key, item in value.items())
-    if isinstance(value, list | tuple):
-        return any(_holds_secret(item) for item in value)
-    return False
-
-
-def public_config(reranker: RerankerLike) -> str | dict[str, Any]:
-    """What serialization stores: the spec or config; for an object, its provider and model."""
-    if isinstance(reranker, Reranker):
-        return {"provider": reranker.provider, "model": reranker.model}
-    return reranker
