@@ -228,20 +228,15 @@ class HTTPReranker(Reranker):
         retries = 0
         while True:
             try:
-                response = client.post(self.url, content=content, headers=self._headers(), timeout=self.timeout)
+                answer: httpx.Response | httpx.TransportError = client.post(
+                    self.url, content=content, headers=self._headers(), timeout=self.timeout
+                )
             except httpx.TransportError as exc:
-                delay = self.retry_policy.delay(retries, None, None)
-                if delay is None:
-                    raise self._transport_error(exc, retries + 1) from exc
-                self._log_retry(delay, retries, _describe_exception(exc, self._scrub))
-            else:
-                if response.is_success:
-                    return self._parse(response, len(documents), offset, batch_top_n)
-                delay = self.retry_policy.delay(retries, response.status_code, response.headers)
-                if delay is None:
-                    raise self._status_error(response, retries + 1)
-                self._log_retry(delay, retries, _describe_response(response, self._scrub))
-            self.retry_policy.sleep(delay)
+                answer = exc
+            outcome = self._outcome(answer, retries, len(documents), offset, batch_top_n)
+            if isinstance(outcome, _Part):
+                return outcome
+            self.retry_policy.sleep(outcome)
             retries += 1
 
     async def _aexchange(
@@ -251,21 +246,39 @@ class HTTPReranker(Reranker):
         retries = 0
         while True:
             try:
-                response = await client.post(self.url, content=content, headers=self._headers(), timeout=self.timeout)
+                answer: httpx.Response | httpx.TransportError = await client.post(
+                    self.url, content=content, headers=self._headers(), timeout=self.timeout
+                )
             except httpx.TransportError as exc:
-                delay = self.retry_policy.delay(retries, None, None)
-                if delay is None:
-                    raise self._transport_error(exc, retries + 1) from exc
-                self._log_retry(delay, retries, _describe_exception(exc, self._scrub))
-            else:
-                if response.is_success:
-                    return self._parse(response, len(documents), offset, batch_top_n)
-                delay = self.retry_policy.delay(retries, response.status_code, response.headers)
-                if delay is None:
-                    raise self._status_error(response, retries + 1)
-                self._log_retry(delay, retries, _describe_response(response, self._scrub))
-            await self.retry_policy.asleep(delay)
+                answer = exc
+            outcome = self._outcome(answer, retries, len(documents), offset, batch_top_n)
+            if isinstance(outcome, _Part):
+                return outcome
+            await self.retry_policy.asleep(outcome)
             retries += 1
+
+    def _outcome(
+        self,
+        answer: httpx.Response | httpx.TransportError,
+        retries: int,
+        n_documents: int,
+        offset: int,
+        batch_top_n: int | None,
+    ) -> _Part | float:
+        """The parsed part of a success, else the delay before the next attempt; raises once retries are spent."""
+        if isinstance(answer, httpx.TransportError):
+            delay = self.retry_policy.delay(retries, None, None)
+            if delay is None:
+                raise self._transport_error(answer, retries + 1) from answer
+            self._log_retry(delay, retries, _describe_exception(answer, self._scrub))
+            return delay
+        if answer.is_success:
+            return self._parse(answer, n_documents, offset, batch_top_n)
+        delay = self.retry_policy.delay(retries, answer.status_code, answer.headers)
+        if delay is None:
+            raise self._status_error(answer, retries + 1)
+        self._log_retry(delay, retries, _describe_response(answer, self._scrub))
+        return delay
 
     # -- wire -------------------------------------------------------------------------------------------------
 
