@@ -3,7 +3,8 @@
 Every wrapper and the baseline share one `HTTPReranker` pointed at the loopback emulator, so they send identical
 requests; the difference is the wrappers' own work (document mapping, copies, callbacks, events). Calls are
 interleaved round by round (so drift hits every contender alike) and the medians are compared. The baseline is
-the core called with plain strings, the least work a caller can ask of it.
+the core called directly with the same documents, prebuilt as core `Document`s with the same text, id and
+metadata, so every contender sends byte-identical requests and the difference is the wrapper's own work.
 
 It runs twice: with no simulated latency (the worst case for the ratio: the whole call is local Python work) and
 with a simulated provider latency (`--latency`, default 50 ms; hosted rerank APIs take longer than that).
@@ -26,7 +27,7 @@ from llama_index.core.schema import NodeWithScore, TextNode
 from tests.support.emulator import ProviderEmulator
 
 from haystack_integrations.components.rankers.rerank import RerankRanker
-from rerank_core import load_reranker
+from rerank_core import Document, load_reranker
 from rerank_langchain import RerankCompressor
 from rerank_llamaindex import RerankPostprocessor
 
@@ -56,22 +57,27 @@ def texts() -> list[str]:
 def contenders(base_url: str) -> tuple[dict[str, Callable[[], Any]], dict[str, Callable[[], Awaitable[Any]]]]:
     core = load_reranker({"provider": "generic", "model": "m", "base_url": base_url, "api_key": "k"})
     strings = texts()
+    core_docs = [Document(t, id=f"d{i}", metadata={"i": i}) for i, t in enumerate(strings)]
     lc_docs = [lc.Document(t, id=f"d{i}", metadata={"i": i}) for i, t in enumerate(strings)]
+    # The metadata key is excluded from the embed text, so LlamaIndex scores exactly the same text.
     li_nodes = [
-        NodeWithScore(node=TextNode(text=t, id_=f"d{i}", metadata={"i": i}), score=0.5) for i, t in enumerate(strings)
+        NodeWithScore(
+            node=TextNode(text=t, id_=f"d{i}", metadata={"i": i}, excluded_embed_metadata_keys=["i"]), score=0.5
+        )
+        for i, t in enumerate(strings)
     ]
     hs_docs = [haystack.Document(content=t, id=f"d{i}", meta={"i": i}) for i, t in enumerate(strings)]
     compressor = RerankCompressor(reranker=core, top_n=None)
     postprocessor = RerankPostprocessor(reranker=core, top_n=None)
     ranker = RerankRanker(core, top_k=None)
     sync: dict[str, Callable[[], Any]] = {
-        "core": lambda: core.rerank(QUERY, strings),
+        "core": lambda: core.rerank(QUERY, core_docs),
         "langchain": lambda: compressor.compress_documents(lc_docs, QUERY),
         "llamaindex": lambda: postprocessor.postprocess_nodes(li_nodes, query_str=QUERY),
         "haystack": lambda: ranker.run(QUERY, hs_docs),
     }
     asynchronous: dict[str, Callable[[], Awaitable[Any]]] = {
-        "core": lambda: core.arerank(QUERY, strings),
+        "core": lambda: core.arerank(QUERY, core_docs),
         "langchain": lambda: compressor.acompress_documents(lc_docs, QUERY),
         "llamaindex": lambda: postprocessor.apostprocess_nodes(li_nodes, query_str=QUERY),
         "haystack": lambda: ranker.run_async(QUERY, hs_docs),
