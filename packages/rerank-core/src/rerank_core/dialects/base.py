@@ -13,6 +13,7 @@ from types import MappingProxyType
 from typing import Any, ClassVar
 from urllib.parse import urlencode
 
+from rerank_core.dialects._documents import rank_fields_of
 from rerank_core.dialects._parse import parse_results
 from rerank_core.errors import ConfigurationError
 from rerank_core.models import Document, ScoreKind, Usage
@@ -89,6 +90,8 @@ class Dialect:
                 provider=self.name,
                 hint=f"Options this provider accepts: {allowed}",
             )
+        if "rank_fields" in options:
+            rank_fields_of(options, self.name)
         for key, choices in self.option_choices.items():
             if key in options and not _one_of(options[key], choices):
                 raise ConfigurationError(

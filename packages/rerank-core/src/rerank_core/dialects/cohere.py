@@ -57,10 +57,6 @@ class CohereV1Dialect(CohereDialect):
     path = "/v1/rerank"
     options = frozenset({"rank_fields", "max_chunks_per_doc"})
 
-    def check_options(self, options: Mapping[str, Any]) -> None:
-        super().check_options(options)
-        rank_fields_of(options, self.name)
-
     def build_body(
         self,
         query: str,

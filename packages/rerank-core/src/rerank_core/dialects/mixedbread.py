@@ -24,10 +24,6 @@ class MixedbreadDialect(Dialect):
     options = frozenset({"rank_fields", "rewrite_query"})
     option_choices = choices(rewrite_query=(True, False))
 
-    def check_options(self, options: Mapping[str, Any]) -> None:
-        super().check_options(options)
-        rank_fields_of(options, self.name)
-
     def build_body(
         self,
         query: str,

@@ -31,10 +31,6 @@ class PineconeDialect(Dialect):
             headers["Api-Key"] = api_key
         return headers
 
-    def check_options(self, options: Mapping[str, Any]) -> None:
-        super().check_options(options)
-        rank_fields_of(options, self.name)
-
     def build_body(
         self,
         query: str,

@@ -23,10 +23,6 @@ class TogetherDialect(Dialect):
     default_model = "Salesforce/Llama-Rank-V1"
     options = frozenset({"rank_fields"})
 
-    def check_options(self, options: Mapping[str, Any]) -> None:
-        super().check_options(options)
-        rank_fields_of(options, self.name)
-
     def build_body(
         self,
         query: str,
