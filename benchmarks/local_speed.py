@@ -28,7 +28,7 @@ from typing import Any
 import torch
 
 from benchmarks.local_models import SCIFACT, abstract, build_minilm_cross_encoder, read_jsonl
-from rerank_core.local import DEFAULT_BATCH_SIZE, LocalCrossEncoder
+from rerank_core.local import DEFAULT_BATCH_SIZE, LocalCrossEncoder, cpu_has_native_bf16
 
 
 def load_workload(n_docs: int, seed: int = 0) -> tuple[str, list[str]]:
@@ -48,16 +48,17 @@ def load_workload(n_docs: int, seed: int = 0) -> tuple[str, list[str]]:
     return queries[query_id]["text"], [abstract(corpus[doc_id]) for doc_id in doc_ids]
 
 
-def matmul_rate(size: int = 2048, repeats: int = 5) -> float:
-    """Best observed fp32 `torch.mm` rate in FLOP/s: the practical ceiling of this machine."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    torch.mm(a, b)
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
+def matmul_rate(repeats: int = 20) -> float:
+    """Best observed fp32 `torch.mm` rate in FLOP/s, over a square and the model's own shapes: the ceiling."""
+    best = 0.0
+    for n, k, m in [(2048, 2048, 2048), (1024, 384, 1536), (1024, 1536, 384)]:
+        a, b = torch.randn(n, k), torch.randn(k, m)
         torch.mm(a, b)
-        best = min(best, time.perf_counter() - start)
-    return 2 * size**3 / best
+        for _ in range(repeats):
+            start = time.perf_counter()
+            torch.mm(a, b)
+            best = max(best, 2 * n * k * m / (time.perf_counter() - start))
+    return best
 
 
 def flops_per_pair(config: Any, tokens: int) -> float:
@@ -110,21 +111,24 @@ def speed_table(model_dir: Path, query: str, docs: list[str], rounds: int, max_l
     from sentence_transformers import CrossEncoder
 
     peak = matmul_rate()
-    print(f"fp32 torch.mm peak: {peak / 1e9:.0f} GFLOP/s (2048³, {torch.get_num_threads()} threads)\n")
+    threads = torch.get_num_threads()
+    print(f"fp32 torch.mm peak: {peak / 1e9:.0f} GFLOP/s (best of 2048³ and the model's shapes, {threads} threads)\n")
     print("| max_length | tokens/pair | variant | pairs/s | vs sentence-transformers | share of fp32 FLOP limit |")
     print("|---|---|---|---|---|---|")
     pairs = [(query, doc) for doc in docs]
     for max_length in max_lengths:
         st = CrossEncoder(str(model_dir), max_length=max_length, device="cpu", activation_fn=torch.nn.Sigmoid())
-        fp32 = LocalCrossEncoder(str(model_dir), max_length=max_length, local_files_only=True, device="cpu")
-        int8 = LocalCrossEncoder(
-            str(model_dir), max_length=max_length, local_files_only=True, device="cpu", quantize="int8"
-        )
+        local = partial(LocalCrossEncoder, str(model_dir), max_length=max_length, local_files_only=True, device="cpu")
+        fp32 = local()
+        reduced = {"int8": local(quantize="int8")}
+        if cpu_has_native_bf16():
+            reduced["bf16"] = local(dtype="bfloat16")
         variants: dict[str, Callable[[], object]] = {
             "sentence-transformers predict (bs 32)": partial(st.predict, pairs, batch_size=32),
             f"LocalCrossEncoder fp32 (bs {fp32.batch_size})": partial(fp32.rerank, query, docs),
-            f"LocalCrossEncoder int8 (bs {int8.batch_size})": partial(int8.rerank, query, docs),
         }
+        for name, reranker in reduced.items():
+            variants[f"LocalCrossEncoder {name} (bs {reranker.batch_size})"] = partial(reranker.rerank, query, docs)
         seconds = measure(variants, rounds)
 
         encoded = fp32.tokenizer([query] * len(docs), docs, truncation="only_second", max_length=max_length)
@@ -133,33 +137,41 @@ def speed_table(model_dir: Path, query: str, docs: list[str], rounds: int, max_l
         baseline = seconds[next(iter(seconds))]
         for name, times in seconds.items():
             best = statistics.median(times)
-            share = "" if "int8" in name else f"{total_flops / best / peak:.0%}"
+            share = f"{total_flops / best / peak:.0%}" if "fp32" in name or "sentence" in name else "n/a"
             print(
                 f"| {max_length} | {statistics.mean(tokens):.0f} | {name} | {len(docs) / best:.1f} | "
                 f"{median_ratio(baseline, times):.2f}× | {share} |"
             )
-        agreement(query, docs, fp32, int8, st, max_length)
+        agreement(query, docs, st, fp32, reduced, max_length)
 
 
 def agreement(
-    query: str, docs: list[str], fp32: LocalCrossEncoder, int8: LocalCrossEncoder, st: Any, max_length: int
+    query: str,
+    docs: list[str],
+    st: Any,
+    fp32: LocalCrossEncoder,
+    reduced: dict[str, LocalCrossEncoder],
+    max_length: int,
 ) -> None:
-    """Parity of fp32 with sentence-transformers, and how closely int8 follows fp32."""
+    """Parity of fp32 with sentence-transformers, and how closely each reduced precision follows fp32."""
     st_scores = st.predict([(query, doc) for doc in docs]).tolist()
     response = fp32.rerank(query, docs)
     ours = [score for _, score in sorted((r.index, r.relevance_score) for r in response.results)]
     same_ranking = [r.index for r in response.results] == sorted(range(len(docs)), key=lambda i: -st_scores[i])
-    logits, quantized = fp32.predict_logits(query, docs), int8.predict_logits(query, docs)
     print(
         f"\nmax_length {max_length}: fp32 vs sentence-transformers: max |Δscore| "
         f"{max(abs(a - b) for a, b in zip(ours, st_scores, strict=True)):.1e}, identical ranking: {same_ranking}"
     )
-    print(
-        f"max_length {max_length}: int8 vs fp32: Kendall τ {kendall_tau(logits, quantized):.3f}, "
-        f"top-10 overlap {len(top_k(logits, 10) & top_k(quantized, 10))}/10, "
-        f"max |Δlogit| {max(abs(a - b) for a, b in zip(logits, quantized, strict=True)):.3f} "
-        f"(fp32 logits span {max(logits) - min(logits):.3f})\n"
-    )
+    logits = fp32.predict_logits(query, docs)
+    for name, reranker in reduced.items():
+        other = reranker.predict_logits(query, docs)
+        print(
+            f"max_length {max_length}: {name} vs fp32: Kendall τ {kendall_tau(logits, other):.3f}, "
+            f"top-10 overlap {len(top_k(logits, 10) & top_k(other, 10))}/10, "
+            f"max |Δlogit| {max(abs(a - b) for a, b in zip(logits, other, strict=True)):.3f} "
+            f"(fp32 logits span {max(logits) - min(logits):.3f})"
+        )
+    print()
 
 
 def cpu_name() -> str:

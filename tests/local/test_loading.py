@@ -61,7 +61,7 @@ def test_missing_model_is_a_clear_configuration_error(tmp_path: Any, local_files
         ({"dtype": "int4"}, "dtype"),
         ({"quantize": "int4"}, "quantize"),
         ({"quantize": "int8", "dtype": "float16"}, "float32"),
-        ({"device": "cpu", "dtype": "bfloat16"}, "GPU"),
+        ({"device": "cpu", "dtype": "float16"}, "GPU-only"),
     ],
 )
 def test_bad_options_fail_at_construction(options: dict[str, Any], match: str) -> None:
@@ -69,12 +69,28 @@ def test_bad_options_fail_at_construction(options: dict[str, Any], match: str) -
         LocalCrossEncoder("m", **options)
 
 
-def test_half_precision_on_an_auto_chosen_cpu_is_rejected(
-    tiny_cross_encoder: str, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_half_precision_on_a_cpu_without_native_support_is_rejected(
+    tiny_cross_encoder: str, monkeypatch: pytest.MonkeyPatch, dtype: str
 ) -> None:
     monkeypatch.setattr("rerank_core.local.auto_device", lambda: "cpu")
-    with pytest.raises(ConfigurationError, match="float32"):
-        LocalCrossEncoder(tiny_cross_encoder, dtype="float16", local_files_only=True).warm_up()
+    monkeypatch.setattr("rerank_core.local.cpu_has_native_bf16", lambda: False)
+    with pytest.raises(ConfigurationError, match="slower than float32") as caught:
+        LocalCrossEncoder(tiny_cross_encoder, dtype=dtype, local_files_only=True).warm_up()  # type: ignore[arg-type]
+    assert "float32" in str(caught.value)
+
+
+def test_bfloat16_runs_on_a_cpu_with_native_bf16(tiny_cross_encoder: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    monkeypatch.setattr("rerank_core.local.cpu_has_native_bf16", lambda: True)
+    query, docs = "capital of france", ["Paris is the capital of France", "zebra xylophone", "water and fire"]
+    bf16 = LocalCrossEncoder(tiny_cross_encoder, device="cpu", dtype="bfloat16", local_files_only=True)
+    fp32 = LocalCrossEncoder(tiny_cross_encoder, device="cpu", local_files_only=True)
+    got, want = bf16.predict_logits(query, docs), fp32.predict_logits(query, docs)
+    assert next(bf16._network.parameters()).dtype == torch.bfloat16
+    assert got == pytest.approx(want, abs=0.1)
+    assert got != want
 
 
 def test_loads_lazily_once_and_warm_up_loads_eagerly(tiny_cross_encoder: str) -> None:
@@ -117,3 +133,28 @@ def test_concurrent_threads_share_one_load_and_get_identical_results(
     assert responses[0] == LocalCrossEncoder(tiny_cross_encoder, batch_size=2, local_files_only=True).rerank(
         "capital of france", docs
     )
+
+
+def test_hub_options_reach_every_from_pretrained_call(tiny_cross_encoder: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import transformers
+
+    seen: list[tuple[str, dict[str, Any]]] = []
+    for name in ("AutoConfig", "AutoTokenizer", "AutoModelForSequenceClassification"):
+        cls = getattr(transformers, name)
+        real = cls.from_pretrained
+
+        def spy(path: str, *, _real: Any = real, _name: str = name, **kwargs: Any) -> Any:
+            seen.append((_name, kwargs))
+            return _real(path, **kwargs)
+
+        monkeypatch.setattr(cls, "from_pretrained", spy)
+
+    defaults: dict[str, Any] = {"local_files_only": False, "trust_remote_code": False, "revision": None}
+    chosen: dict[str, Any] = {"local_files_only": True, "revision": "main"}
+    for given, expected in (({}, defaults), (chosen, {**defaults, **chosen})):
+        seen.clear()
+        LocalCrossEncoder(tiny_cross_encoder, **given).warm_up()
+        # transformers also loads the config from inside the other two calls, with the same options.
+        assert {name for name, _ in seen} == {"AutoConfig", "AutoTokenizer", "AutoModelForSequenceClassification"}
+        for _, kwargs in seen:
+            assert {key: kwargs.get(key) for key in expected} == expected
