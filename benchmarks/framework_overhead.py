@@ -26,37 +26,18 @@ import langchain_core.documents as lc
 from llama_index.core.schema import NodeWithScore, TextNode
 from tests.support.emulator import ProviderEmulator
 
+from benchmarks.synthetic import QUERY, texts
 from haystack_integrations.components.rankers.rerank import RerankRanker
 from rerank_core import Document, load_reranker
 from rerank_langchain import RerankCompressor
 from rerank_llamaindex import RerankPostprocessor
 
 N_DOCUMENTS = 100
-QUERY = "how do cross encoders rerank search results"
-WORDS = [
-    "search",
-    "rerank",
-    "cross",
-    "encoder",
-    "results",
-    "query",
-    "document",
-    "model",
-    "score",
-    "neural",
-    "ranking",
-    "fast",
-    "index",
-]
-
-
-def texts() -> list[str]:
-    return [" ".join(WORDS[(i + j) % len(WORDS)] for j in range(40 + i % 30)) for i in range(N_DOCUMENTS)]
 
 
 def contenders(base_url: str) -> tuple[dict[str, Callable[[], Any]], dict[str, Callable[[], Awaitable[Any]]]]:
     core = load_reranker({"provider": "generic", "model": "m", "base_url": base_url, "api_key": "k"})
-    strings = texts()
+    strings = texts(N_DOCUMENTS)
     core_docs = [Document(t, id=f"d{i}", metadata={"i": i}) for i, t in enumerate(strings)]
     lc_docs = [lc.Document(t, id=f"d{i}", metadata={"i": i}) for i, t in enumerate(strings)]
     # The metadata key is excluded from the embed text, so LlamaIndex scores exactly the same text.

@@ -30,30 +30,11 @@ from multiprocessing.connection import Connection
 import httpx
 from tests.support.emulator import ProviderEmulator
 
+from benchmarks.synthetic import QUERY, texts
 from rerank_core import Document, HTTPReranker
 
-QUERY = "how do cross encoders rerank search results"
-WORDS = [
-    "search",
-    "rerank",
-    "cross",
-    "encoder",
-    "results",
-    "query",
-    "document",
-    "model",
-    "score",
-    "neural",
-    "ranking",
-    "fast",
-    "index",
-]
 N_DOCUMENTS = 100
 FANOUT_DOCUMENTS, PER_REQUEST, CONCURRENCY, LATENCY = 10_000, 100, 8, 0.05
-
-
-def texts(n: int) -> list[str]:
-    return [" ".join(WORDS[(i + j) % len(WORDS)] for j in range(40 + i % 30)) for i in range(n)]
 
 
 def length_score(query: str, text: str) -> float:
