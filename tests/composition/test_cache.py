@@ -61,7 +61,42 @@ def test_the_key_includes_query_and_model(start_emulator: Start) -> None:
     model_b.rerank(QUERY, DOCS)
     assert emu.request_count == 3
     assert len(store) == 12
-    assert cache_key("generic", "a", QUERY, DOCS[0]) != cache_key("generic", "b", QUERY, DOCS[0])
+    assert cache_key(model_a.inner.scoring_signature, QUERY, DOCS[0]) != cache_key(
+        model_b.inner.scoring_signature, QUERY, DOCS[0]
+    )
+
+
+def test_settings_that_change_scores_never_share_cache_entries(start_emulator: Start) -> None:
+    """Two servers behind one model name, or one model asked differently, must not read each other's scores."""
+    first, second = start_emulator("generic"), start_emulator("generic", scorer=lambda query, text: 0.5)
+    store = MemoryScoreCache()
+    secret = "sk-cache-secret-42"
+    on_first = CachingReranker(HTTPReranker("generic", model="m", base_url=first.base_url, api_key=secret), store)
+    on_second = CachingReranker(HTTPReranker("generic", model="m", base_url=second.base_url, api_key="k"), store)
+    truncating = CachingReranker(
+        HTTPReranker("generic", model="m", base_url=first.base_url, api_key="k", options={"truncate": "end"}), store
+    )
+
+    scores_first = [r.relevance_score for r in on_first.rerank(QUERY, DOCS).results]
+    scores_second = [r.relevance_score for r in on_second.rerank(QUERY, DOCS).results]
+    truncating.rerank(QUERY, DOCS)
+
+    assert scores_second == [0.5] * len(DOCS) != scores_first
+    assert (first.request_count, second.request_count) == (2, 1)
+    assert len({reranker.inner.scoring_signature for reranker in (on_first, on_second, truncating)}) == 3
+    assert secret not in on_first.inner.scoring_signature  # the key never goes into cache keys
+
+
+def test_local_activation_and_length_are_part_of_the_signature(tiny_cross_encoder: str) -> None:
+    from rerank_core.local import LocalCrossEncoder
+
+    signatures = {
+        LocalCrossEncoder(tiny_cross_encoder).scoring_signature,
+        LocalCrossEncoder(tiny_cross_encoder, activation="none").scoring_signature,
+        LocalCrossEncoder(tiny_cross_encoder, max_length=64).scoring_signature,
+        LocalCrossEncoder(tiny_cross_encoder, quantize="int8").scoring_signature,
+    }
+    assert len(signatures) == 4
 
 
 def test_sqlite_cache_persists_across_instances(start_emulator: Start, tmp_path: Path) -> None:

@@ -117,6 +117,14 @@ class Reranker(ABC):
     def __repr__(self) -> str:
         return f"{type(self).__name__}(provider={self.provider!r}, model={self.model!r})"
 
+    @property
+    def scoring_signature(self) -> str:
+        """Everything that decides a score: two rerankers with equal signatures score a pair the same way.
+
+        The score cache keys on it, so backends add whatever besides provider and model changes their scores
+        (endpoint, request options, activation, precision...). Never include secrets."""
+        return f"{self.provider}\x00{self.model or ''}"
+
     # -- backend hooks ----------------------------------------------------------------------------------------
 
     @abstractmethod

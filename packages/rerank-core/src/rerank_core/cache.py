@@ -38,9 +38,10 @@ class ScoreCache(Protocol):
     def set_many(self, entries: Mapping[str, CachedScore]) -> None: ...
 
 
-def cache_key(provider: str, model: str | None, query: str, text: str) -> str:
+def cache_key(signature: str, query: str, text: str) -> str:
+    """`signature` is the reranker's `scoring_signature`: provider, model and whatever else shapes its scores."""
     document_hash = hashlib.sha256(text.encode()).hexdigest()
-    parts = "\x00".join((provider, model or "", query, document_hash))
+    parts = "\x00".join((signature, query, document_hash))
     return hashlib.sha256(parts.encode()).hexdigest()
 
 
@@ -164,7 +165,8 @@ class CachingReranker(Reranker):
         return self._merge(keys, hits, missing, fresh)
 
     def _keys(self, query: str, documents: list[Document]) -> list[str]:
-        return [cache_key(self.inner.provider, self.inner.model, query, doc.text) for doc in documents]
+        signature = self.inner.scoring_signature
+        return [cache_key(signature, query, doc.text) for doc in documents]
 
     @staticmethod
     def _entries(keys: list[str], missing: list[int], fresh: Scores) -> dict[str, CachedScore]:

@@ -129,6 +129,12 @@ class HTTPReranker(Reranker):
         self._lock = threading.Lock()
 
     @property
+    def scoring_signature(self) -> str:
+        # The endpoint too: two self-hosted servers may serve different models under one (or no) model name.
+        options = json.dumps(self.options, sort_keys=True, default=str)
+        return "\x00".join((super().scoring_signature, self._scrub(self.url), options))
+
+    @property
     def max_retries(self) -> int:
         return self.retry_policy.max_retries
 

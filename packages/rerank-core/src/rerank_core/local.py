@@ -115,6 +115,11 @@ class LocalCrossEncoder(Reranker):
 
     # -- public helpers ---------------------------------------------------------------------------------------
 
+    @property
+    def scoring_signature(self) -> str:
+        settings = (self.revision, self.activation, self._requested_max_length, self.dtype, self.quantize)
+        return "\x00".join([super().scoring_signature, *map(str, settings)])
+
     def warm_up(self) -> None:
         """Load the tokenizer and the model now instead of on the first call."""
         self._load_network()
