@@ -149,6 +149,7 @@ async def test_concurrent_arerank_calls_overlap(start_emulator: StartEmulator) -
     assert len(first.results) == 1
     assert len(second.results) == 2
     assert elapsed < 0.9, f"two 0.5 s calls took {elapsed:.2f} s: they did not run concurrently"
+    assert emu.peak_in_flight == 2  # both requests were at the server at once
 
 
 def test_caller_supplied_sync_client_is_used_and_left_open(emu: ProviderEmulator) -> None:

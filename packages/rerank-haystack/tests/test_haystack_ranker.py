@@ -224,4 +224,6 @@ async def test_async_runs_are_concurrent(start_emulator: Callable[..., ProviderE
     elapsed = time.perf_counter() - started
 
     assert elapsed < 0.9, f"two 0.5 s calls took {elapsed:.2f} s: the async path is not concurrent"
+
+    assert emu.peak_in_flight == 2  # both requests were at the server at once
     assert (first["documents"][0].id, second["documents"][0].id) == ("d1", "d3")

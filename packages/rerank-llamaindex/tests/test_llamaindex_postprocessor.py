@@ -242,6 +242,8 @@ async def test_async_calls_run_concurrently(start_emulator: Callable[..., Provid
     elapsed = time.perf_counter() - started
 
     assert elapsed < 0.9, f"two 0.5 s calls took {elapsed:.2f} s: the async path is not concurrent"
+
+    assert emu.peak_in_flight == 2  # both requests were at the server at once
     assert (first[0].node.node_id, second[0].node.node_id) == ("n1", "n3")
 
 
