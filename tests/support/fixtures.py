@@ -60,3 +60,25 @@ def tiny_cross_encoder_2label(tmp_path_factory: pytest.TempPathFactory) -> str:
     from tests.support.tiny_models import build_tiny_cross_encoder
 
     return build_tiny_cross_encoder(tmp_path_factory.mktemp("tiny-ce-2"), num_labels=2, seed=1)
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[ProviderEmulator]:
+    """A generic-dialect emulator shared by the tests of one module; it accepts only the API key "k"."""
+    with ProviderEmulator("generic", api_key="k") as emu:
+        yield emu
+
+
+@pytest.fixture
+def emulator_config(emulator: ProviderEmulator) -> dict[str, Any]:
+    """A `load_reranker` config dict for the module's generic emulator."""
+    return {"provider": "generic", "model": "m", "base_url": emulator.base_url, "api_key": "k"}
+
+
+@pytest.fixture(params=["emulator", "local"])
+def reranker_spec(request: pytest.FixtureRequest) -> str | dict[str, Any]:
+    """Each test runs twice: against the generic emulator and against the tiny local cross-encoder."""
+    if request.param == "local":
+        return f"local:{request.getfixturevalue('tiny_cross_encoder')}"
+    config: dict[str, Any] = request.getfixturevalue("emulator_config")
+    return config

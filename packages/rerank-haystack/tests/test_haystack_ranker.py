@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -50,24 +50,11 @@ def pipeline_inputs(query: str = QUERY) -> dict[str, Any]:
     return {"retriever": {"query": query}, "ranker": {"query": query}}
 
 
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[ProviderEmulator]:
-    with ProviderEmulator("generic", api_key="k") as emu:
-        yield emu
-
-
 @pytest.fixture
 def emulator_config(emulator: ProviderEmulator, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    # A Haystack config holds no plaintext key (it would land in the serialized pipeline): the key comes from env.
     monkeypatch.setenv("RERANK_API_KEY", "k")
     return {"provider": "generic", "model": "m", "base_url": emulator.base_url}
-
-
-@pytest.fixture(params=["emulator", "local"])
-def reranker_spec(request: pytest.FixtureRequest) -> str | dict[str, Any]:
-    if request.param == "local":
-        return f"local:{request.getfixturevalue('tiny_cross_encoder')}"
-    config: dict[str, Any] = request.getfixturevalue("emulator_config")
-    return config
 
 
 def ranked(documents: list[Document]) -> list[tuple[str, float | None]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
@@ -80,25 +80,6 @@ class RunRecorder(BaseCallbackHandler):
         **kwargs: Any,
     ) -> None:
         self.retrievers[run_id] = kwargs.get("name") or ""
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[ProviderEmulator]:
-    with ProviderEmulator("generic") as emu:
-        yield emu
-
-
-@pytest.fixture
-def emulator_config(emulator: ProviderEmulator) -> dict[str, Any]:
-    return {"provider": "generic", "model": "m", "base_url": emulator.base_url, "api_key": "k"}
-
-
-@pytest.fixture(params=["emulator", "local"])
-def reranker_spec(request: pytest.FixtureRequest) -> str | dict[str, Any]:
-    if request.param == "local":
-        return f"local:{request.getfixturevalue('tiny_cross_encoder')}"
-    config: dict[str, Any] = request.getfixturevalue("emulator_config")
-    return config
 
 
 def ranked(documents: list[Document]) -> list[tuple[str | None, float]]:

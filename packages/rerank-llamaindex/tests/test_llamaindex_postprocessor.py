@@ -74,25 +74,6 @@ class EventRecorder(BaseEventHandler):
             self.events.append(event)
 
 
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[ProviderEmulator]:
-    with ProviderEmulator("generic") as emu:
-        yield emu
-
-
-@pytest.fixture
-def emulator_config(emulator: ProviderEmulator) -> dict[str, Any]:
-    return {"provider": "generic", "model": "m", "base_url": emulator.base_url, "api_key": "k"}
-
-
-@pytest.fixture(params=["emulator", "local"])
-def reranker_spec(request: pytest.FixtureRequest) -> str | dict[str, Any]:
-    if request.param == "local":
-        return f"local:{request.getfixturevalue('tiny_cross_encoder')}"
-    config: dict[str, Any] = request.getfixturevalue("emulator_config")
-    return config
-
-
 @pytest.fixture
 def recorder() -> Iterator[EventRecorder]:
     handler = EventRecorder()
