@@ -40,16 +40,31 @@ def test_default_model_and_env_override(monkeypatch: pytest.MonkeyPatch, tiny_cr
 
 
 @pytest.mark.parametrize("local_files_only", [True, False])
-def test_missing_model_is_a_clear_configuration_error(tmp_path: Any, local_files_only: bool) -> None:
-    for model in (str(tmp_path / "no-such-model"), "rerank-tests/no-such-model"):
-        reranker = LocalCrossEncoder(model, local_files_only=local_files_only)
-        with pytest.raises(ConfigurationError) as caught:
-            reranker.rerank("q", ["d"])
-        message = str(caught.value)
-        assert model in message
-        assert caught.value.provider == "local"
-        assert "RERANK_LOCAL_MODEL" in message
-        assert "local_files_only" in message
+def test_missing_hub_model_is_a_clear_configuration_error(local_files_only: bool) -> None:
+    model = "rerank-tests/no-such-model"
+    reranker = LocalCrossEncoder(model, local_files_only=local_files_only)
+    with pytest.raises(ConfigurationError) as caught:
+        reranker.rerank("q", ["d"])
+    message = str(caught.value)
+    assert model in message
+    assert caught.value.provider == "local"
+    assert "RERANK_LOCAL_MODEL" in message
+    assert "local_files_only" in message
+
+
+def test_a_missing_model_path_fails_at_once_without_asking_the_hub(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import transformers
+
+    def hub_lookup(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("a filesystem path must not be looked up on the hub")
+
+    monkeypatch.setattr(transformers.AutoConfig, "from_pretrained", hub_lookup)
+    for model in ("./no-such-model", "/nowhere/model", "~/no-such-model", str(tmp_path / "no-such-model")):
+        with pytest.raises(ConfigurationError, match="no model directory at") as caught:
+            LocalCrossEncoder(model).rerank("q", ["d"])
+        assert "RERANK_LOCAL_MODEL" in str(caught.value)
 
 
 @pytest.mark.parametrize(

@@ -247,6 +247,13 @@ class LocalCrossEncoder(Reranker):
     def _read_tokenizer(self) -> _Tokenizer:
         from transformers import AutoConfig, AutoTokenizer
 
+        if is_path(self.model_name) and not os.path.isdir(os.path.expanduser(self.model_name)):
+            # Fail at once: asking the hub for a path only spends its retries (about 20 s offline).
+            raise ConfigurationError(
+                f"no model directory at {self.model_name!r}",
+                provider=self.provider,
+                hint=f"Check the path (and {MODEL_ENV}); a hub id looks like 'org/name'",
+            )
         with self._explain_load_errors():
             config = AutoConfig.from_pretrained(self.model_name, **self._hub_options())
             tokenizer = AutoTokenizer.from_pretrained(self.model_name, **self._hub_options())
@@ -351,6 +358,11 @@ def check_options(
 
 
 CPU_DTYPE_HINT = "On CPU use float32 (the default), or bfloat16 on CPUs with native bf16 (AVX512-BF16 / AMX)"
+
+
+def is_path(model: str) -> bool:
+    """True for a value that can only be a filesystem path, never a hub id (which looks like `org/name`)."""
+    return model.startswith(("/", "./", "../", "~")) or os.path.isabs(model)
 
 
 def check_cpu_dtype(dtype: str | None) -> None:
