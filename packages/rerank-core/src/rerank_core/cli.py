@@ -26,7 +26,7 @@ from rerank_core.base import Reranker
 from rerank_core.config import RerankerConfig
 from rerank_core.errors import ConfigurationError, InvalidInputError, RerankError
 from rerank_core.loader import load_reranker
-from rerank_core.models import Document, RerankResponse
+from rerank_core.models import Document, RerankResponse, to_document
 
 FORMATS = ("jsonl", "txt", "csv")
 
@@ -100,13 +100,12 @@ def json_lines(name: str, text: str) -> list[tuple[int, Any]]:
 
 
 def json_document(item: Any, name: str, line: int) -> Document:
-    if isinstance(item, str):
-        return Document(text=item)
-    if isinstance(item, dict) and isinstance(item.get("text"), str):
-        metadata = dict(item.get("metadata") or {})
-        metadata.update({k: v for k, v in item.items() if k not in ("text", "id", "metadata")})
-        raw_id = item.get("id")
-        return Document(text=item["text"], id=None if raw_id is None else str(raw_id), metadata=metadata)
+    """A JSON line as a document, read the way the library reads a str or a mapping with "text"."""
+    if isinstance(item, str | dict):
+        try:
+            return to_document(item, line)
+        except InvalidInputError:
+            pass
     raise UserError(f'{name}:{line}: expected a JSON string or an object with a "text" field')
 
 
