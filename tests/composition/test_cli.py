@@ -226,3 +226,17 @@ def test_config_file_and_env_are_honoured(emu: ProviderEmulator, docs_jsonl: Pat
     assert by_flag.returncode == by_env.returncode == 0, by_flag.stderr + by_env.stderr
     assert json.loads(by_flag.stdout)["model"] == json.loads(by_env.stdout)["model"] == "from-file"
     assert all(request.headers["authorization"] == "Bearer secret" for request in emu.requests)
+
+
+def test_normalize_maps_logits_into_probabilities(start_emulator: Start, docs_jsonl: Path) -> None:
+    nim = start_emulator("nvidia")
+    args = ["paris capital", str(docs_jsonl), "--provider", "nvidia:m", "--base-url", nim.base_url, "--format", "json"]
+
+    raw = run(*args)
+    normalized = run(*args, "--normalize", "sigmoid")
+
+    assert raw.returncode == normalized.returncode == 0, raw.stderr + normalized.stderr
+    raw_rows, prob_rows = json.loads(raw.stdout)["results"], json.loads(normalized.stdout)["results"]
+    assert any(row["score"] < 0 or row["score"] > 1 for row in raw_rows), "the emulator should answer in logits"
+    assert all(0 < row["score"] < 1 for row in prob_rows)
+    assert [row["index"] for row in prob_rows] == [row["index"] for row in raw_rows]

@@ -279,6 +279,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--base-url", help="provider base URL (self-hosted servers, proxies)")
     parser.add_argument("--config", metavar="FILE", help="a .toml/.yaml/.json config file (default: RERANK_CONFIG)")
     parser.add_argument("--top-n", type=int, help="return only the N best documents")
+    parser.add_argument(
+        "--normalize", choices=("sigmoid",), help="map logit scores (NIM, raw TEI/Infinity) into 0..1 probabilities"
+    )
     parser.add_argument("--format", choices=("table", "json", "jsonl"), default="table", help="output format")
     parser.add_argument("--docs-format", choices=FORMATS, help="format of DOCS when the file name does not say")
     parser.add_argument("--concurrency", type=int, default=4, help="queries in flight at once with --queries")
@@ -326,6 +329,8 @@ def reranker_config(args: argparse.Namespace) -> RerankerConfig:
         flags["model"] = args.model
     if args.base_url:
         flags["base_url"] = args.base_url
+    if args.normalize:
+        flags["normalize"] = args.normalize
     return config.with_overrides(flags)
 
 
