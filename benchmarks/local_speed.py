@@ -8,7 +8,7 @@ so drifting machine load hits every variant alike. Also reports the share of the
 
     python -m benchmarks.local_speed            # full run (about 3-4 minutes on 2 idle cores)
     python -m benchmarks.local_speed --quick    # smoke run: 1 round, 30 documents
-    python -m benchmarks.local_speed --sweep    # batch-size sweep used to pick DEFAULT_BATCH_SIZE
+    python -m benchmarks.local_speed --sweep    # batching policies, used to pick DEFAULT_MAX_BATCH_TOKENS
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import Any
 import torch
 
 from benchmarks.local_models import SCIFACT, abstract, build_minilm_cross_encoder, read_jsonl
-from rerank_core.local import DEFAULT_BATCH_SIZE, LocalCrossEncoder, cpu_has_native_bf16
+from rerank_core.local import DEFAULT_BATCH_SIZE, DEFAULT_MAX_BATCH_TOKENS, LocalCrossEncoder, cpu_has_native_bf16
 
 
 def load_workload(n_docs: int, seed: int = 0) -> tuple[str, list[str]]:
@@ -125,10 +125,10 @@ def speed_table(model_dir: Path, query: str, docs: list[str], rounds: int, max_l
             reduced["bf16"] = local(dtype="bfloat16")
         variants: dict[str, Callable[[], object]] = {
             "sentence-transformers predict (bs 32)": partial(st.predict, pairs, batch_size=32),
-            f"LocalCrossEncoder fp32 (bs {fp32.batch_size})": partial(fp32.rerank, query, docs),
+            "LocalCrossEncoder fp32 (default batching)": partial(fp32.rerank, query, docs),
         }
         for name, reranker in reduced.items():
-            variants[f"LocalCrossEncoder {name} (bs {reranker.batch_size})"] = partial(reranker.rerank, query, docs)
+            variants[f"LocalCrossEncoder {name}"] = partial(reranker.rerank, query, docs)
         seconds = measure(variants, rounds)
 
         encoded = fp32.tokenizer([query] * len(docs), docs, truncation="only_second", max_length=max_length)
@@ -184,26 +184,44 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def batch_size_sweep(model_dir: Path, query: str, docs: list[str], rounds: int, max_lengths: list[int]) -> None:
-    print("| max_length | batch_size | pairs/s | vs bs 32 |")
-    print("|---|---|---|---|")
-    for max_length in max_lengths:
+def batching_sweep(model_dir: Path, query: str, docs: list[str], rounds: int) -> None:
+    """Batching policies on full abstracts and on short RAG-style passages, against fixed batches of 4 pairs."""
+    passages = {
+        "abstracts, max_length 512": (docs, 512),
+        "abstracts, max_length 256": (docs, 256),
+        "first 120 words, max_length 512": ([" ".join(doc.split()[:120]) for doc in docs], 512),
+        "first 40 words, max_length 512": ([" ".join(doc.split()[:40]) for doc in docs], 512),
+    }
+    policies: dict[str, dict[str, Any]] = {
+        "4 pairs": {"batch_size": 4, "max_batch_tokens": None},
+        "32 pairs": {"batch_size": 32, "max_batch_tokens": None},
+        "768 tokens": {"batch_size": 32, "max_batch_tokens": 768},
+        "1280 tokens (default)": {"batch_size": 32, "max_batch_tokens": 1280},
+        "2048 tokens": {"batch_size": 32, "max_batch_tokens": 2048},
+    }
+    print("| workload | tokens/pair | batching | pairs/s | vs 4 pairs |")
+    print("|---|---|---|---|---|")
+    for workload, (texts, max_length) in passages.items():
         variants: dict[str, Callable[[], object]] = {}
-        for batch_size in (32, 16, 8, 4, 2, 1):
+        for name, policy in policies.items():
             reranker = LocalCrossEncoder(
-                str(model_dir), max_length=max_length, batch_size=batch_size, local_files_only=True, device="cpu"
+                str(model_dir), max_length=max_length, local_files_only=True, device="cpu", **policy
             )
-            variants[str(batch_size)] = partial(reranker.rerank, query, docs)
+            variants[name] = partial(reranker.rerank, query, texts)
+        tokenizer = reranker.tokenizer
+        encoded = tokenizer([query] * len(texts), texts, truncation="only_second", max_length=max_length)
+        per_pair = statistics.mean(len(ids) for ids in encoded["input_ids"])
         seconds = measure(variants, rounds)
         for name, times in seconds.items():
-            ratio = median_ratio(seconds["32"], times)
-            print(f"| {max_length} | {name} | {len(docs) / statistics.median(times):.1f} | {ratio:.2f}× |")
+            ratio = median_ratio(seconds["4 pairs"], times)
+            pairs_per_s = len(texts) / statistics.median(times)
+            print(f"| {workload} | {per_pair:.0f} | {name} | {pairs_per_s:.1f} | {ratio:.2f}× |")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="1 round, 30 documents: checks the script works")
-    parser.add_argument("--sweep", action="store_true", help="batch-size sweep instead of the speed table")
+    parser.add_argument("--sweep", action="store_true", help="batching policies instead of the speed table")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--docs", type=int, default=100)
     parser.add_argument("--threads", type=int, default=2)
@@ -217,7 +235,8 @@ def main() -> None:
     print(
         f"machine: {cpu_name()}, {os.cpu_count()} cores, "
         f"load average {os.getloadavg()[0]:.2f}; torch {torch.__version__}, transformers {transformers.__version__}, "
-        f"sentence-transformers {sentence_transformers.__version__}; DEFAULT_BATCH_SIZE={DEFAULT_BATCH_SIZE}; "
+        f"sentence-transformers {sentence_transformers.__version__}; "
+        f"batches of at most {DEFAULT_BATCH_SIZE} pairs / {DEFAULT_MAX_BATCH_TOKENS} tokens; "
         f"{rounds} rounds, {n_docs} docs\n"
     )
     if os.getloadavg()[0] > 0.5:
@@ -226,7 +245,7 @@ def main() -> None:
     query, docs = load_workload(n_docs)
     print(f"query: {query!r}\n")
     if args.sweep:
-        batch_size_sweep(model_dir, query, docs, rounds, [512, 256])
+        batching_sweep(model_dir, query, docs, rounds)
     else:
         speed_table(model_dir, query, docs, rounds, [512, 256])
     print(f"\nload average at the end: {os.getloadavg()[0]:.2f}")

@@ -149,9 +149,30 @@ def test_usage_counts_the_tokens_scored(reranker: LocalCrossEncoder, query: str,
 
 def test_batching_does_not_change_scores(tiny_cross_encoder: str, query: str, docs: list[str]) -> None:
     per_pair = LocalCrossEncoder(tiny_cross_encoder, batch_size=1, local_files_only=True).predict_logits(query, docs)
-    for batch_size in (3, 64):
-        batched = LocalCrossEncoder(tiny_cross_encoder, batch_size=batch_size, local_files_only=True)
+    for batch_size, max_batch_tokens in ((3, None), (64, None), (64, 40), (32, 1280)):
+        batched = LocalCrossEncoder(
+            tiny_cross_encoder, batch_size=batch_size, max_batch_tokens=max_batch_tokens, local_files_only=True
+        )
         assert batched.predict_logits(query, docs) == pytest.approx(per_pair, abs=1e-5)
+
+
+def test_token_budget_grows_batches_of_short_pairs_and_shrinks_batches_of_long_ones() -> None:
+    def sizes(lengths: list[int], budget: int) -> list[int]:
+        return [len(batch) for batch in length_sorted_batches(lengths, 32, budget)]
+
+    assert sizes([48] * 40, 1280) == [26, 14]
+    assert sizes([312] * 10, 1280) == [4, 4, 2]
+    assert sizes([600] * 3, 500) == [1, 1, 1], "a pair over the budget still gets a batch of its own"
+    mixed = [300, 20, 25, 310, 22, 305]
+    batches = length_sorted_batches(mixed, 32, 640)
+    assert batches == [[3, 5], [0, 2], [4, 1]]  # each batch is padded to its first (longest) pair
+    assert all(len(batch) * max(mixed[i] for i in batch) <= 640 for batch in batches)
+
+
+def test_int8_keeps_small_batches_by_default(tiny_cross_encoder: str) -> None:
+    assert LocalCrossEncoder(tiny_cross_encoder).batch_size == 32
+    assert LocalCrossEncoder(tiny_cross_encoder, quantize="int8").batch_size == 4
+    assert LocalCrossEncoder(tiny_cross_encoder, quantize="int8", batch_size=16).batch_size == 16
 
 
 def test_length_sorted_batches_group_similar_lengths_and_cover_every_index() -> None:

@@ -27,8 +27,14 @@ if TYPE_CHECKING:
 
 DEFAULT_MODEL = "cross-encoder/ms-marco-MiniLM-L-6-v2"
 MODEL_ENV = "RERANK_LOCAL_MODEL"
-DEFAULT_BATCH_SIZE = 4
-"""Measured by benchmarks/local_speed.py: on CPU, small length-sorted batches beat large padded ones."""
+DEFAULT_BATCH_SIZE = 32
+"""Most pairs in one batch."""
+INT8_BATCH_SIZE = 4
+"""Most pairs in one batch with `quantize="int8"`: dynamic int8 scales activations once per batch, so a big batch
+of mixed documents quantizes each of them more coarsely (measured in tests/local/test_quantize.py)."""
+DEFAULT_MAX_BATCH_TOKENS = 1280
+"""Most padded tokens in one batch (pairs x longest pair). Measured by benchmarks/local_speed.py: on CPU the best
+batch holds a roughly constant number of tokens, not of pairs (about 4 pairs of 312 tokens, 8 of 160, 26 of 48)."""
 MAX_LENGTH_CAP = 512
 INSTALL_HINT = 'Install the local extra: pip install "rerank-core[local]"'
 
@@ -44,10 +50,27 @@ def default_model() -> str:
     return os.environ.get(MODEL_ENV) or DEFAULT_MODEL
 
 
-def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
-    """Group indices into batches of similar length (longest first), so padding is nearly zero."""
-    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
-    return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+def length_sorted_batches(
+    lengths: Sequence[int], batch_size: int, max_batch_tokens: int | None = None
+) -> list[list[int]]:
+    """Group indices into batches of similar length (longest first), so padding is nearly zero.
+
+    A batch holds at most `batch_size` pairs and, if set, at most `max_batch_tokens` padded tokens (its pairs
+    times its longest pair), so batches of short pairs grow and batches of long ones shrink; never below one.
+    """
+    batches: list[list[int]] = []
+    for index in sorted(range(len(lengths)), key=lambda i: (-lengths[i], i)):
+        last = batches[-1] if batches else None
+        if (
+            last is not None
+            and len(last) < batch_size
+            # last[0] is the batch's longest pair, so this is the padded size after adding one more.
+            and (max_batch_tokens is None or (len(last) + 1) * lengths[last[0]] <= max_batch_tokens)
+        ):
+            last.append(index)
+        else:
+            batches.append([index])
+    return batches
 
 
 @dataclass
@@ -75,7 +98,8 @@ class LocalCrossEncoder(Reranker):
         *,
         device: str | None = None,
         dtype: DType | None = None,
-        batch_size: int = DEFAULT_BATCH_SIZE,
+        batch_size: int | None = None,
+        max_batch_tokens: int | None = DEFAULT_MAX_BATCH_TOKENS,
         max_length: int | None = None,
         activation: Activation = "auto",
         quantize: Quantize | None = None,
@@ -92,11 +116,18 @@ class LocalCrossEncoder(Reranker):
                 hint=INSTALL_HINT,
             )
         check_options(device, dtype, batch_size, max_length, activation, quantize)
+        if max_batch_tokens is not None and (
+            isinstance(max_batch_tokens, bool) or not isinstance(max_batch_tokens, int) or max_batch_tokens < 1
+        ):
+            raise ConfigurationError(
+                f"max_batch_tokens must be a positive int or None, not {max_batch_tokens!r}", provider="local"
+            )
         self.model_name: str = model or default_model()
         self.model = self.model_name
         self.device = device
         self.dtype = dtype
-        self.batch_size = batch_size
+        self.batch_size = batch_size or (INT8_BATCH_SIZE if quantize == "int8" else DEFAULT_BATCH_SIZE)
+        self.max_batch_tokens = max_batch_tokens
         self.activation = activation
         self.quantize = quantize
         self.local_files_only = local_files_only
@@ -111,7 +142,10 @@ class LocalCrossEncoder(Reranker):
         self._torch_device: torch.device | None = None
 
     def __repr__(self) -> str:
-        return f"LocalCrossEncoder(model={self.model_name!r}, device={self.device!r}, batch_size={self.batch_size})"
+        return (
+            f"LocalCrossEncoder(model={self.model_name!r}, device={self.device!r}, batch_size={self.batch_size}, "
+            f"max_batch_tokens={self.max_batch_tokens})"
+        )
 
     # -- public helpers ---------------------------------------------------------------------------------------
 
@@ -183,7 +217,7 @@ class LocalCrossEncoder(Reranker):
         lengths = [len(ids) for ids in features["input_ids"]]
         relevance = [0.0] * len(texts)
         with torch.inference_mode():
-            for batch in length_sorted_batches(lengths, self.batch_size):
+            for batch in length_sorted_batches(lengths, self.batch_size, self.max_batch_tokens):
                 inputs = pad_batch(features, batch, meta.pad_values, meta.tokenizer.padding_side, device)
                 out = network(**inputs).logits.float()
                 logit = out[:, 0] if meta.num_labels == 1 else out[:, 1] - out[:, 0]
@@ -341,8 +375,8 @@ def check_options(
     quantize: str | None,
 ) -> None:
     """Reject bad settings at construction, before any (slow) model loading."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ConfigurationError(f"batch_size must be a positive int, not {batch_size!r}", provider="local")
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+        raise ConfigurationError(f"batch_size must be a positive int or None, not {batch_size!r}", provider="local")
     if max_length is not None and (isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 2):
         raise ConfigurationError(f"max_length must be an int >= 2 or None, not {max_length!r}", provider="local")
     if activation not in ACTIVATIONS:
