@@ -241,11 +241,12 @@ def test_secrets_never_appear_in_dumps_reprs_or_logs(
     clean_env.delenv("RERANK_API_KEY")
     data = {
         "provider": "generic",
+        "model": "m",
         "base_url": emu.base_url,
         "api_key": SECRET,
         "max_retries": 0,
         "on_failure": "passthrough",
-        "fallback": [{"provider": "generic", "base_url": emu.base_url, "api_key": SECRET + "-2"}],
+        "fallback": [{"provider": "generic", "model": "m", "base_url": emu.base_url, "api_key": SECRET + "-2"}],
     }
     config = RerankerConfig.load(data)
     with caplog.at_level(logging.DEBUG):
@@ -276,7 +277,7 @@ def test_api_key_env_is_read_at_build_time(
     emu = start_emulator("generic")
     clean_env.setenv("TEAM_RERANK_KEY", SECRET)
     path = tmp_path / "rerank.yaml"
-    path.write_text(f"provider: generic\nbase_url: {emu.base_url}\napi_key_env: TEAM_RERANK_KEY\n")
+    path.write_text(f"provider: generic\nmodel: m\nbase_url: {emu.base_url}\napi_key_env: TEAM_RERANK_KEY\n")
     load_reranker(path).rerank("q", ["a"])
     assert emu.requests[0].headers["authorization"] == f"Bearer {SECRET}"
     assert SECRET not in path.read_text() + RerankerConfig.load(path).model_dump_json()

@@ -245,6 +245,7 @@ def test_each_member_applies_its_own_normalize(start_emulator: Start) -> None:
     generic.fail_always(Fault(status=503))
     config = {
         "provider": "generic",
+        "model": "m",
         "base_url": generic.base_url,
         "api_key": "k",
         "max_retries": 0,

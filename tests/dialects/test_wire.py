@@ -288,3 +288,11 @@ def test_pinecone_and_mixedbread_scores_and_units() -> None:
 def test_broken_responses_raise_typed_errors(payload: Any) -> None:
     with pytest.raises(ResponseFormatError):
         get_dialect("fireworks").parse(payload, headers={}, n_documents=2)
+
+
+def test_generic_needs_a_model_before_any_request() -> None:
+    from rerank_core import HTTPReranker
+
+    with pytest.raises(ConfigurationError, match="needs a model") as caught:
+        HTTPReranker("generic", base_url="http://127.0.0.1:9", api_key="k")
+    assert "generic:<model" in str(caught.value)

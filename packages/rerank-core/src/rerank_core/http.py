@@ -85,6 +85,12 @@ class HTTPReranker(Reranker):
         self.dialect = get_dialect(provider)
         self.provider = self.dialect.name
         self.model = model or self.dialect.default_model
+        if self.dialect.requires_model and not self.model:
+            raise ConfigurationError(
+                f"provider {self.provider!r} needs a model",
+                provider=self.provider,
+                hint=f'Name it in the spec, e.g. "{self.provider}:<model or deployment id>", or pass model=...',
+            )
         self.options: dict[str, Any] = dict(options or {})
         self.dialect.check_options(self.options)
         self.score_kind = self.dialect.score_kind_for(self.options)

@@ -13,7 +13,7 @@ from types import MappingProxyType
 from typing import Any, ClassVar
 from urllib.parse import urlencode
 
-from rerank_core.dialects._documents import rank_fields_of
+from rerank_core.dialects._documents import rank_fields_of, texts_or_objects
 from rerank_core.dialects._parse import parse_results
 from rerank_core.errors import ConfigurationError
 from rerank_core.models import Document, ScoreKind, Usage
@@ -49,6 +49,8 @@ class Dialect:
     """Options whose documented values are a closed set, checked by `check_options`."""
     default_model: ClassVar[str | None] = None
     """Sent when the caller names no model and the API requires one."""
+    requires_model: ClassVar[bool] = False
+    """True where the API needs a model and has no sensible default (the caller must name one)."""
 
     def url(self, base_url: str, options: Mapping[str, Any] | None = None) -> str:
         """The endpoint for `base_url`: the documented base, a base ending in the path's version segment
@@ -100,6 +102,11 @@ class Dialect:
                     hint=f"Use one of: {', '.join(repr(choice) for choice in choices)}",
                 )
 
+    documents_field: ClassVar[str] = "documents"
+    top_n_field: ClassVar[str] = "top_n"
+    return_documents_field: ClassVar[str | None] = None
+    """The API's flag for echoing documents, always sent as false: the client re-attaches the caller's own."""
+
     def build_body(
         self,
         query: str,
@@ -109,7 +116,28 @@ class Dialect:
         top_n: int | None,
         options: Mapping[str, Any],
     ) -> dict[str, Any]:
-        raise NotImplementedError
+        """The shape most rerank APIs share: model (if any), query, documents, top-n, no echo, then the options.
+        A dialect names its fields with the class attributes above and overrides only what differs."""
+        body: dict[str, Any] = {}
+        if model or self.default_model:
+            body["model"] = model or self.default_model
+        body["query"] = query
+        body[self.documents_field] = self.documents_payload(documents, options)
+        if self.return_documents_field:
+            body[self.return_documents_field] = False
+        if top_n is not None and self.sends_top_n:
+            body[self.top_n_field] = top_n
+        body.update(self.body_options(options))
+        return body
+
+    def documents_payload(self, documents: Sequence[Document], options: Mapping[str, Any]) -> list[Any]:
+        """Plain texts; objects carrying the named metadata fields where the API takes `rank_fields`."""
+        fields = rank_fields_of(options, self.name) if "rank_fields" in self.options else None
+        return texts_or_objects(documents, fields)
+
+    def body_options(self, options: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The options that go into the body as given (for most APIs, all of them)."""
+        return options
 
     def parse(self, payload: Any, *, headers: Mapping[str, str], n_documents: int) -> ParsedResponse:
         """Read a 2xx body. The default handles the common `{results|data: [{index, relevance_score}]}` shape."""

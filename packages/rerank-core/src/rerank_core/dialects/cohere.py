@@ -7,13 +7,12 @@ object documents with `rank_fields` (sent only when the caller sets `rank_fields
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
-from rerank_core.dialects._documents import rank_fields_of, texts_or_objects
 from rerank_core.dialects._parse import parse_results
 from rerank_core.dialects.base import Dialect, ParsedResponse, string_or_none
-from rerank_core.models import Document, Usage
+from rerank_core.models import Usage
 
 
 class CohereDialect(Dialect):
@@ -23,25 +22,6 @@ class CohereDialect(Dialect):
     api_key_env = "COHERE_API_KEY"
     default_model = "rerank-v3.5"
     options = frozenset({"max_tokens_per_doc", "priority"})
-
-    def build_body(
-        self,
-        query: str,
-        documents: Sequence[Document],
-        *,
-        model: str | None,
-        top_n: int | None,
-        options: Mapping[str, Any],
-    ) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "model": model or self.default_model,
-            "query": query,
-            "documents": [doc.text for doc in documents],
-        }
-        if top_n is not None:
-            body["top_n"] = top_n
-        body.update(options)
-        return body
 
     def parse(self, payload: Any, *, headers: Mapping[str, str], n_documents: int) -> ParsedResponse:
         return ParsedResponse(
@@ -56,30 +36,7 @@ class CohereV1Dialect(CohereDialect):
     name = "cohere-v1"
     path = "/v1/rerank"
     options = frozenset({"rank_fields", "max_chunks_per_doc"})
-
-    def build_body(
-        self,
-        query: str,
-        documents: Sequence[Document],
-        *,
-        model: str | None,
-        top_n: int | None,
-        options: Mapping[str, Any],
-    ) -> dict[str, Any]:
-        fields = rank_fields_of(options, self.name)
-        body: dict[str, Any] = {
-            "model": model or self.default_model,
-            "query": query,
-            "documents": texts_or_objects(documents, fields),
-            "return_documents": False,
-        }
-        if top_n is not None:
-            body["top_n"] = top_n
-        if fields:
-            body["rank_fields"] = fields
-        if "max_chunks_per_doc" in options:
-            body["max_chunks_per_doc"] = options["max_chunks_per_doc"]
-        return body
+    return_documents_field = "return_documents"
 
 
 def meta_usage(meta: object) -> Usage:

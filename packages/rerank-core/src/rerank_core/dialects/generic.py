@@ -22,6 +22,8 @@ class GenericDialect(Dialect):
     path = "/v1/rerank"
     api_key_env = "RERANK_API_KEY"
     options = frozenset({"truncate", "max_tokens_per_document", "metadata", "user", "extra_body", "send_metadata"})
+    return_documents_field = "return_documents"
+    requires_model = True  # the model or deployment id is a required field, and no platform-wide default exists
 
     def check_options(self, options: Mapping[str, Any]) -> None:
         super().check_options(options)
@@ -34,25 +36,11 @@ class GenericDialect(Dialect):
                 provider=self.name,
             )
 
-    def build_body(
-        self,
-        query: str,
-        documents: Sequence[Document],
-        *,
-        model: str | None,
-        top_n: int | None,
-        options: Mapping[str, Any],
-    ) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "model": model,
-            "query": query,
-            "documents": [_document(doc, options.get("send_metadata", False)) for doc in documents],
-            "return_documents": False,
-        }
-        if top_n is not None:
-            body["top_n"] = top_n
-        body.update({key: value for key, value in options.items() if key != "send_metadata"})
-        return body
+    def documents_payload(self, documents: Sequence[Document], options: Mapping[str, Any]) -> list[Any]:
+        return [_document(doc, options.get("send_metadata", False)) for doc in documents]
+
+    def body_options(self, options: Mapping[str, Any]) -> Mapping[str, Any]:
+        return {key: value for key, value in options.items() if key != "send_metadata"}
 
 
 def _document(doc: Document, send_metadata: bool | list[str]) -> str | dict[str, Any]:

@@ -6,11 +6,11 @@ accepts up to 2,048 documents per request by default (`INFINITY_MAX_CLIENT_BATCH
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from rerank_core.dialects.base import Dialect, choices
-from rerank_core.models import Document, ScoreKind
+from rerank_core.models import ScoreKind
 
 
 class InfinityDialect(Dialect):
@@ -21,27 +21,7 @@ class InfinityDialect(Dialect):
     max_documents_per_request = 2048
     options = frozenset({"raw_scores"})
     option_choices = choices(raw_scores=(True, False))
+    return_documents_field = "return_documents"
 
     def score_kind_for(self, options: Mapping[str, Any]) -> ScoreKind:
         return "logit" if options.get("raw_scores") else self.score_kind
-
-    def build_body(
-        self,
-        query: str,
-        documents: Sequence[Document],
-        *,
-        model: str | None,
-        top_n: int | None,
-        options: Mapping[str, Any],
-    ) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "query": query,
-            "documents": [doc.text for doc in documents],
-            "return_documents": False,
-        }
-        if model:  # omitted = the server's only (or default) model
-            body["model"] = model
-        if top_n is not None:
-            body["top_n"] = top_n
-        body.update(options)
-        return body

@@ -7,12 +7,7 @@ score under `score`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
-
-from rerank_core.dialects._documents import rank_fields_of, texts_or_objects
 from rerank_core.dialects.base import Dialect, choices
-from rerank_core.models import Document
 
 
 class MixedbreadDialect(Dialect):
@@ -23,27 +18,6 @@ class MixedbreadDialect(Dialect):
     default_model = "mixedbread-ai/mxbai-rerank-large-v2"
     options = frozenset({"rank_fields", "rewrite_query"})
     option_choices = choices(rewrite_query=(True, False))
-
-    def build_body(
-        self,
-        query: str,
-        documents: Sequence[Document],
-        *,
-        model: str | None,
-        top_n: int | None,
-        options: Mapping[str, Any],
-    ) -> dict[str, Any]:
-        fields = rank_fields_of(options, self.name)
-        body: dict[str, Any] = {
-            "model": model or self.default_model,
-            "query": query,
-            "input": texts_or_objects(documents, fields),
-            "return_input": False,
-        }
-        if top_n is not None:
-            body["top_k"] = top_n
-        if fields:
-            body["rank_fields"] = fields
-        if "rewrite_query" in options:
-            body["rewrite_query"] = options["rewrite_query"]
-        return body
+    documents_field = "input"
+    top_n_field = "top_k"
+    return_documents_field = "return_input"

@@ -6,11 +6,10 @@ is a query parameter, not a body field.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from rerank_core.dialects.base import Dialect, choices
-from rerank_core.models import Document
 
 QUERY_OPTIONS = frozenset({"ai_project_id"})
 
@@ -28,19 +27,5 @@ class NebiusDialect(Dialect):
     def query_params(self, options: Mapping[str, Any]) -> dict[str, str]:
         return {key: str(options[key]) for key in QUERY_OPTIONS if options.get(key) is not None}
 
-    def build_body(
-        self,
-        query: str,
-        documents: Sequence[Document],
-        *,
-        model: str | None,
-        top_n: int | None,
-        options: Mapping[str, Any],
-    ) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "model": model or self.default_model,
-            "query": query,
-            "documents": [doc.text for doc in documents],
-        }
-        body.update({key: value for key, value in options.items() if key not in QUERY_OPTIONS})
-        return body
+    def body_options(self, options: Mapping[str, Any]) -> Mapping[str, Any]:
+        return {key: value for key, value in options.items() if key not in QUERY_OPTIONS}  # those go in the URL

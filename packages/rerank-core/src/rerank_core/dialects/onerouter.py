@@ -6,11 +6,7 @@ Results come back in index order rather than score order, and `top_n` is not hon
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
-
 from rerank_core.dialects.base import Dialect
-from rerank_core.models import Document
 
 
 class OneRouterDialect(Dialect):
@@ -19,21 +15,3 @@ class OneRouterDialect(Dialect):
     path = "/v1/rerank"
     api_key_env = "ONEROUTER_API_KEY"
     default_model = "qwen/qwen3-reranker-0.6b"
-
-    def build_body(
-        self,
-        query: str,
-        documents: Sequence[Document],
-        *,
-        model: str | None,
-        top_n: int | None,
-        options: Mapping[str, Any],
-    ) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "model": model or self.default_model,
-            "query": query,
-            "documents": [doc.text for doc in documents],
-        }
-        if top_n is not None:
-            body["top_n"] = top_n
-        return body

@@ -24,6 +24,7 @@ class PineconeDialect(Dialect):
     api_key_env = "PINECONE_API_KEY"
     default_model = "bge-reranker-v2-m3"
     options = frozenset({"rank_fields", "parameters"})
+    return_documents_field = "return_documents"
 
     def headers(self, api_key: str | None) -> dict[str, str]:
         headers = {"X-Pinecone-Api-Version": API_VERSION}
@@ -31,26 +32,7 @@ class PineconeDialect(Dialect):
             headers["Api-Key"] = api_key
         return headers
 
-    def build_body(
-        self,
-        query: str,
-        documents: Sequence[Document],
-        *,
-        model: str | None,
-        top_n: int | None,
-        options: Mapping[str, Any],
-    ) -> dict[str, Any]:
+    def documents_payload(self, documents: Sequence[Document], options: Mapping[str, Any]) -> list[Any]:
+        # Pinecone takes objects only, ranked by their "text" field unless rank_fields names others.
         fields = rank_fields_of(options, self.name) or ["text"]
-        body: dict[str, Any] = {
-            "model": model or self.default_model,
-            "query": query,
-            "documents": [as_object(doc, fields) for doc in documents],
-            "return_documents": False,
-        }
-        if top_n is not None:
-            body["top_n"] = top_n
-        if fields != ["text"]:
-            body["rank_fields"] = fields
-        if "parameters" in options:
-            body["parameters"] = options["parameters"]
-        return body
+        return [as_object(doc, fields) for doc in documents]

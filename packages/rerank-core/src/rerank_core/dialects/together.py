@@ -7,12 +7,7 @@ object JSON-encoded in `document.text`; that echo is ignored, the client re-atta
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
-
-from rerank_core.dialects._documents import rank_fields_of, texts_or_objects
 from rerank_core.dialects.base import Dialect
-from rerank_core.models import Document
 
 
 class TogetherDialect(Dialect):
@@ -22,25 +17,4 @@ class TogetherDialect(Dialect):
     api_key_env = "TOGETHER_API_KEY"
     default_model = "Salesforce/Llama-Rank-V1"
     options = frozenset({"rank_fields"})
-
-    def build_body(
-        self,
-        query: str,
-        documents: Sequence[Document],
-        *,
-        model: str | None,
-        top_n: int | None,
-        options: Mapping[str, Any],
-    ) -> dict[str, Any]:
-        fields = rank_fields_of(options, self.name)
-        body: dict[str, Any] = {
-            "model": model or self.default_model,
-            "query": query,
-            "documents": texts_or_objects(documents, fields),
-            "return_documents": False,
-        }
-        if top_n is not None:
-            body["top_n"] = top_n
-        if fields:
-            body["rank_fields"] = fields
-        return body
+    return_documents_field = "return_documents"

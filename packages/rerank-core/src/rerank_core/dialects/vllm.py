@@ -6,11 +6,11 @@ returns raw logits; `truncate_prompt_tokens` and `priority` are passed through.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from rerank_core.dialects.base import Dialect, choices
-from rerank_core.models import Document, ScoreKind
+from rerank_core.models import ScoreKind
 
 
 class VLLMDialect(Dialect):
@@ -23,20 +23,3 @@ class VLLMDialect(Dialect):
 
     def score_kind_for(self, options: Mapping[str, Any]) -> ScoreKind:
         return "logit" if options.get("use_activation") is False else self.score_kind
-
-    def build_body(
-        self,
-        query: str,
-        documents: Sequence[Document],
-        *,
-        model: str | None,
-        top_n: int | None,
-        options: Mapping[str, Any],
-    ) -> dict[str, Any]:
-        body: dict[str, Any] = {"query": query, "documents": [doc.text for doc in documents]}
-        if model:  # vLLM answers 404 when the name differs from the served model; omitted = the served one
-            body["model"] = model
-        if top_n is not None:
-            body["top_n"] = top_n
-        body.update(options)
-        return body

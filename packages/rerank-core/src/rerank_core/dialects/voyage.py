@@ -6,11 +6,7 @@ inputs an error), results come under `data`. At most 1,000 documents per request
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
-
 from rerank_core.dialects.base import Dialect, choices
-from rerank_core.models import Document
 
 
 class VoyageDialect(Dialect):
@@ -22,23 +18,5 @@ class VoyageDialect(Dialect):
     max_documents_per_request = 1000
     options = frozenset({"truncation"})
     option_choices = choices(truncation=(True, False))
-
-    def build_body(
-        self,
-        query: str,
-        documents: Sequence[Document],
-        *,
-        model: str | None,
-        top_n: int | None,
-        options: Mapping[str, Any],
-    ) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "model": model or self.default_model,
-            "query": query,
-            "documents": [doc.text for doc in documents],
-            "return_documents": False,
-        }
-        if top_n is not None:
-            body["top_k"] = top_n
-        body.update(options)
-        return body
+    top_n_field = "top_k"
+    return_documents_field = "return_documents"
