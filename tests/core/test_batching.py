@@ -5,18 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from tests.core.transport_helpers import API_KEY, MODES, Mode, RecordedWaits, call, make_reranker, texts
+from tests.core.transport_helpers import MODES, Mode, RecordedWaits, call, make_reranker, texts
 from tests.support.emulator import Fault, ProviderEmulator
 
 from rerank_core import InvalidRequestError, ProviderError, RerankResponse
 
 StartEmulator = Callable[..., ProviderEmulator]
 QUERY = "alpha beta gamma delta"
-
-
-@pytest.fixture
-def emu(start_emulator: StartEmulator) -> ProviderEmulator:
-    return start_emulator("generic", api_key=API_KEY)
 
 
 def ranking(response: RerankResponse) -> list[tuple[int, float, str]]:

@@ -26,11 +26,6 @@ QUERY = "apple pie"
 DOCS = ["apple pie", "car"]
 
 
-@pytest.fixture
-def emu(start_emulator: StartEmulator) -> ProviderEmulator:
-    return start_emulator("generic", api_key=API_KEY)
-
-
 @pytest.mark.parametrize(
     ("status", "error", "hint"),
     [

@@ -24,16 +24,6 @@ QUERY = "apple pie"
 DOCS = ["apple pie", "car", "pie", "apple"]
 
 
-@pytest.fixture
-def emu(start_emulator: StartEmulator) -> ProviderEmulator:
-    return start_emulator("generic", api_key=API_KEY)
-
-
-@pytest.fixture
-def waits() -> RecordedWaits:
-    return RecordedWaits()
-
-
 def results_mutation(change: Callable[[list[dict[str, Any]]], object]) -> Callable[[Any], Any]:
     def mutate(payload: Any) -> Any:
         change(payload["results"])

@@ -21,11 +21,6 @@ StartEmulator = Callable[..., ProviderEmulator]
 QUERY = "apple pie recipe"
 
 
-@pytest.fixture
-def emu(start_emulator: StartEmulator) -> ProviderEmulator:
-    return start_emulator("generic", api_key=API_KEY)
-
-
 @pytest.mark.parametrize("mode", MODES)
 async def test_ranks_strings_by_provider_score(emu: ProviderEmulator, mode: Mode) -> None:
     docs = ["car engine", "apple pie", "apple pie recipe book", "pie"]

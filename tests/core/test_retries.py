@@ -26,16 +26,6 @@ QUERY = "apple pie"
 DOCS = ["apple pie", "car", "pie"]
 
 
-@pytest.fixture
-def emu(start_emulator: StartEmulator) -> ProviderEmulator:
-    return start_emulator("generic", api_key=API_KEY)
-
-
-@pytest.fixture
-def waits() -> RecordedWaits:
-    return RecordedWaits()
-
-
 @pytest.mark.parametrize("mode", MODES)
 async def test_429_with_retry_after_then_success(emu: ProviderEmulator, waits: RecordedWaits, mode: Mode) -> None:
     emu.fail_next(Fault(status=429, headers={"retry-after": "2"}))
