@@ -77,6 +77,20 @@ def truncate(text: str, limit: int = MAX_TEXT) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
+def read_payload(response: httpx.Response) -> Any:
+    """The JSON body of an answer, or None when it has none (or it is not JSON)."""
+    try:
+        return json.loads(response.text) if response.text else None
+    except ValueError:
+        return None
+
+
+def describe_response(response: httpx.Response, scrub: Scrubber) -> str:
+    """A short line for logs: the status and the provider's own message."""
+    message = provider_message(read_payload(response), response.text)
+    return f"HTTP {response.status_code}: {scrub(truncate(message, 120))}"
+
+
 def error_from_response(
     response: httpx.Response,
     *,
@@ -87,12 +101,8 @@ def error_from_response(
 ) -> RerankError:
     """The typed error for a non-2xx answer."""
     status = response.status_code
-    text = response.text
-    try:
-        payload = json.loads(text) if text else None
-    except ValueError:
-        payload = None
-    message = scrub(truncate(provider_message(payload, text)))
+    payload = read_payload(response)
+    message = scrub(truncate(provider_message(payload, response.text)))
     request_id = request_id_from(response.headers, payload)
     tried = f"Gave up after {attempts} attempts; " if attempts > 1 else ""
     kind: type[RerankError]

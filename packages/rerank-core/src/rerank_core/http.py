@@ -25,10 +25,10 @@ from pydantic import SecretStr
 
 from rerank_core._errors_map import (
     Scrubber,
+    describe_response,
     error_from_exception,
     error_from_response,
     format_error,
-    provider_message,
     request_id_from,
     truncate,
     with_context,
@@ -289,7 +289,7 @@ class HTTPReranker(Reranker):
         delay = self.retry_policy.delay(retries, answer.status_code, answer.headers)
         if delay is None:
             raise self._status_error(answer, retries + 1)
-        self._log_retry(delay, retries, _describe_response(answer, self._scrub))
+        self._log_retry(delay, retries, describe_response(answer, self._scrub))
         return delay
 
     # -- wire -------------------------------------------------------------------------------------------------
@@ -500,14 +500,6 @@ def _positive_float(name: str, value: object, provider: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
         raise ConfigurationError(f"{name} must be a number > 0, not {value!r}", provider=provider)
     return float(value)
-
-
-def _describe_response(response: httpx.Response, scrub: Scrubber) -> str:
-    try:
-        payload = response.json()
-    except ValueError:
-        payload = None
-    return f"HTTP {response.status_code}: {scrub(truncate(provider_message(payload, response.text), 120))}"
 
 
 def _describe_exception(exc: Exception, scrub: Scrubber) -> str:
