@@ -26,12 +26,6 @@ CHAIN_WIDE = ("long_documents", "max_tokens_per_document", "chunk_overlap")
 """Settings a fallback member takes from the chain unless it sets them itself (the cache store is shared too)."""
 
 
-def parse_spec(spec: str) -> tuple[str, str | None]:
-    """`"provider:model"` -> (provider, model). The model may itself contain ':' (a local path, a tag)."""
-    config = RerankerConfig.from_spec(spec)
-    return config.provider, config.model
-
-
 def load_reranker(
     spec: ConfigSource = None,
     *,

@@ -22,14 +22,6 @@ NEVER_RETRY_STATUSES = frozenset({400, 401, 403, 404, 413, 422})
 """The request itself is wrong: repeating it cannot help, whatever the provider's headers say."""
 
 
-def _real_sleep(seconds: float) -> None:
-    time.sleep(seconds)
-
-
-async def _real_asleep(seconds: float) -> None:
-    await asyncio.sleep(seconds)
-
-
 @dataclass(frozen=True)
 class RetryPolicy:
     """Retry decisions and waits. `sleep`/`asleep` are seams so tests can record waits instead of waiting."""
@@ -40,8 +32,8 @@ class RetryPolicy:
     backoff_cap: float = 8.0
     max_retry_after: float = 60.0
     """A provider-requested wait longer than this is ignored in favour of normal backoff."""
-    sleep: Callable[[float], None] = field(default=_real_sleep, repr=False)
-    asleep: Callable[[float], Awaitable[None]] = field(default=_real_asleep, repr=False)
+    sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
+    asleep: Callable[[float], Awaitable[None]] = field(default=asyncio.sleep, repr=False)
 
     def __post_init__(self) -> None:
         if isinstance(self.max_retries, bool) or not isinstance(self.max_retries, int) or self.max_retries < 0:
