@@ -145,7 +145,6 @@ class ProviderEmulator:
                 emulator._send(self, 404, {"error": "not found"})
 
         self._server = _Server(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
         # A short poll interval: `stop()` waits up to one interval, and every test stops its emulators.
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
         self._thread.start()
