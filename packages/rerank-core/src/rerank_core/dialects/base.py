@@ -80,6 +80,11 @@ class Dialect:
         The HTTP client should report this rather than the class default `score_kind`."""
         return self.score_kind
 
+    def is_batch_too_large(self, status_code: int, body: str) -> bool:
+        """True when an error answer means "too many documents in one request": the client then splits the batch
+        in halves, as for a 413. Dialects whose server reports this another way (e.g. a 422) override it."""
+        return status_code == 413
+
     def headers(self, api_key: str | None) -> dict[str, str]:
         return {"Authorization": f"Bearer {api_key}"} if api_key else {}
 
