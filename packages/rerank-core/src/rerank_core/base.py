@@ -94,6 +94,9 @@ class Reranker(ABC):
             return self._empty()
         return self._finish(await self._ascore(query, docs, top_n), docs, top_n, score_threshold)
 
+    def warm_up(self) -> None:  # noqa: B027 - optional hook; most backends have nothing to load
+        """Load whatever the first call would otherwise pay for (a local model, a connection pool). Idempotent."""
+
     def close(self) -> None:  # noqa: B027 - optional hook; most backends hold nothing
         """Release pooled connections or models."""
 

@@ -133,6 +133,9 @@ class CachingReranker(Reranker):
     def __repr__(self) -> str:
         return f"CachingReranker({self.inner!r}, cache={type(self.cache).__name__})"
 
+    def warm_up(self) -> None:
+        self.inner.warm_up()
+
     def close(self) -> None:
         self.inner.close()
 

@@ -118,6 +118,9 @@ class ChunkingReranker(Reranker):
     def __repr__(self) -> str:
         return f"ChunkingReranker({self.inner!r}, max_tokens_per_document={self.max_tokens_per_document})"
 
+    def warm_up(self) -> None:
+        self.inner.warm_up()
+
     def close(self) -> None:
         self.inner.close()
 

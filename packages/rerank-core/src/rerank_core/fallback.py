@@ -106,6 +106,12 @@ class FallbackReranker(Reranker):
         inner = ", ".join(repr(slot.reranker) if slot.reranker else f"Deferred({slot.name()!r})" for slot in self.slots)
         return f"FallbackReranker([{inner}], on_failure={self.on_failure!r})"
 
+    def warm_up(self) -> None:
+        """Warm the members built so far; a deferred member (its key is missing) stays deferred."""
+        for slot in self.slots:
+            if slot.reranker is not None:
+                slot.reranker.warm_up()
+
     def close(self) -> None:
         for slot in self.slots:
             if slot.reranker is not None:

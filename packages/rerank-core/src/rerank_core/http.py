@@ -430,6 +430,10 @@ class HTTPReranker(Reranker):
         keepalive = max(20, self.max_concurrency)
         return httpx.Limits(max_connections=max(100, keepalive), max_keepalive_connections=keepalive)
 
+    def warm_up(self) -> None:
+        """Open the pooled sync client now (connections themselves open on first use)."""
+        self._sync_client()
+
     def close(self) -> None:
         """Close the pooled clients this reranker opened (never ones passed in). It reopens them if used again."""
         with self._lock:
