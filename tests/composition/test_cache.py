@@ -34,7 +34,11 @@ def test_second_identical_call_makes_no_request(start_emulator: Start) -> None:
     assert (second.cache.hits, second.cache.misses) == (4, 0)  # type: ignore[union-attr]
     assert second.results == first.results
     assert second.dropped == first.dropped
-    assert (second.provider, second.model, second.score_kind) == ("generic", "m", "probability")
+    assert (second.provider, second.model, second.score_kind) == (
+        "generic",
+        "m",
+        "unknown",
+    )  # generic documents no score range
 
 
 def test_only_uncached_documents_are_sent(start_emulator: Start) -> None:

@@ -206,7 +206,10 @@ def test_self_hosted_servers_need_a_base_url_but_no_key(provider: str) -> None:
         ("tei", {"raw_scores": True}, "logit"),
         ("infinity", {"raw_scores": True}, "logit"),
         ("vllm", {"use_activation": False}, "logit"),
-        ("vllm", {"use_activation": True}, "probability"),
+        ("vllm", {"use_activation": True}, "unknown"),
+        ("vllm", {}, "unknown"),
+        ("infinity", {}, "probability"),
+        ("generic", {}, "unknown"),
         ("cohere", {}, "probability"),
     ],
 )

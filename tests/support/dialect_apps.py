@@ -512,9 +512,15 @@ class VLLMApp(EmulatorApp):
         "truncate_prompt_tokens",
         "priority",
         "use_activation",
+        "instruction",
+        "max_tokens_per_doc",
+        "max_tokens_per_query",
+        "truncation_side",
     }
 
     def error_body(self, status: int, message: str) -> Any:
+        if status == 401:  # `--api-key` middleware, measured on vLLM 0.32
+            return {"error": "Unauthorized"}
         return {"error": {"message": message, "type": "BadRequestError", "param": None, "code": status}}
 
     def read_request(self, body: dict[str, Any]) -> tuple[str, list[str], int | None]:
@@ -542,12 +548,18 @@ class VLLMApp(EmulatorApp):
 
 
 class InfinityApp(EmulatorApp):
-    """Infinity `/rerank`: Cohere-like; whitespace stripped; `raw_scores`; `top_n` > 0; 401 as `{"detail"}`."""
+    """Infinity `/rerank`: Cohere-like; whitespace stripped; `raw_scores`; `top_n` > 0; 401 as `{"detail"}`;
+    validation errors, an over-cap batch included, as FastAPI's 422 `{"detail": [{type, loc, msg, input}]}` (the
+    bodies a real Infinity 0.0.78 sends, see tests/integration/test_infinity_server.py)."""
 
     paths = ("/rerank",)
     allowed: ClassVar[set[str]] = {"model", "query", "documents", "top_n", "return_documents", "raw_scores"}
+    max_client_batch_size = 2048  # INFINITY_MAX_CLIENT_BATCH_SIZE's default
 
     def error_body(self, status: int, message: str) -> Any:
+        if status == 422:
+            kind = "too_long" if "at most" in message else "value_error"
+            return {"detail": [{"type": kind, "loc": ["body", "documents"], "msg": message, "input": None}]}
         if status == 401:
             return {"detail": message}
         return {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": status}}
@@ -555,6 +567,10 @@ class InfinityApp(EmulatorApp):
     def read_request(self, body: dict[str, Any]) -> tuple[str, list[str], int | None]:
         self.check_fields(body, {"query", "documents"})
         texts = [text.strip() for text in texts_of(body["documents"], "documents", objects=False)]
+        if len(texts) > self.max_client_batch_size:
+            raise RequestRejected(
+                422, f"List should have at most {self.max_client_batch_size} items after validation, not {len(texts)}"
+            )
         return body["query"].strip(), texts, optional_top(body, "top_n")
 
     def respond(
@@ -569,7 +585,7 @@ class InfinityApp(EmulatorApp):
             }
             for i, s in ranked[:top_n]
         ]
-        tokens = token_count(texts)
+        tokens = len(body["query"].strip()) * len(texts) + sum(len(text) for text in texts)  # characters, as Infinity
         return {
             "object": "rerank",
             "results": results,

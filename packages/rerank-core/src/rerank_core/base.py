@@ -59,6 +59,34 @@ def sigmoid(x: float) -> float:
     return z / (1.0 + z)
 
 
+def honest_kind(scores: dict[int, float], kind: ScoreKind) -> ScoreKind:
+    """`kind`, unless the values disprove it: a "probability" outside [0, 1] is not one, so it becomes "unknown"."""
+    if kind == "probability" and not _within_unit(scores):
+        return "unknown"
+    return kind
+
+
+def normalized(
+    scores: dict[int, float], kind: ScoreKind, normalize: Normalize | None
+) -> tuple[dict[int, float], ScoreKind]:
+    """The scores and their honest kind, after `normalize`.
+
+    `"sigmoid"` maps logits to probabilities, and also "unknown" scores as soon as one of them lies outside [0, 1]
+    (they are then not probabilities; self-hosted servers that apply the model's own activation often return raw
+    logits). An "unknown" answer wholly inside [0, 1] is left as it is: it may already be probabilities, and a
+    second sigmoid would squeeze them into [0.5, 0.73]. Where you know a server returns logits, say so with the
+    option that makes it explicit (vLLM `use_activation=False`, TEI/Infinity `raw_scores=True`).
+    """
+    kind = honest_kind(scores, kind)
+    if normalize == "sigmoid" and (kind == "logit" or (kind == "unknown" and not _within_unit(scores))):
+        return {i: sigmoid(s) for i, s in scores.items()}, "probability"
+    return scores, kind
+
+
+def _within_unit(scores: dict[int, float]) -> bool:
+    return all(0.0 <= s <= 1.0 for s in scores.values())
+
+
 class Reranker(ABC):
     """Base class of every reranker: remote providers, the local cross-encoder and the composites."""
 
@@ -167,9 +195,7 @@ def build_response(
     normalize: Normalize | None = None,
 ) -> RerankResponse:
     """Sort by score (desc, ties by index), apply the threshold then `top_n`, and account for every input."""
-    scores, kind = scored.scores, scored.score_kind
-    if normalize == "sigmoid" and kind == "logit":
-        scores, kind = {i: sigmoid(s) for i, s in scores.items()}, "probability"
+    scores, kind = normalized(scored.scores, scored.score_kind, normalize)
 
     ranked = sorted(scores.items(), key=lambda item: (-item[1], item[0]))
     dropped = [DroppedDocument(index=i, reason="top_n") for i in range(len(documents)) if i not in scores]

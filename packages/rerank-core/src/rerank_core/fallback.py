@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from rerank_core.base import Normalize, Reranker, Scores, sigmoid
+from rerank_core.base import Normalize, Reranker, Scores, normalized
 from rerank_core.errors import ConfigurationError, InvalidInputError, InvalidRequestError, ProviderError, RerankError
 from rerank_core.models import Document
 
@@ -183,9 +183,7 @@ class FallbackReranker(Reranker):
         with self._lock:
             slot.failures, slot.open_until = 0, 0.0
         # Members may differ in normalize; apply each member's own, since this chain has none of its own.
-        if normalize == "sigmoid" and scored.score_kind == "logit":
-            scored.scores = {i: sigmoid(s) for i, s in scored.scores.items()}
-            scored.score_kind = "probability"
+        scored.scores, scored.score_kind = normalized(scored.scores, scored.score_kind, normalize)
         return scored
 
     def _all_failed(self, documents: list[Document], errors: list[RerankError]) -> Scores:

@@ -100,7 +100,7 @@ class HTTPReranker(Reranker):
         self.timeout = _positive_float("timeout", timeout, self.provider)
         self.max_concurrency = _positive_int("max_concurrency", max_concurrency, self.provider)
         self.max_documents_per_request = (
-            self.dialect.max_documents_per_request
+            self.dialect.max_documents_for(self.model)
             if max_documents_per_request is None
             else _positive_int("max_documents_per_request", max_documents_per_request, self.provider)
         )
@@ -119,7 +119,7 @@ class HTTPReranker(Reranker):
         self._api_key = SecretStr(key) if key else None
         # Lower-cased, so a caller's header replaces ours instead of going out next to it.
         self._extra_headers = {name.lower(): value for name, value in (headers or {}).items()}
-        self.base_url = _resolve_base_url(base_url, self.dialect.default_base_url, self.provider)
+        self.base_url = _resolve_base_url(base_url, self.dialect.default_base_url_for(key), self.provider)
         self.url = self.dialect.url(self.base_url, self.options)
         secret_headers = [
             v for k, v in self._extra_headers.items() if any(w in k.lower() for w in _SECRET_HEADER_WORDS)

@@ -19,6 +19,12 @@ def rank_fields_of(options: Mapping[str, Any], provider: str) -> list[str] | Non
             provider=provider,
             hint='e.g. options={"rank_fields": ["title", "text"]}',
         )
+    if not fields:
+        raise ConfigurationError(
+            "rank_fields is empty",
+            provider=provider,
+            hint='Name at least one field, e.g. ["text"], or leave rank_fields out to send plain texts',
+        )
     return list(fields)
 
 

@@ -7,6 +7,8 @@ that provider's dialect module and nowhere else.
 
 from __future__ import annotations
 
+import re
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -38,11 +40,13 @@ class Dialect:
     path: ClassVar[str] = "/rerank"
     api_key_env: ClassVar[str | None] = None
     requires_api_key: ClassVar[bool] = True
-    score_kind: ClassVar[ScoreKind] = "probability"
+    score_kind: ClassVar[ScoreKind] = "unknown"
+    """What the scores are, claimed only where the provider documents it (e.g. "relevance score between 0 and 1");
+    "unknown" otherwise. `base.normalized` still checks the values: a "probability" outside [0, 1] is not one."""
     sends_top_n: ClassVar[bool] = True
     """False where the API has no top_n (the client cuts) or does not honour it."""
     max_documents_per_request: ClassVar[int | None] = None
-    """The provider's documented cap, used when the caller sets none."""
+    """The provider's documented cap, used when the caller sets none (see `max_documents_for`)."""
     options: ClassVar[frozenset[str]] = frozenset()
     """Provider-specific request options accepted through `options={...}`."""
     option_choices: ClassVar[Mapping[str, tuple[object, ...]]] = MappingProxyType({})
@@ -51,25 +55,50 @@ class Dialect:
     """Sent when the caller names no model and the API requires one."""
     requires_model: ClassVar[bool] = False
     """True where the API needs a model and has no sensible default (the caller must name one)."""
+    endpoint_names: ClassVar[tuple[str, ...]] = ()
+    """Last path segments that mark a base_url as a full endpoint; by default the last segment of `path`."""
+    merges_extra_body: ClassVar[bool] = True
+    """`options["extra_body"]` is merged last into the JSON body. False where the API has an `extra_body` field of
+    its own (the generic platform), which then carries it as given."""
+
+    def default_base_url_for(self, api_key: str | None) -> str | None:
+        """The base URL used when the caller passes none. Voyage picks it from the key's issuer."""
+        return self.default_base_url
+
+    def max_documents_for(self, model: str | None) -> int | None:
+        """The documented per-request document cap for `model` (Pinecone's differ per model)."""
+        return self.max_documents_per_request
 
     def url(self, base_url: str, options: Mapping[str, Any] | None = None) -> str:
-        """The endpoint for `base_url`: the documented base, a base ending in the path's version segment
-        (`.../v1`), or the full endpoint. A query string in `base_url` is kept; dialects whose API takes query
-        parameters add them from `options` (pass the same options as to `build_body`)."""
+        """The endpoint for `base_url`, in any form a provider's docs show: the host (`https://api.x.com`), the
+        host with the API's version (`.../v1`) or the full endpoint (`.../v1/rerank`). A base ending in the
+        endpoint's own name (`/rerank`, `/reranking`, `/ranking`) is taken as the full endpoint, as given. A base
+        ending in another version than the dialect's (`cohere` given `.../v1`) gets the dialect's version instead
+        of both. A query string in `base_url` is kept; dialects whose API takes query parameters add them from
+        `options` (pass the same options as to `build_body`)."""
         base, _, query = base_url.partition("?")
-        base = base.rstrip("/")
-        endpoint = base if base.endswith(self.path) else base + self._path_after(base)
+        base = self.normalize_base(base.rstrip("/"))
+        endpoint = self._endpoint(base)
         params = [query] if query else []
         params += [urlencode({key: value}) for key, value in self.query_params(options or {}).items()]
         return endpoint + ("?" + "&".join(params) if params else "")
 
-    def _path_after(self, base: str) -> str:
-        # ".../v1" + "/v1/rerank" -> ".../v1/rerank", not ".../v1/v1/rerank".
+    def normalize_base(self, base: str) -> str:
+        """Hook for a provider whose documented base has a path a user may leave out (Fireworks' `/inference`)."""
+        return base
+
+    def _endpoint(self, base: str) -> str:
+        if _last_segment(base) in (self.endpoint_names or (_last_segment(self.path),)):  # the full endpoint, as given
+            return base
         segments = self.path.strip("/").split("/")
+        # ".../v1" + "/v1/rerank" -> ".../v1/rerank", not ".../v1/v1/rerank".
         for cut in range(len(segments) - 1, 0, -1):
             if base.endswith("/" + "/".join(segments[:cut])):
-                return "/" + "/".join(segments[cut:])
-        return self.path
+                return base + "/" + "/".join(segments[cut:])
+        # ".../v1" + "/v2/rerank" -> ".../v2/rerank": the dialect speaks its own version, not the one in the base.
+        if _VERSION.fullmatch(segments[0]) and _VERSION.fullmatch(_last_segment(base)):
+            return base[: base.rindex("/")] + self.path
+        return base + self.path
 
     def query_params(self, options: Mapping[str, Any]) -> dict[str, str]:
         """URL query parameters taken from `options` (most APIs take none)."""
@@ -89,14 +118,24 @@ class Dialect:
         return {"Authorization": f"Bearer {api_key}"} if api_key else {}
 
     def check_options(self, options: Mapping[str, Any]) -> None:
-        unknown = sorted(set(options) - self.options)
+        accepted = self.options | {"extra_body"}
+        if "return_documents" in options and "return_documents" not in accepted:
+            raise ConfigurationError(
+                f"option 'return_documents' is not accepted for provider {self.name!r}",
+                provider=self.name,
+                hint="Every result already carries your own input as result.document (with its id and metadata); "
+                "the provider's echo is never needed, so rerank-core always asks for none",
+            )
+        unknown = sorted(set(options) - accepted)
         if unknown:
-            allowed = ", ".join(sorted(self.options)) or "none"
+            allowed = ", ".join(sorted(accepted))
             raise ConfigurationError(
                 f"unknown option(s) {unknown} for provider {self.name!r}",
                 provider=self.name,
-                hint=f"Options this provider accepts: {allowed}",
+                hint=f"Options this provider accepts: {allowed}. Anything else can go verbatim in extra_body={{...}}",
             )
+        if "extra_body" in options:
+            self._check_extra_body(options["extra_body"])
         if "rank_fields" in options:
             rank_fields_of(options, self.name)
         for key, choices in self.option_choices.items():
@@ -107,12 +146,46 @@ class Dialect:
                     hint=f"Use one of: {', '.join(repr(choice) for choice in choices)}",
                 )
 
+    def _check_extra_body(self, extra: object) -> None:
+        if not isinstance(extra, Mapping) or not all(isinstance(key, str) for key in extra):
+            raise ConfigurationError(
+                f"extra_body must be a mapping of field names to values, not {extra!r}",
+                provider=self.name,
+                hint='e.g. options={"extra_body": {"priority": 1}}',
+            )
+        # The documents and query are the client's: results are matched back to your input by position.
+        clash = sorted({"query", self.documents_field} & set(extra)) if self.merges_extra_body else []
+        if clash:
+            raise ConfigurationError(
+                f"extra_body may not replace {clash} for provider {self.name!r}",
+                provider=self.name,
+                hint="Pass the query and documents to rerank(); extra_body is for additional fields",
+            )
+
     documents_field: ClassVar[str] = "documents"
     top_n_field: ClassVar[str] = "top_n"
     return_documents_field: ClassVar[str | None] = None
     """The API's flag for echoing documents, always sent as false: the client re-attaches the caller's own."""
 
     def build_body(
+        self,
+        query: str,
+        documents: Sequence[Document],
+        *,
+        model: str | None,
+        top_n: int | None,
+        options: Mapping[str, Any],
+    ) -> dict[str, Any]:
+        """The request body: `request_body`, then `options["extra_body"]` merged last (it may override any field
+        but the query and the documents)."""
+        extra = options.get("extra_body") if self.merges_extra_body else None
+        if extra is not None:
+            options = {key: value for key, value in options.items() if key != "extra_body"}
+        body = self.request_body(query, documents, model=model, top_n=top_n, options=options)
+        body.update(extra or {})
+        return body
+
+    def request_body(
         self,
         query: str,
         documents: Sequence[Document],
@@ -138,6 +211,8 @@ class Dialect:
     def documents_payload(self, documents: Sequence[Document], options: Mapping[str, Any]) -> list[Any]:
         """Plain texts; objects carrying the named metadata fields where the API takes `rank_fields`."""
         fields = rank_fields_of(options, self.name) if "rank_fields" in self.options else None
+        if fields:
+            warn_missing_rank_fields(documents, fields, self.name)
         return texts_or_objects(documents, fields)
 
     def body_options(self, options: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -152,6 +227,31 @@ class Dialect:
             usage=usage_from(payload.get("usage") if isinstance(payload, dict) else None),
             request_id=string_or_none(payload, "id"),
         )
+
+
+_VERSION = re.compile(r"v\d+")
+
+
+def _last_segment(url_or_path: str) -> str:
+    return url_or_path.rstrip("/").rsplit("/", 1)[-1]
+
+
+def warn_missing_rank_fields(documents: Sequence[Document], fields: Sequence[str], provider: str) -> None:
+    """Warn when a rank field is in no document's metadata: every document then ranks on nothing for that field,
+    and with only such fields the scores collapse to one value. A warning, not an error: documents from a
+    retriever often carry a field only some of the time."""
+    missing = [name for name in fields if name != "text" and not any(name in doc.metadata for doc in documents)]
+    if missing:
+        warnings.warn(
+            f"{provider}: rank_fields {missing} appear in no document's metadata in this request; "
+            "check the field names (only 'text' and metadata keys are sent)",
+            RankFieldsWarning,
+            stacklevel=2,
+        )
+
+
+class RankFieldsWarning(UserWarning):
+    """`rank_fields` names a field that no document in the request carries."""
 
 
 def _one_of(value: object, choices: tuple[object, ...]) -> bool:

@@ -1,6 +1,7 @@
 """Cohere rerank: v2 (`cohere`, `POST https://api.cohere.com/v2/rerank`) and v1 (`cohere-v1`, `/v1/rerank`).
 
-v2 takes string documents only, `max_tokens_per_doc` and `priority`, and has no `return_documents`. v1 also takes
+v2 takes string documents only, `max_tokens_per_doc` and `priority` (the only options of v2 rerank in the current
+official SDK, cohere-python 2026-08), and has no `return_documents`. v1 also takes
 object documents with `rank_fields` (sent only when the caller sets `rank_fields`), `max_chunks_per_doc` and
 `return_documents`. Usage comes from `meta`: `billed_units.search_units` and `tokens.input_tokens`.
 """
@@ -21,6 +22,7 @@ class CohereDialect(Dialect):
     path = "/v2/rerank"
     api_key_env = "COHERE_API_KEY"
     default_model = "rerank-v3.5"
+    score_kind = "probability"  # documented as relevance scores normalized to [0, 1]
     options = frozenset({"max_tokens_per_doc", "priority"})
 
     def parse(self, payload: Any, *, headers: Mapping[str, str], n_documents: int) -> ParsedResponse:

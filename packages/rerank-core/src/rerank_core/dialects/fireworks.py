@@ -7,7 +7,11 @@ string, which the shared parser ignores.
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from rerank_core.dialects.base import Dialect
+
+HOST = "api.fireworks.ai"
 
 
 class FireworksDialect(Dialect):
@@ -18,3 +22,11 @@ class FireworksDialect(Dialect):
     default_model = "accounts/fireworks/models/qwen3-reranker-8b"
     options = frozenset({"task"})
     return_documents_field = "return_documents"
+    score_kind = "probability"  # seed 000: "The relevance score between 0 and 1"
+
+    def normalize_base(self, base: str) -> str:
+        # The API lives under /inference: "https://api.fireworks.ai" or ".../v1" alone would reach another API.
+        parts = urlsplit(base)
+        if parts.hostname == HOST and not parts.path.startswith("/inference"):
+            return f"{parts.scheme}://{parts.netloc}/inference{parts.path}"
+        return base

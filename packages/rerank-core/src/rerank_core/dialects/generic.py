@@ -23,6 +23,7 @@ class GenericDialect(Dialect):
     api_key_env = "RERANK_API_KEY"
     options = frozenset({"truncate", "max_tokens_per_document", "metadata", "user", "extra_body", "send_metadata"})
     return_documents_field = "return_documents"
+    merges_extra_body = False  # `extra_body` is the platform's own field: it merges it into the backend's body
     requires_model = True  # the model or deployment id is a required field, and no platform-wide default exists
 
     def check_options(self, options: Mapping[str, Any]) -> None:

@@ -2,7 +2,7 @@
 
 Documents go under `input` (strings, or objects `{"text", <rank fields>}` when the caller sets `rank_fields`), the
 top-n parameter is `top_k`, `return_input` replaces `return_documents`, and results come under `data` with the
-score under `score`.
+score under `score`. At most 1,000 documents per request: longer lists are split.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ class MixedbreadDialect(Dialect):
     path = "/v1/reranking"
     api_key_env = "MXBAI_API_KEY"
     default_model = "mixedbread-ai/mxbai-rerank-large-v2"
+    max_documents_per_request = 1000  # the API's documented cap per request
     options = frozenset({"rank_fields", "rewrite_query"})
     option_choices = choices(rewrite_query=(True, False))
     documents_field = "input"

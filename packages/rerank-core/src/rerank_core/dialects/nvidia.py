@@ -16,8 +16,6 @@ from typing import Any
 from rerank_core.dialects.base import Dialect, choices
 from rerank_core.models import Document
 
-ENDPOINT_SUFFIXES = ("/ranking", "/reranking")
-
 
 class NvidiaDialect(Dialect):
     name = "nvidia"
@@ -27,17 +25,13 @@ class NvidiaDialect(Dialect):
     requires_api_key = False
     score_kind = "logit"
     sends_top_n = False
+    documents_field = "passages"
     max_documents_per_request = 512
+    endpoint_names = ("ranking", "reranking")  # self-hosted `/v1/ranking`, hosted `.../<model>/reranking`
     options = frozenset({"truncate"})
     option_choices = choices(truncate=("NONE", "END"))
 
-    def url(self, base_url: str, options: Mapping[str, Any] | None = None) -> str:
-        base = base_url.partition("?")[0].rstrip("/")
-        if base.endswith(ENDPOINT_SUFFIXES):  # a full endpoint, self-hosted or hosted
-            return base_url
-        return super().url(base_url, options)
-
-    def build_body(
+    def request_body(
         self,
         query: str,
         documents: Sequence[Document],

@@ -1,7 +1,7 @@
 """OneRouter / Infron (seed 004): `POST https://llm.onerouter.pro/v1/rerank`.
 
-Results come back in index order rather than score order, and `top_n` is not honoured. `top_n` is still sent
-(it is documented), and the shared parser never assumes an order: the client sorts and cuts every response.
+The seed's example answer lists results in index order rather than score order, so the shared parser never
+assumes an order: the client sorts every response, and cuts to `top_n` itself as for every provider.
 """
 
 from __future__ import annotations

@@ -21,14 +21,16 @@ class TEIDialect(Dialect):
     path = "/rerank"
     requires_api_key = False
     sends_top_n = False
+    documents_field = "texts"
     max_documents_per_request = 32
+    score_kind = "probability"  # TEI applies the sigmoid itself unless raw_scores
     options = frozenset({"truncate", "truncation_direction", "raw_scores"})
     option_choices = choices(truncate=(True, False), truncation_direction=("Left", "Right"), raw_scores=(True, False))
 
     def score_kind_for(self, options: Mapping[str, Any]) -> ScoreKind:
         return "logit" if options.get("raw_scores") else self.score_kind
 
-    def build_body(
+    def request_body(
         self,
         query: str,
         documents: Sequence[Document],
