@@ -278,7 +278,9 @@ def test_missing_key_is_a_configuration_error(emulator: ProviderEmulator, monkey
         RerankCompressor(reranker=config)
 
     assert not isinstance(raised.value, ValidationError)
-    assert RerankCompressor(reranker=config, api_key=SecretStr("k")).compress_documents(make_documents(), QUERY)  # as it says
+    assert RerankCompressor(reranker=config, api_key=SecretStr("k")).compress_documents(
+        make_documents(), QUERY
+    )  # as it says
 
 
 async def test_rerank_returns_indices_and_scores_like_cohere_rerank(emulator_config: dict[str, Any]) -> None:
