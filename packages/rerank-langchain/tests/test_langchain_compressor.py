@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import pickle
+import shutil
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -20,10 +23,10 @@ from langchain_core.documents import Document
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import RunnableConfig, RunnablePassthrough
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 from tests.support.emulator import ProviderEmulator
 
-from rerank_core import load_reranker
+from rerank_core import ConfigurationError, load_reranker
 from rerank_langchain import RerankCompressor
 
 QUERY = "capital of france"
@@ -229,3 +232,174 @@ def test_reranker_object_is_used_as_is_and_dumps_provider_and_model(emulator_con
     assert compressor.reranker is core
     assert compressor.model_dump()["reranker"] == {"provider": "generic", "model": "m"}
     assert [doc.id for doc in compressor.compress_documents(make_documents(), QUERY)] == ["d1"]
+
+
+def make_retriever(compressor: RerankCompressor, documents: list[Document] | None = None) -> Any:
+    return ContextualCompressionRetriever(
+        base_compressor=compressor, base_retriever=ListRetriever(documents=documents or make_documents())
+    )
+
+
+async def retrieve(retriever: Any, use_async: bool, config: RunnableConfig | None = None) -> list[Document]:
+    result: list[Document] = await retriever.ainvoke(QUERY, config) if use_async else retriever.invoke(QUERY, config)
+    return result
+
+
+@pytest.mark.parametrize("use_async", [False, True])
+async def test_warm_up_loads_the_local_model(tiny_cross_encoder: str, tmp_path: Path, use_async: bool) -> None:
+    model = shutil.copytree(tiny_cross_encoder, tmp_path / "model")
+    compressor = RerankCompressor(reranker=f"local:{model}", top_n=2)
+
+    compressor.warm_up()
+    shutil.rmtree(model)  # only a model loaded by warm_up can still answer
+
+    assert len(await retrieve(make_retriever(compressor), use_async)) == 2
+
+
+@pytest.mark.parametrize("use_async", [False, True])
+async def test_api_key_is_a_secret_and_never_serialized(
+    emulator: ProviderEmulator, monkeypatch: pytest.MonkeyPatch, use_async: bool
+) -> None:
+    monkeypatch.delenv("RERANK_API_KEY", raising=False)
+    config = {"provider": "generic", "model": "m", "base_url": emulator.base_url}
+    compressor = RerankCompressor(reranker=config, api_key=SecretStr("k"), top_n=2)
+
+    assert [doc.id for doc in await retrieve(make_retriever(compressor), use_async)] == ["d1", "d0"]
+    assert isinstance(compressor.api_key, SecretStr)
+    assert "api_key" not in compressor.model_dump()
+    assert "'k'" not in repr(compressor) + compressor.model_dump_json()
+
+
+def test_missing_key_is_a_configuration_error(emulator: ProviderEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RERANK_API_KEY", raising=False)
+    config = {"provider": "generic", "model": "m", "base_url": emulator.base_url}
+
+    with pytest.raises(ConfigurationError, match="api_key") as raised:
+        RerankCompressor(reranker=config)
+
+    assert not isinstance(raised.value, ValidationError)
+    assert RerankCompressor(reranker=config, api_key=SecretStr("k")).compress_documents(
+        make_documents(), QUERY
+    )  # as it says
+
+
+async def test_rerank_returns_indices_and_scores_like_cohere_rerank(emulator_config: dict[str, Any]) -> None:
+    compressor = RerankCompressor(reranker=emulator_config, top_n=2)
+    core = load_reranker(emulator_config).rerank(QUERY, TEXTS)
+    expected = [{"index": r.index, "relevance_score": r.relevance_score} for r in core.results]
+
+    assert compressor.rerank(make_documents(), QUERY) == expected[:2]  # top_n=-1: the compressor's top_n
+    assert compressor.rerank(TEXTS, QUERY, top_n=None) == expected
+    assert await compressor.arerank([{"text": text} for text in TEXTS], QUERY, top_n=1) == expected[:1]
+    assert compressor.rerank([], QUERY) == []
+
+
+@pytest.mark.parametrize("use_async", [False, True])
+async def test_copies_and_pickles_work_and_rebuild_their_reranker(
+    emulator_config: dict[str, Any], use_async: bool
+) -> None:
+    compressor = RerankCompressor(reranker=emulator_config, top_n=2)
+    compressor.compress_documents(make_documents(), QUERY)  # the original has a live reranker with a pool
+
+    copies = [
+        pickle.loads(pickle.dumps(compressor)),
+        copy.deepcopy(compressor),
+        compressor.model_copy(deep=True),
+        copy.copy(compressor),
+    ]
+
+    for twin in copies:
+        assert twin.model_dump() == compressor.model_dump()
+        assert [doc.id for doc in await retrieve(make_retriever(twin), use_async)] == ["d1", "d0"]
+
+
+def test_a_reranker_object_is_shared_by_copies_and_refuses_pickling(emulator_config: dict[str, Any]) -> None:
+    core = load_reranker(emulator_config)
+    compressor = RerankCompressor(reranker=core)
+
+    assert copy.deepcopy(compressor).reranker is core
+    assert compressor.model_copy(deep=True).reranker is core
+    with pytest.raises(TypeError, match="spec string or config dict"):
+        pickle.dumps(compressor)
+
+
+@pytest.mark.parametrize("use_async", [False, True])
+async def test_assigning_the_reranker_takes_effect(
+    emulator_config: dict[str, Any], start_emulator: Callable[..., ProviderEmulator], use_async: bool
+) -> None:
+    other = start_emulator("generic", api_key="k")
+    other_config = {**emulator_config, "base_url": other.base_url}
+    compressor = RerankCompressor(reranker=emulator_config)
+
+    updated = compressor.model_copy(update={"reranker": other_config})
+    await retrieve(make_retriever(updated), use_async)
+    assert other.request_count == 1
+    await retrieve(make_retriever(compressor), use_async)  # the original still uses its own
+    assert other.request_count == 1
+
+    compressor.reranker = other_config
+    await retrieve(make_retriever(compressor), use_async)
+    assert other.request_count == 2
+
+
+@pytest.mark.parametrize("use_async", [False, True])
+async def test_changing_returned_metadata_never_changes_the_input(
+    emulator_config: dict[str, Any], use_async: bool
+) -> None:
+    documents = make_documents()
+    result = await retrieve(
+        make_retriever(RerankCompressor(reranker=emulator_config, top_n=None), documents), use_async
+    )
+
+    for doc in result:
+        doc.metadata["tags"].append("changed")
+    assert documents == make_documents()
+
+
+@pytest.mark.parametrize("use_async", [False, True])
+async def test_top_n_zero_keeps_nothing(
+    emulator: ProviderEmulator, emulator_config: dict[str, Any], use_async: bool
+) -> None:
+    before = emulator.request_count
+
+    assert await retrieve(make_retriever(RerankCompressor(reranker=emulator_config, top_n=0)), use_async) == []
+    assert emulator.request_count == before
+
+
+@pytest.mark.parametrize("top_n", [-1, 2.5, "3", True])
+def test_invalid_top_n_is_rejected(emulator_config: dict[str, Any], top_n: Any) -> None:
+    with pytest.raises(ValidationError, match="top_n"):
+        RerankCompressor(reranker=emulator_config, top_n=top_n)
+
+
+class EventRecorder(BaseCallbackHandler):
+    def __init__(self) -> None:
+        self.events: list[tuple[str, Any]] = []
+
+    def on_custom_event(self, name: str, data: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        self.events.append((name, data))
+
+
+@pytest.mark.parametrize("use_async", [False, True])
+async def test_call_info_and_winning_window_reach_langchain(
+    start_emulator: Callable[..., ProviderEmulator], use_async: bool
+) -> None:
+    emu = start_emulator("cohere")
+    config = {"provider": "cohere", "model": "m", "base_url": emu.base_url, "api_key": "k"}
+    chunked = {**config, "long_documents": "chunk", "max_tokens_per_document": 8, "chunk_overlap": 0}
+    long_text = "Filler words about nothing in particular here. " * 3 + "Paris is the capital of France."
+    documents = [*make_documents(), Document(long_text, id="long")]
+    recorder = EventRecorder()
+
+    result = await retrieve(
+        make_retriever(RerankCompressor(reranker=chunked, top_n=None), documents), use_async, {"callbacks": [recorder]}
+    )
+
+    [(name, info)] = recorder.events
+    assert (name, info["provider"], info["model"]) == ("rerank_response", "cohere", "m")
+    assert info["usage"]["search_units"] == emu.request_count
+    assert info["request_ids"] == ["emulated-0001"] * emu.request_count
+    long = next(doc for doc in result if doc.id == "long")
+    window = long.metadata["rerank_window"]
+    assert long_text[window["start"] : window["end"]] == window["text"]
+    assert "France" in window["text"]

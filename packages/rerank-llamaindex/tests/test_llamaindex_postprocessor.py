@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import pickle
+import shutil
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,10 +23,10 @@ from llama_index.core.instrumentation.span_handlers import SimpleSpanHandler
 from llama_index.core.llms import MockLLM
 from llama_index.core.query_engine import RetrieverQueryEngine
 from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle, TextNode
-from pydantic import Field, ValidationError
+from pydantic import Field, SecretStr, ValidationError
 from tests.support.emulator import ProviderEmulator
 
-from rerank_core import load_reranker
+from rerank_core import ConfigurationError, load_reranker
 from rerank_llamaindex import RerankPostprocessor
 
 QUERY = "capital of france"
@@ -254,3 +257,155 @@ def test_reranker_object_is_used_as_is_and_dumps_provider_and_model(emulator_con
     assert postprocessor.reranker is core
     assert postprocessor.to_dict()["reranker"] == {"provider": "generic", "model": "m"}
     assert [item.node.node_id for item in postprocessor.postprocess_nodes(make_nodes(), query_str=QUERY)] == ["n1"]
+
+
+def make_engine(postprocessor: RerankPostprocessor, nodes: list[NodeWithScore] | None = None) -> RetrieverQueryEngine:
+    return RetrieverQueryEngine.from_args(
+        ListRetriever(nodes or make_nodes()), llm=MockLLM(), node_postprocessors=[postprocessor]
+    )
+
+
+async def query(engine: RetrieverQueryEngine, use_async: bool) -> list[NodeWithScore]:
+    response = await engine.aquery(QUERY) if use_async else engine.query(QUERY)
+    return list(response.source_nodes)
+
+
+@pytest.mark.parametrize("use_async", [False, True])
+async def test_warm_up_loads_the_local_model(tiny_cross_encoder: str, tmp_path: Path, use_async: bool) -> None:
+    model = shutil.copytree(tiny_cross_encoder, tmp_path / "model")
+    postprocessor = RerankPostprocessor(reranker=f"local:{model}", top_n=2)
+
+    postprocessor.warm_up()
+    shutil.rmtree(model)  # only a model loaded by warm_up can still answer
+
+    assert len(await query(make_engine(postprocessor), use_async)) == 2
+
+
+@pytest.mark.parametrize("use_async", [False, True])
+async def test_api_key_is_a_secret_and_never_serialized(
+    emulator: ProviderEmulator, monkeypatch: pytest.MonkeyPatch, use_async: bool
+) -> None:
+    monkeypatch.delenv("RERANK_API_KEY", raising=False)
+    config = {"provider": "generic", "model": "m", "base_url": emulator.base_url}
+    postprocessor = RerankPostprocessor(reranker=config, api_key=SecretStr("k"))
+
+    assert [item.node.node_id for item in await query(make_engine(postprocessor), use_async)] == ["n1", "n0"]
+    assert isinstance(postprocessor.api_key, SecretStr)
+    assert "api_key" not in postprocessor.to_dict()
+    assert "'k'" not in repr(postprocessor) + postprocessor.to_json()
+
+
+def test_missing_key_is_a_configuration_error(emulator: ProviderEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RERANK_API_KEY", raising=False)
+    config = {"provider": "generic", "model": "m", "base_url": emulator.base_url}
+
+    with pytest.raises(ConfigurationError, match="api_key") as raised:
+        RerankPostprocessor(reranker=config)
+
+    assert not isinstance(raised.value, ValidationError)
+    assert RerankPostprocessor(reranker=config, api_key=SecretStr("k")).postprocess_nodes(make_nodes(), query_str=QUERY)
+
+
+@pytest.mark.parametrize("use_async", [False, True])
+async def test_copies_and_pickles_work_and_rebuild_their_reranker(
+    emulator_config: dict[str, Any], use_async: bool
+) -> None:
+    postprocessor = RerankPostprocessor(reranker=emulator_config)
+    postprocessor.postprocess_nodes(make_nodes(), query_str=QUERY)  # the original has a live reranker with a pool
+
+    copies = [pickle.loads(pickle.dumps(postprocessor)), copy.deepcopy(postprocessor)]
+    copies.append(postprocessor.model_copy(deep=True))
+
+    for twin in copies:
+        assert twin.to_dict() == postprocessor.to_dict()
+        assert [item.node.node_id for item in await query(make_engine(twin), use_async)] == ["n1", "n0"]
+
+
+def test_a_reranker_object_is_shared_by_copies_and_refuses_pickling(emulator_config: dict[str, Any]) -> None:
+    core = load_reranker(emulator_config)
+    postprocessor = RerankPostprocessor(reranker=core)
+
+    assert copy.deepcopy(postprocessor).reranker is core
+    with pytest.raises(TypeError, match="spec string or config dict"):
+        pickle.dumps(postprocessor)
+
+
+@pytest.mark.parametrize("use_async", [False, True])
+async def test_assigning_the_reranker_takes_effect(
+    emulator_config: dict[str, Any], start_emulator: Callable[..., ProviderEmulator], use_async: bool
+) -> None:
+    other = start_emulator("generic", api_key="k")
+    other_config = {**emulator_config, "base_url": other.base_url}
+    postprocessor = RerankPostprocessor(reranker=emulator_config)
+
+    await query(make_engine(postprocessor.model_copy(update={"reranker": other_config})), use_async)
+    assert other.request_count == 1
+    postprocessor.reranker = other_config
+    await query(make_engine(postprocessor), use_async)
+    assert other.request_count == 2
+
+
+@pytest.mark.parametrize("use_async", [False, True])
+async def test_changing_returned_metadata_never_changes_the_input(
+    emulator_config: dict[str, Any], use_async: bool
+) -> None:
+    nodes = make_nodes()
+    before = [item.model_dump() for item in nodes]
+    postprocessor = RerankPostprocessor(reranker=emulator_config, top_n=None, keep_retrieval_score=True)
+
+    for item in await query(make_engine(postprocessor, nodes), use_async):
+        item.node.metadata["tags"].append("changed")
+        item.node.metadata["source"] = "changed"
+    assert [item.model_dump() for item in nodes] == before
+
+
+@pytest.mark.parametrize("use_async", [False, True])
+async def test_top_n_zero_keeps_nothing(
+    emulator: ProviderEmulator, emulator_config: dict[str, Any], use_async: bool
+) -> None:
+    before = emulator.request_count
+
+    assert await query(make_engine(RerankPostprocessor(reranker=emulator_config, top_n=0)), use_async) == []
+    assert emulator.request_count == before
+
+
+@pytest.mark.parametrize("top_n", [-1, 2.5, "3", True])
+def test_invalid_top_n_is_rejected(emulator_config: dict[str, Any], top_n: Any) -> None:
+    with pytest.raises(ValidationError, match="top_n"):
+        RerankPostprocessor(reranker=emulator_config, top_n=top_n)
+
+
+async def test_events_stay_balanced_without_a_query(emulator_config: dict[str, Any], recorder: EventRecorder) -> None:
+    postprocessor = RerankPostprocessor(reranker=emulator_config)
+
+    with pytest.raises(ValueError, match="needs a query"):
+        postprocessor.postprocess_nodes(make_nodes())
+    with pytest.raises(ValueError, match="needs a query"):
+        await postprocessor.apostprocess_nodes(make_nodes())
+
+    assert [type(event).__name__ for event in recorder.events] == ["ReRankStartEvent", "ReRankEndEvent"] * 2
+
+
+@pytest.mark.parametrize("use_async", [False, True])
+async def test_call_info_and_winning_window_reach_llamaindex(
+    start_emulator: Callable[..., ProviderEmulator], recorder: EventRecorder, use_async: bool
+) -> None:
+    emu = start_emulator("cohere")
+    config = {"provider": "cohere", "model": "m", "base_url": emu.base_url, "api_key": "k"}
+    chunked = {**config, "long_documents": "chunk", "max_tokens_per_document": 8, "chunk_overlap": 0}
+    long_text = "Filler words about nothing in particular here. " * 3 + "Paris is the capital of France."
+    nodes = [*make_nodes(), NodeWithScore(node=TextNode(text=long_text, id_="long"), score=0.0)]
+
+    result = await query(make_engine(RerankPostprocessor(reranker=chunked, top_n=None), nodes), use_async)
+
+    end = recorder.events[-1]
+    assert isinstance(end, ReRankEndEvent)
+    assert (end.tags["provider"], end.tags["model"]) == ("cohere", "m")
+    assert end.tags["usage"]["search_units"] == emu.request_count
+    assert end.tags["request_ids"] == ["emulated-0001"] * emu.request_count
+    long = next(item.node for item in result if item.node.node_id == "long")
+    window = long.metadata["rerank_window"]
+    assert long.get_content(metadata_mode=MetadataMode.NONE) == long_text
+    assert long_text[window["start"] : window["end"]] == window["text"]
+    assert "France" in window["text"]
+    assert "rerank_window" not in long.get_content(metadata_mode=MetadataMode.LLM)  # kept out of the prompt

@@ -1,22 +1,204 @@
-"""What the framework wrappers share: resolving their `reranker=` argument and serializing it without secrets."""
+"""What the framework wrappers share: building and rebuilding their reranker, validating `top_n`/`top_k`, the
+rerank call itself, what a response adds to the framework's documents, and serializing without secrets.
+
+The wrappers keep only the mapping between their framework's types and these functions.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import copy
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeAlias
 
-from rerank_core.base import Reranker
+from rerank_core.base import Reranker, sigmoid
+from rerank_core.config import RerankerConfig
+from rerank_core.errors import ConfigurationError
 from rerank_core.loader import load_reranker
+from rerank_core.models import DocumentInput, DroppedDocument, RerankResponse, RerankResult
 
 RerankerLike: TypeAlias = Reranker | str | dict[str, Any]
 """A reranker object, a spec such as `"cohere:rerank-v3.5"`, or a `load_reranker` config dict."""
 
+WINDOW_KEY = "rerank_window"
+"""Metadata key of the chunk that produced a long document's score (`long_documents="chunk"`)."""
 
-def resolve_reranker(reranker: RerankerLike, *, api_key: str | None = None) -> Reranker:
-    """Use a reranker object as is; build one from a spec string or config dict."""
+
+def resolve_reranker(
+    reranker: RerankerLike, *, api_key: str | None = None, settings: Mapping[str, Any] | None = None
+) -> Reranker:
+    """Use a reranker object as is; build one from a spec string or config dict, with `api_key` and `settings`
+    (any `load_reranker` keyword) overriding the config."""
     if isinstance(reranker, Reranker):
+        check_settable(reranker, ["api_key"] * (api_key is not None) + list(settings or {}))
         return reranker
-    return load_reranker(reranker, api_key=api_key)
+    return load_reranker(reranker, api_key=api_key, **(settings or {}))
+
+
+def check_settable(reranker: RerankerLike, given: Sequence[str]) -> None:
+    """A ready `Reranker` object is used as is: settings that would build it differently are an error."""
+    if given and isinstance(reranker, Reranker):
+        raise ConfigurationError(
+            f"{', '.join(given)} cannot change a ready Reranker object, which is used as is",
+            hint="Set them when you build the Reranker, or pass a spec string or config dict instead",
+        )
+
+
+def is_local(reranker: RerankerLike) -> bool:
+    """True if `reranker` is (or its config's first member is) the local cross-encoder."""
+    if isinstance(reranker, Reranker):
+        return reranker.provider == "local"
+    return RerankerConfig.load(reranker).provider == "local"
+
+
+class LazyReranker:
+    """The reranker a wrapper's settings describe: built on `get()`, once, and closed only if built here.
+
+    Copies never carry the built reranker (its locks, pools and model cannot be copied or pickled): a deep copy
+    or an unpickled copy builds its own on first use. A ready `Reranker` object is shared, never copied.
+    """
+
+    def __init__(
+        self, reranker: RerankerLike, *, api_key: str | None = None, settings: Mapping[str, Any] | None = None
+    ) -> None:
+        self.reranker = reranker
+        self.api_key = api_key
+        self.settings = dict(settings or {})
+        self._core: Reranker | None = None
+
+    def describes(
+        self, reranker: RerankerLike, *, api_key: str | None = None, settings: Mapping[str, Any] | None = None
+    ) -> bool:
+        """True if these settings are the ones this was made from (a wrapper rebuilds when they changed)."""
+        same = reranker is self.reranker or (not isinstance(reranker, Reranker) and reranker == self.reranker)
+        return same and api_key == self.api_key and dict(settings or {}) == self.settings
+
+    def get(self) -> Reranker:
+        if self._core is None:
+            self._core = resolve_reranker(self.reranker, api_key=self.api_key, settings=self.settings)
+        return self._core
+
+    @property
+    def built(self) -> Reranker | None:
+        return self._core
+
+    def close(self) -> None:
+        core, self._core = self._core, None
+        if core is not None and core is not self.reranker:  # a reranker passed in belongs to the caller
+            core.close()
+
+    async def aclose(self) -> None:
+        core, self._core = self._core, None
+        if core is not None and core is not self.reranker:
+            await core.aclose()
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> LazyReranker:
+        shared = self.reranker if isinstance(self.reranker, Reranker) else copy.deepcopy(self.reranker, memo)
+        return LazyReranker(shared, api_key=self.api_key, settings=copy.deepcopy(self.settings, memo))
+
+    def __getstate__(self) -> dict[str, Any]:
+        refuse_pickling(self.reranker)
+        return {"reranker": self.reranker, "api_key": self.api_key, "settings": self.settings}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["reranker"], api_key=state["api_key"], settings=state["settings"])  # type: ignore[misc]
+
+
+def share_reranker_object(reranker: RerankerLike, memo: dict[int, Any]) -> None:
+    """Make a deep copy of a wrapper share a ready `Reranker` object (like a client) instead of copying it."""
+    if isinstance(reranker, Reranker):
+        memo[id(reranker)] = reranker
+
+
+def refuse_pickling(reranker: RerankerLike) -> None:
+    if isinstance(reranker, Reranker):
+        raise TypeError(
+            f"a wrapper around a ready {type(reranker).__name__} object cannot be pickled (it holds connections "
+            "or a loaded model); build the wrapper from a spec string or config dict to pickle it"
+        )
+
+
+def check_top(name: str, value: object) -> int | None:
+    """`top_n`/`top_k` as the wrappers accept it: None keeps everything, 0 keeps nothing."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+        raise ConfigurationError(f"{name} must be an int >= 0 or None, not {value!r}")
+    return value
+
+
+def rerank(
+    core: Reranker,
+    query: str,
+    documents: Sequence[DocumentInput],
+    top_n: int | None,
+    score_threshold: float | None = None,
+) -> RerankResponse:
+    """`core.rerank`, where `top_n=0` keeps nothing (without a call to the backend)."""
+    if top_n == 0:
+        return keep_nothing(core, len(documents))
+    return core.rerank(query, documents, top_n=top_n, score_threshold=score_threshold)
+
+
+async def arerank(
+    core: Reranker,
+    query: str,
+    documents: Sequence[DocumentInput],
+    top_n: int | None,
+    score_threshold: float | None = None,
+) -> RerankResponse:
+    """Async twin of `rerank`."""
+    if top_n == 0:
+        return keep_nothing(core, len(documents))
+    return await core.arerank(query, documents, top_n=top_n, score_threshold=score_threshold)
+
+
+def keep_nothing(core: Reranker, count: int) -> RerankResponse:
+    dropped = [DroppedDocument(index=index, reason="top_n") for index in range(count)]
+    return RerankResponse(results=[], model=core.model, provider=core.provider, dropped=dropped)
+
+
+def rescored(response: RerankResponse, *, scale: bool, score_threshold: float | None) -> RerankResponse:
+    """With `scale`, logit scores squashed into (0, 1) by a sigmoid; then `score_threshold` applied to the final
+    scores. Other score kinds are already bounded and are never squashed. A sigmoid keeps the order, so `top_n`
+    can be cut before this runs: the threshold removes the same documents either way."""
+    results = response.results
+    kind = response.score_kind
+    if scale and kind == "logit":
+        results = [result.model_copy(update={"relevance_score": sigmoid(result.relevance_score)}) for result in results]
+        kind = "probability"
+    dropped = list(response.dropped)
+    if score_threshold is not None and not response.passthrough:
+        dropped += [
+            DroppedDocument(index=result.index, reason="score_threshold")
+            for result in results
+            if result.relevance_score < score_threshold
+        ]
+        results = [result for result in results if result.relevance_score >= score_threshold]
+    return response.model_copy(
+        update={"results": results, "score_kind": kind, "dropped": sorted(dropped, key=lambda item: item.index)}
+    )
+
+
+def output_metadata(metadata: Mapping[str, Any], result: RerankResult, **added: Any) -> dict[str, Any]:
+    """A returned document's metadata: a deep copy of the input's (so changing nested values never reaches the
+    caller's documents), plus `added` and, for a chunked long document, the winning window."""
+    copied: dict[str, Any] = copy.deepcopy(dict(metadata))
+    copied.update(added)
+    if result.window is not None:
+        copied[WINDOW_KEY] = result.window.model_dump()
+    return copied
+
+
+def response_info(response: RerankResponse) -> dict[str, Any]:
+    """What a call reports besides the ranking, as plain JSON-ready values: provider, model, score kind, usage
+    (only the counters the provider reported), request ids, and the dropped documents with their reasons."""
+    return {
+        "provider": response.provider,
+        "model": response.model,
+        "score_kind": response.score_kind,
+        "usage": response.usage.model_dump(exclude_none=True),
+        "request_ids": list(response.request_ids),
+        "dropped": [dropped.model_dump() for dropped in response.dropped],
+        "passthrough": response.passthrough,
+    }
 
 
 def public_config(reranker: RerankerLike) -> str | dict[str, Any]:

@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Self
 
-from langchain_core.callbacks import Callbacks
+from langchain_core.callbacks import Callbacks, adispatch_custom_event, dispatch_custom_event
 from langchain_core.documents import BaseDocumentCompressor, Document
 from langchain_core.runnables import RunnableConfig, RunnableLambda
-from pydantic import ConfigDict, Field, PrivateAttr, field_serializer
+from pydantic import ConfigDict, Field, PrivateAttr, SecretStr, field_serializer
 
 from rerank_core import Document as CoreDocument
 from rerank_core import Reranker, RerankResponse
-from rerank_core.integration import RerankerLike, public_config, resolve_reranker
+from rerank_core.integration import (
+    LazyReranker,
+    RerankerLike,
+    arerank,
+    output_metadata,
+    public_config,
+    refuse_pickling,
+    rerank,
+    response_info,
+    share_reranker_object,
+)
+
+RESPONSE_EVENT = "rerank_response"
+"""The custom callback event each rerank dispatches with `response_info` (usage, request ids, ...)."""
 
 
 class RerankCompressor(BaseDocumentCompressor):
@@ -23,67 +36,130 @@ class RerankCompressor(BaseDocumentCompressor):
 
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
 
-    reranker: RerankerLike
+    reranker: RerankerLike = Field(repr=False)
     """A rerank-core `Reranker`, a spec such as `"cohere:rerank-v3.5"`, or a `load_reranker` config dict."""
-    top_n: int | None = Field(default=3, ge=1)
-    """How many documents to keep (LangChain's default of 3); None keeps all."""
+    api_key: SecretStr | None = Field(default=None, exclude=True, repr=False)
+    """The provider's API key; None reads the provider's environment variable. Never shown or serialized."""
+    top_n: int | None = Field(default=3, ge=0, strict=True)
+    """How many documents to keep (LangChain's default of 3); 0 keeps none, None keeps all."""
     score_threshold: float | None = None
     """Drop documents scoring below this."""
 
-    _core: Reranker = PrivateAttr()
-    _runnable: RunnableLambda[dict[str, Any], list[Document]] = PrivateAttr()
+    _lazy: LazyReranker = PrivateAttr()
 
-    def model_post_init(self, context: Any, /) -> None:
-        self._core = resolve_reranker(self.reranker)
-        if isinstance(self.reranker, Mapping):
-            self.reranker = public_config(self.reranker)  # the key lives only in the built reranker
-        # A RunnableLambda makes each rerank a child run of whatever run passed us its callbacks.
-        self._runnable = RunnableLambda(self._rerank, afunc=self._arerank, name="RerankCompressor")
+    if not TYPE_CHECKING:  # type checkers keep pydantic's typed signature
+
+        def __init__(self, **data: Any) -> None:
+            super().__init__(**data)
+            # Built here, outside pydantic's validation, so a bad spec or a missing key raises rerank-core's own
+            # ConfigurationError instead of a ValidationError wrapping it.
+            self._lazy = LazyReranker(self.reranker, api_key=_secret(self.api_key))
+            self._lazy.get()
 
     @field_serializer("reranker")
     def _serialize_reranker(self, reranker: RerankerLike) -> str | dict[str, Any]:
         return public_config(reranker)
 
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        yield "reranker", public_config(self.reranker)  # a config dict's api_key stays out of repr
+        yield from super().__repr_args__()
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Self:
+        memo = {} if memo is None else memo
+        share_reranker_object(self.reranker, memo)
+        return super().__deepcopy__(memo)
+
+    def __getstate__(self) -> dict[Any, Any]:
+        refuse_pickling(self.reranker)
+        return super().__getstate__()
+
+    def warm_up(self) -> None:
+        """Load the local model or open the connection pool now, so the first query does not pay for it."""
+        self._core().warm_up()
+
+    def rerank(
+        self, documents: Sequence[str | Document | dict[str, Any]], query: str, *, top_n: int | None = -1
+    ) -> list[dict[str, Any]]:
+        """`[{"index": ..., "relevance_score": ...}]`, best first, as LangChain's `CohereRerank.rerank` returns.
+
+        `top_n=-1` uses the compressor's `top_n`; None returns every document."""
+        response = rerank(self._core(), query, _to_core_documents(documents), self._top_n(top_n), self.score_threshold)
+        return [{"index": result.index, "relevance_score": result.relevance_score} for result in response.results]
+
+    async def arerank(
+        self, documents: Sequence[str | Document | dict[str, Any]], query: str, *, top_n: int | None = -1
+    ) -> list[dict[str, Any]]:
+        """Async twin of `rerank`."""
+        response = await arerank(
+            self._core(), query, _to_core_documents(documents), self._top_n(top_n), self.score_threshold
+        )
+        return [{"index": result.index, "relevance_score": result.relevance_score} for result in response.results]
+
     def compress_documents(
         self, documents: Sequence[Document], query: str, callbacks: Callbacks | None = None
     ) -> Sequence[Document]:
-        return self._runnable.invoke({"query": query, "documents": documents}, self._config(callbacks))
+        return self._runnable().invoke({"query": query, "documents": documents}, self._config(callbacks))
 
     async def acompress_documents(
         self, documents: Sequence[Document], query: str, callbacks: Callbacks | None = None
     ) -> Sequence[Document]:
-        return await self._runnable.ainvoke({"query": query, "documents": documents}, self._config(callbacks))
+        return await self._runnable().ainvoke({"query": query, "documents": documents}, self._config(callbacks))
+
+    def _core(self) -> Reranker:
+        """The reranker for the current settings; rebuilt if `reranker` or `api_key` was assigned since."""
+        key = _secret(self.api_key)
+        if not self._lazy.describes(self.reranker, api_key=key):
+            self._lazy = LazyReranker(self.reranker, api_key=key)
+        return self._lazy.get()
+
+    def _top_n(self, top_n: int | None) -> int | None:
+        return self.top_n if top_n == -1 else top_n
+
+    def _runnable(self) -> RunnableLambda[dict[str, Any], list[Document]]:
+        # A RunnableLambda makes each rerank a child run of whatever run passed us its callbacks.
+        return RunnableLambda(self._rerank, afunc=self._arerank, name="RerankCompressor")
 
     def _config(self, callbacks: Callbacks | None) -> RunnableConfig:
-        return {
-            "callbacks": callbacks,
-            "metadata": {"rerank_provider": self._core.provider, "rerank_model": self._core.model},
-        }
+        core = self._core()
+        return {"callbacks": callbacks, "metadata": {"rerank_provider": core.provider, "rerank_model": core.model}}
 
-    def _rerank(self, inputs: dict[str, Any]) -> list[Document]:
+    def _rerank(self, inputs: dict[str, Any], config: RunnableConfig) -> list[Document]:
         documents = inputs["documents"]
-        response = self._core.rerank(
-            inputs["query"], _to_core_documents(documents), top_n=self.top_n, score_threshold=self.score_threshold
+        response = rerank(
+            self._core(), inputs["query"], _to_core_documents(documents), self.top_n, self.score_threshold
         )
+        dispatch_custom_event(RESPONSE_EVENT, response_info(response), config=config)
         return _from_results(response, documents)
 
-    async def _arerank(self, inputs: dict[str, Any]) -> list[Document]:
+    async def _arerank(self, inputs: dict[str, Any], config: RunnableConfig) -> list[Document]:
         documents = inputs["documents"]
-        response = await self._core.arerank(
-            inputs["query"], _to_core_documents(documents), top_n=self.top_n, score_threshold=self.score_threshold
+        response = await arerank(
+            self._core(), inputs["query"], _to_core_documents(documents), self.top_n, self.score_threshold
         )
+        await adispatch_custom_event(RESPONSE_EVENT, response_info(response), config=config)
         return _from_results(response, documents)
 
 
-def _to_core_documents(documents: Sequence[Document]) -> list[CoreDocument]:
-    return [CoreDocument(doc.page_content, id=doc.id, metadata=doc.metadata) for doc in documents]
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None
+
+
+def _to_core_documents(documents: Sequence[str | Document | dict[str, Any]]) -> list[Any]:
+    return [
+        CoreDocument(doc.page_content, id=doc.id, metadata=doc.metadata) if isinstance(doc, Document) else doc
+        for doc in documents
+    ]
 
 
 def _from_results(response: RerankResponse, documents: Sequence[Document]) -> list[Document]:
     """Copies of the caller's documents in ranked order; `model_copy` keeps `id` and every other field."""
     return [
         documents[result.index].model_copy(
-            update={"metadata": {**documents[result.index].metadata, "relevance_score": result.relevance_score}}
+            update={
+                "metadata": output_metadata(
+                    documents[result.index].metadata, result, relevance_score=result.relevance_score
+                )
+            }
         )
         for result in response.results
     ]

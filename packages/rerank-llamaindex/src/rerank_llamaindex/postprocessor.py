@@ -2,20 +2,32 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Self
 
 from llama_index.core.callbacks import CBEventType, EventPayload
 from llama_index.core.instrumentation import get_dispatcher  # type: ignore[attr-defined]  # core's documented path
 from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
-from pydantic import ConfigDict, Field, PrivateAttr, field_serializer
+from pydantic import ConfigDict, Field, PrivateAttr, SecretStr, field_serializer
 
 from rerank_core import Document as CoreDocument
 from rerank_core import Reranker, RerankResponse
-from rerank_core.integration import RerankerLike, public_config, resolve_reranker
+from rerank_core.integration import (
+    WINDOW_KEY,
+    LazyReranker,
+    RerankerLike,
+    arerank,
+    output_metadata,
+    public_config,
+    refuse_pickling,
+    rerank,
+    response_info,
+    share_reranker_object,
+)
 
 dispatcher = get_dispatcher(__name__)
 
@@ -29,20 +41,31 @@ class RerankPostprocessor(BaseNodePostprocessor):
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")  # a misspelled argument is an error
 
     reranker: RerankerLike = Field(
-        description='A rerank-core Reranker, a spec such as "cohere:rerank-v3.5", or a load_reranker config dict.'
+        repr=False,
+        description='A rerank-core Reranker, a spec such as "cohere:rerank-v3.5", or a load_reranker config dict.',
     )
-    top_n: int | None = Field(default=2, ge=1, description="How many nodes to keep; None keeps all.")
+    api_key: SecretStr | None = Field(
+        default=None,
+        exclude=True,
+        repr=False,
+        description="The provider's API key; None reads the provider's environment variable. Never serialized.",
+    )
+    top_n: int | None = Field(default=2, ge=0, strict=True, description="Nodes to keep; 0 keeps none, None all.")
     score_threshold: float | None = Field(default=None, description="Drop nodes scoring below this.")
     keep_retrieval_score: bool = Field(
         default=False, description='Keep the retriever\'s score in node.metadata["retrieval_score"] (on a copy).'
     )
 
-    _core: Reranker = PrivateAttr()
+    _lazy: LazyReranker = PrivateAttr()
 
-    def model_post_init(self, context: Any, /) -> None:
-        self._core = resolve_reranker(self.reranker)
-        if isinstance(self.reranker, Mapping):
-            self.reranker = public_config(self.reranker)  # the key lives only in the built reranker
+    if not TYPE_CHECKING:  # type checkers keep pydantic's typed signature
+
+        def __init__(self, **data: Any) -> None:
+            super().__init__(**data)
+            # Built here, outside pydantic's validation, so a bad spec or a missing key raises rerank-core's own
+            # ConfigurationError instead of a ValidationError wrapping it.
+            self._lazy = LazyReranker(self.reranker, api_key=_secret(self.api_key))
+            self._lazy.get()
 
     @classmethod
     def class_name(cls) -> str:
@@ -52,63 +75,99 @@ class RerankPostprocessor(BaseNodePostprocessor):
     def _serialize_reranker(self, reranker: RerankerLike) -> str | dict[str, Any]:
         return public_config(reranker)
 
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        yield "reranker", public_config(self.reranker)  # a config dict's api_key stays out of repr
+        yield from super().__repr_args__()
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Self:
+        memo = {} if memo is None else memo
+        share_reranker_object(self.reranker, memo)
+        return super().__deepcopy__(memo)
+
+    def __getstate__(self) -> dict[str, Any]:
+        refuse_pickling(self.reranker)  # instead of BaseComponent silently dropping the field
+        return super().__getstate__()
+
+    def warm_up(self) -> None:
+        """Load the local model or open the connection pool now, so the first query does not pay for it."""
+        self._core().warm_up()
+
     def _postprocess_nodes(
         self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None
     ) -> list[NodeWithScore]:
-        query = _require_query(query_bundle)
-        with self._observed(nodes, query) as reranked:
-            response = self._core.rerank(
-                query.query_str, _to_core_documents(nodes), top_n=self.top_n, score_threshold=self.score_threshold
+        with self._observed(nodes, query_bundle) as call:
+            response = rerank(
+                self._core(), _require_query(query_bundle), _to_core_documents(nodes), self.top_n, self.score_threshold
             )
-            reranked.extend(_from_results(response, nodes, self.keep_retrieval_score))
-        return reranked
+            call.finish(response, _from_results(response, nodes, self.keep_retrieval_score))
+        return call.nodes
 
     @dispatcher.span
     async def _apostprocess_nodes(
         self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None
     ) -> list[NodeWithScore]:
-        query = _require_query(query_bundle)
-        with self._observed(nodes, query) as reranked:
-            response = await self._core.arerank(
-                query.query_str, _to_core_documents(nodes), top_n=self.top_n, score_threshold=self.score_threshold
+        with self._observed(nodes, query_bundle) as call:
+            response = await arerank(
+                self._core(), _require_query(query_bundle), _to_core_documents(nodes), self.top_n, self.score_threshold
             )
-            reranked.extend(_from_results(response, nodes, self.keep_retrieval_score))
-        return reranked
+            call.finish(response, _from_results(response, nodes, self.keep_retrieval_score))
+        return call.nodes
+
+    def _core(self) -> Reranker:
+        """The reranker for the current settings; rebuilt if `reranker` or `api_key` was assigned since."""
+        key = _secret(self.api_key)
+        if not self._lazy.describes(self.reranker, api_key=key):
+            self._lazy = LazyReranker(self.reranker, api_key=key)
+        return self._lazy.get()
 
     @contextmanager
-    def _observed(self, nodes: list[NodeWithScore], query_bundle: QueryBundle) -> Iterator[list[NodeWithScore]]:
-        """Emit the ReRank start/end events and the RERANKING callback around the block, balanced even on error.
-
-        The block fills the yielded list with the reranked nodes.
-        """
-        model_name = self._core.model or self._core.provider
-        dispatcher.event(
-            ReRankStartEvent(query=query_bundle, nodes=nodes, top_n=self.top_n or len(nodes), model_name=model_name)
-        )
-        reranked: list[NodeWithScore] = []
+    def _observed(self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None) -> Iterator[_Call]:
+        """Emit the ReRank start/end events and the RERANKING callback around the block, balanced even on error
+        or without a query. The end event's `tags` carry `response_info` (usage, request ids, ...)."""
+        core = self._core()
+        model_name = core.model or core.provider
+        top_n = len(nodes) if self.top_n is None else self.top_n
+        dispatcher.event(ReRankStartEvent(query=query_bundle, nodes=nodes, top_n=top_n, model_name=model_name))
+        call = _Call()
         try:
             with self.callback_manager.event(
                 CBEventType.RERANKING,
                 payload={
                     EventPayload.NODES: nodes,
                     EventPayload.MODEL_NAME: model_name,
-                    EventPayload.QUERY_STR: query_bundle.query_str,
+                    EventPayload.QUERY_STR: query_bundle.query_str if query_bundle else None,
                     EventPayload.TOP_K: self.top_n,
                 },
             ) as event:
-                yield reranked
-                event.on_end(payload={EventPayload.NODES: reranked})
+                yield call
+                event.on_end(payload={EventPayload.NODES: call.nodes})
         finally:
-            dispatcher.event(ReRankEndEvent(nodes=reranked))
+            dispatcher.event(ReRankEndEvent(nodes=call.nodes, tags=call.info))
 
 
-def _require_query(query_bundle: QueryBundle | None) -> QueryBundle:
+@dataclass
+class _Call:
+    """What one rerank produced, for the end event."""
+
+    nodes: list[NodeWithScore] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def finish(self, response: RerankResponse, nodes: list[NodeWithScore]) -> None:
+        self.nodes = nodes
+        self.info = response_info(response)
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None
+
+
+def _require_query(query_bundle: QueryBundle | None) -> str:
     if query_bundle is None:
         raise ValueError(
             "RerankPostprocessor needs a query: call postprocess_nodes(nodes, query_bundle=QueryBundle(...)) "
             "or postprocess_nodes(nodes, query_str=...)"
         )
-    return query_bundle
+    return query_bundle.query_str
 
 
 def _to_core_documents(nodes: Sequence[NodeWithScore]) -> list[CoreDocument]:
@@ -123,12 +182,15 @@ def _to_core_documents(nodes: Sequence[NodeWithScore]) -> list[CoreDocument]:
 def _from_results(
     response: RerankResponse, nodes: Sequence[NodeWithScore], keep_retrieval_score: bool
 ) -> list[NodeWithScore]:
-    """New `NodeWithScore`s in ranked order; a node is copied only when its metadata gains the retrieval score."""
+    """New `NodeWithScore`s in ranked order, each around a copy of its node with deep-copied metadata."""
     reranked = []
     for result in response.results:
         original = nodes[result.index]
         node = original.node
-        if keep_retrieval_score:
-            node = node.model_copy(update={"metadata": {**node.metadata, "retrieval_score": original.score}})
-        reranked.append(NodeWithScore(node=node, score=result.relevance_score))
+        added = {"retrieval_score": original.score} if keep_retrieval_score else {}
+        update: dict[str, Any] = {"metadata": output_metadata(node.metadata, result, **added)}
+        if result.window is not None:  # where the score came from is for the caller, not for the LLM or embedder
+            update["excluded_llm_metadata_keys"] = [*node.excluded_llm_metadata_keys, WINDOW_KEY]
+            update["excluded_embed_metadata_keys"] = [*node.excluded_embed_metadata_keys, WINDOW_KEY]
+        reranked.append(NodeWithScore(node=node.model_copy(update=update), score=result.relevance_score))
     return reranked

@@ -1,24 +1,39 @@
 """`RerankRanker`: any rerank-core reranker as a Haystack ranker component."""
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: Haystack before 2.24 reads the socket types from the `run`
+# annotations as they are, and string annotations make `connect` fail.
 
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
 from haystack import Document, component, default_from_dict, default_to_dict
-from haystack.utils import Secret, deserialize_secrets_inplace
+from haystack.utils import ComponentDevice, Secret, deserialize_secrets_inplace
 
 from rerank_core import ConfigurationError, Reranker, RerankResponse
 from rerank_core import Document as CoreDocument
-from rerank_core.integration import RerankerLike, holds_secret, public_config, resolve_reranker
+from rerank_core.integration import (
+    LazyReranker,
+    RerankerLike,
+    arerank,
+    check_settable,
+    check_top,
+    holds_secret,
+    is_local,
+    output_metadata,
+    public_config,
+    rerank,
+    rescored,
+    response_info,
+)
 
 
 @component
 class RerankRanker:
     """Rerank documents with any rerank-core backend (a hosted provider or the local cross-encoder).
 
-    Returns copies of the input documents, best first, with the rerank score in `Document.score`.
+    Returns copies of the input documents, best first, with the rerank score in `Document.score`, and a `meta`
+    output with the call's provider, model, usage and request ids.
 
     ```python
     ranker = RerankRanker(reranker="cohere:rerank-v3.5", api_key=Secret.from_env_var("COHERE_API_KEY"), top_k=5)
@@ -32,110 +47,198 @@ class RerankRanker:
         api_key: Secret | None = None,
         top_k: int | None = 10,
         score_threshold: float | None = None,
+        scale_score: bool = True,
+        query_prefix: str = "",
+        query_suffix: str = "",
+        document_prefix: str = "",
+        document_suffix: str = "",
         meta_fields_to_embed: list[str] | None = None,
         embedding_separator: str = "\n",
+        batch_size: int | None = None,
+        device: ComponentDevice | None = None,
+        model_kwargs: dict[str, Any] | None = None,
     ) -> None:
         """
         :param reranker: A rerank-core `Reranker`, a spec such as `"cohere:rerank-v3.5"`, or a `load_reranker`
             config dict (without `api_key`: pass the key as `api_key`).
         :param api_key: The provider's API key. None reads the provider's own environment variable.
-        :param top_k: How many documents to return; None returns all.
-        :param score_threshold: Drop documents scoring below this.
+        :param top_k: How many documents to return; 0 returns none, None returns all.
+        :param score_threshold: Drop documents scoring below this (after `scale_score`).
+        :param scale_score: Squash logit scores (the local cross-encoder's, for one) into (0, 1) with a sigmoid.
+            Scores that are already probabilities are left as they are.
+        :param query_prefix: Added before the query, e.g. an instruction some models expect.
+        :param query_suffix: Added after the query.
+        :param document_prefix: Added before each document's scored text (metadata fields and content).
+        :param document_suffix: Added after each document's scored text.
         :param meta_fields_to_embed: Metadata fields scored together with the content, in this order.
         :param embedding_separator: Joins the metadata values and the content.
+        :param batch_size: Pairs per forward pass for the local cross-encoder; documents per request for a
+            hosted provider. None keeps the backend's default.
+        :param device: Device of the local cross-encoder; None picks one (CUDA, then MPS, then CPU).
+        :param model_kwargs: Further backend options, passed to `load_reranker`: for the local cross-encoder its
+            settings (`dtype`, `max_length`, `quantize`, ...), for a hosted provider extra request fields.
         """
         if holds_secret(reranker):
             raise ConfigurationError(
                 "the reranker config dict holds a plaintext 'api_key', which would end up in the serialized pipeline",
                 hint="Pass the key as api_key=Secret.from_env_var(...) instead",
             )
+        check_top("top_k", top_k)
+        backend = {"batch_size": batch_size, "device": device, "model_kwargs": model_kwargs}
+        check_settable(reranker, [name for name, value in backend.items() if value])
+        if device is not None and not is_local(reranker):
+            raise ConfigurationError(
+                "device applies to the local cross-encoder only", hint='Use reranker="local..." or drop device'
+            )
         self.reranker = reranker
         self.api_key = api_key
         self.top_k = top_k
         self.score_threshold = score_threshold
+        self.scale_score = scale_score
+        self.query_prefix = query_prefix
+        self.query_suffix = query_suffix
+        self.document_prefix = document_prefix
+        self.document_suffix = document_suffix
         self.meta_fields_to_embed = meta_fields_to_embed or []
         self.embedding_separator = embedding_separator
-        self._core: Reranker | None = reranker if isinstance(reranker, Reranker) else None
+        self.batch_size = batch_size
+        self.device = device
+        self.model_kwargs = model_kwargs or {}
+        self._lazy: LazyReranker | None = None
 
     def warm_up(self) -> None:
-        """Build the reranker from its spec; runs before every pipeline run, so it does the work only once."""
-        if self._core is None:
-            key = self.api_key.resolve_value() if self.api_key else None
-            self._core = resolve_reranker(self.reranker, api_key=key)
+        """Build the reranker and load its model or open its connection pool. Pipelines call this before every
+        run; only the first call does the work."""
+        self._core().warm_up()
 
     def close(self) -> None:
-        """Release the connections of a reranker this component built (one passed in belongs to the caller)."""
-        if self._core is not None and not isinstance(self.reranker, Reranker):
-            self._core.close()
-            self._core = None
+        """Release the connections and model of a reranker this component built (one passed in belongs to the
+        caller). The next run builds it again."""
+        if self._lazy is not None:
+            self._lazy.close()
 
     async def close_async(self) -> None:
-        if self._core is not None and not isinstance(self.reranker, Reranker):
-            await self._core.aclose()
-            self._core = None
+        if self._lazy is not None:
+            await self._lazy.aclose()
 
     def to_dict(self) -> dict[str, Any]:
         return default_to_dict(
             self,
             reranker=public_config(self.reranker),
-            api_key=self.api_key,
+            api_key=self.api_key.to_dict() if self.api_key else None,
             top_k=self.top_k,
             score_threshold=self.score_threshold,
+            scale_score=self.scale_score,
+            query_prefix=self.query_prefix,
+            query_suffix=self.query_suffix,
+            document_prefix=self.document_prefix,
+            document_suffix=self.document_suffix,
             meta_fields_to_embed=self.meta_fields_to_embed,
             embedding_separator=self.embedding_separator,
+            batch_size=self.batch_size,
+            device=self.device.to_dict() if self.device else None,
+            model_kwargs=self.model_kwargs,
         )
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RerankRanker:
-        deserialize_secrets_inplace(data["init_parameters"], keys=["api_key"])
+    def from_dict(cls, data: dict[str, Any]) -> "RerankRanker":
+        params = data["init_parameters"]
+        deserialize_secrets_inplace(params, keys=["api_key"])
+        if isinstance(params.get("device"), dict):
+            params["device"] = ComponentDevice.from_dict(params["device"])
         return default_from_dict(cls, data)
 
-    @component.output_types(documents=list[Document])
+    @component.output_types(documents=list[Document], meta=dict[str, Any])
     def run(
-        self, query: str, documents: list[Document], top_k: int | None = None, score_threshold: float | None = None
-    ) -> dict[str, list[Document]]:
-        """Rerank `documents` for `query`. `top_k` and `score_threshold` override the init values for this call."""
-        core = self._warm_core()
-        response = core.rerank(
-            query,
-            _to_core_documents(documents, self.meta_fields_to_embed, self.embedding_separator),
-            top_n=self.top_k if top_k is None else top_k,
-            score_threshold=self.score_threshold if score_threshold is None else score_threshold,
-        )
-        return {"documents": _from_results(response, documents)}
+        self,
+        query: str,
+        documents: list[Document],
+        top_k: int | None = None,
+        scale_score: bool | None = None,
+        score_threshold: float | None = None,
+    ) -> dict[str, Any]:
+        """Rerank `documents` for `query`. `top_k`, `scale_score` and `score_threshold` override the init values
+        for this call."""
+        top = self._top_k(top_k)
+        response = rerank(self._core(), self._query(query), self._to_core_documents(documents), top)
+        return self._outputs(response, documents, scale_score, score_threshold)
 
-    @component.output_types(documents=list[Document])
+    @component.output_types(documents=list[Document], meta=dict[str, Any])
     async def run_async(
-        self, query: str, documents: list[Document], top_k: int | None = None, score_threshold: float | None = None
-    ) -> dict[str, list[Document]]:
+        self,
+        query: str,
+        documents: list[Document],
+        top_k: int | None = None,
+        scale_score: bool | None = None,
+        score_threshold: float | None = None,
+    ) -> dict[str, Any]:
         """Async twin of `run`, natively async end to end."""
-        core = self._warm_core()
-        response = await core.arerank(
-            query,
-            _to_core_documents(documents, self.meta_fields_to_embed, self.embedding_separator),
-            top_n=self.top_k if top_k is None else top_k,
+        top = self._top_k(top_k)
+        response = await arerank(self._core(), self._query(query), self._to_core_documents(documents), top)
+        return self._outputs(response, documents, scale_score, score_threshold)
+
+    def _core(self) -> Reranker:
+        """The reranker for the current settings, built on first use and rebuilt if they were changed since."""
+        key = self.api_key.resolve_value() if self.api_key else None
+        settings = self._backend_settings()
+        if self._lazy is None or not self._lazy.describes(self.reranker, api_key=key, settings=settings):
+            self._lazy = LazyReranker(self.reranker, api_key=key, settings=settings)
+        return self._lazy.get()
+
+    def _backend_settings(self) -> dict[str, Any]:
+        """Haystack's names mapped onto `load_reranker` keywords (none for a ready Reranker object)."""
+        settings = dict(self.model_kwargs)
+        if self.device is not None:
+            settings["device"] = self.device.to_torch_str()
+        if self.batch_size is not None:
+            settings["batch_size" if is_local(self.reranker) else "max_documents_per_request"] = self.batch_size
+        return settings
+
+    def _top_k(self, top_k: int | None) -> int | None:
+        return self.top_k if top_k is None else check_top("top_k", top_k)
+
+    def _query(self, query: str) -> str:
+        return f"{self.query_prefix}{query}{self.query_suffix}"
+
+    def _to_core_documents(self, documents: Sequence[Document]) -> list[CoreDocument]:
+        """Score the chosen metadata values (0 and False included), then the content, as the Haystack rankers do."""
+        return [
+            CoreDocument(
+                self.document_prefix
+                + self.embedding_separator.join(
+                    [str(doc.meta[key]) for key in self.meta_fields_to_embed if doc.meta.get(key) is not None]
+                    + [doc.content or ""]
+                )
+                + self.document_suffix,
+                id=doc.id,
+                metadata=doc.meta,
+            )
+            for doc in documents
+        ]
+
+    def _outputs(
+        self,
+        response: RerankResponse,
+        documents: Sequence[Document],
+        scale_score: bool | None,
+        score_threshold: float | None,
+    ) -> dict[str, Any]:
+        response = rescored(
+            response,
+            scale=self.scale_score if scale_score is None else scale_score,
             score_threshold=self.score_threshold if score_threshold is None else score_threshold,
         )
-        return {"documents": _from_results(response, documents)}
-
-    def _warm_core(self) -> Reranker:
-        self.warm_up()  # direct run() calls may skip warm_up
-        assert self._core is not None
-        return self._core
-
-
-def _to_core_documents(documents: Sequence[Document], meta_fields: list[str], separator: str) -> list[CoreDocument]:
-    """Score the content prefixed by the chosen metadata values, as the Haystack rankers do."""
-    return [
-        CoreDocument(
-            separator.join([str(doc.meta[key]) for key in meta_fields if doc.meta.get(key)] + [doc.content or ""]),
-            id=doc.id,
-            metadata=doc.meta,
-        )
-        for doc in documents
-    ]
+        return {"documents": _from_results(response, documents), "meta": response_info(response)}
 
 
 def _from_results(response: RerankResponse, documents: Sequence[Document]) -> list[Document]:
-    """Copies of the caller's documents in ranked order; `replace` keeps `id` and every other field."""
-    return [replace(documents[result.index], score=result.relevance_score) for result in response.results]
+    """Copies of the caller's documents in ranked order; `replace` keeps `id` and every other field, and the meta
+    is a deep copy."""
+    return [
+        replace(
+            documents[result.index],
+            score=result.relevance_score,
+            meta=output_metadata(documents[result.index].meta, result),
+        )
+        for result in response.results
+    ]
