@@ -121,6 +121,7 @@ def test_a_rank_field_some_document_has_does_not_warn(provider: str) -> None:
     [
         ("voyage", None, 1000),
         ("mixedbread", None, 1000),
+        ("pinecone", "cohere-rerank-4-fast", 250),
         ("pinecone", "cohere-rerank-3.5", 200),
         ("pinecone", "bge-reranker-v2-m3", 100),
         ("pinecone", "pinecone-rerank-v0", 100),
@@ -139,7 +140,7 @@ def test_documented_caps_per_request(provider: str, model: str | None, cap: int)
 
 
 def test_pinecone_table_lists_the_hosted_models() -> None:
-    assert set(MODEL_CAPS) == {"cohere-rerank-3.5", "bge-reranker-v2-m3", "pinecone-rerank-v0"}
+    assert set(MODEL_CAPS) == {"cohere-rerank-4-fast", "cohere-rerank-3.5", "bge-reranker-v2-m3", "pinecone-rerank-v0"}
 
 
 def test_mixedbread_splits_past_1000_documents(start_emulator: StartEmulator) -> None:

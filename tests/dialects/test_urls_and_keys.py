@@ -86,6 +86,11 @@ def test_a_full_endpoint_never_gets_the_path_appended_again(provider: str, base_
     assert get_dialect(provider).url(base_url + "/") == base_url
 
 
+@pytest.mark.parametrize(("provider", "host"), [("vllm", "http://rerank"), ("tei", "http://rerank:8080")])
+def test_a_host_named_like_the_endpoint_is_still_a_host(provider: str, host: str) -> None:
+    assert get_dialect(provider).url(host) == host + "/rerank"
+
+
 def test_the_query_string_of_a_base_url_is_kept() -> None:
     assert get_dialect("infinity").url("http://h:7997?x=1") == "http://h:7997/rerank?x=1"
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rerank_core.dialects.base import Dialect, ParsedResponse
+from rerank_core.dialects.base import Dialect, ParsedResponse, RankFieldsWarning
 from rerank_core.dialects.cohere import CohereDialect, CohereV1Dialect
 from rerank_core.dialects.fireworks import FireworksDialect
 from rerank_core.dialects.generic import GenericDialect
@@ -49,4 +49,4 @@ def get_dialect(name: str) -> Dialect:
         raise ConfigurationError(f"unknown provider {name!r}", hint=f"Known providers: {known}, local") from None
 
 
-__all__ = ["DIALECTS", "Dialect", "ParsedResponse", "get_dialect"]
+__all__ = ["DIALECTS", "Dialect", "ParsedResponse", "RankFieldsWarning", "get_dialect"]

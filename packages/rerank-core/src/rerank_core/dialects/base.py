@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, ClassVar
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from rerank_core.dialects._documents import rank_fields_of, texts_or_objects
 from rerank_core.dialects._parse import parse_results
@@ -233,7 +233,9 @@ _VERSION = re.compile(r"v\d+")
 
 
 def _last_segment(url_or_path: str) -> str:
-    return url_or_path.rstrip("/").rsplit("/", 1)[-1]
+    """The last segment of the URL's path ("" for a bare host: a host named `rerank` is not an endpoint)."""
+    path = urlsplit(url_or_path).path if "://" in url_or_path else url_or_path
+    return path.rstrip("/").rsplit("/", 1)[-1]
 
 
 def warn_missing_rank_fields(documents: Sequence[Document], fields: Sequence[str], provider: str) -> None:

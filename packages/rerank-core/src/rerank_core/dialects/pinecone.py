@@ -17,7 +17,12 @@ from rerank_core.dialects.base import Dialect, ParsedResponse, warn_missing_rank
 from rerank_core.models import Document
 
 API_VERSION = "2025-10"
-MODEL_CAPS = {"cohere-rerank-3.5": 200, "bge-reranker-v2-m3": 100, "pinecone-rerank-v0": 100}
+MODEL_CAPS = {
+    "cohere-rerank-4-fast": 250,
+    "cohere-rerank-3.5": 200,  # deprecated by Pinecone (2026-07) and served by cohere-rerank-4-fast; cap kept
+    "bge-reranker-v2-m3": 100,
+    "pinecone-rerank-v0": 100,
+}
 """Documents per request, from Pinecone's model guide (docs.pinecone.io/guides/search/rerank-results)."""
 DEFAULT_CAP = 100  # the smallest documented cap, for a model not listed here
 
