@@ -19,3 +19,5 @@ VENV_PY=.venv/bin/python
 .venv/bin/ruff format --check .
 .venv/bin/mypy
 .venv/bin/pytest "$@"
+# The framework packages' tests again, on the lowest framework versions they declare (a second venv).
+bash scripts/test-floors.sh
