@@ -27,3 +27,5 @@ export RERANK_INFINITY_EMB="$PWD/.venv-infinity/bin/infinity_emb"
 .venv/bin/ruff format --check .
 .venv/bin/mypy
 .venv/bin/pytest "$@"
+# The framework packages' tests again, on the lowest framework versions they declare (a second venv).
+bash scripts/test-floors.sh

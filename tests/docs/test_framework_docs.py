@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from llama_index.core.instrumentation import get_dispatcher  # type: ignore[attr-defined]
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 FENCE = re.compile(r"(?:<!-- docs-test: (?P<directive>[^>]*?) -->\n)?```(?P<lang>\w+)\n(?P<code>.*?)\n```", re.S)
@@ -71,13 +72,18 @@ def test_langchain_guide(
     assert descending([doc.metadata["relevance_score"] for doc in docs])
     assert [doc.id for doc in ns["async_docs"]] == [doc.id for doc in docs]
     assert "Question: What is the capital of France?" in ns["prompt_value"].to_string()
-    assert docs[0].page_content in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert docs[0].page_content in out
+    assert "[{'index': 0, 'relevance_score': " in out  # rerank(), shaped like CohereRerank's
+    assert "local {'prompt_tokens': " in out  # the rerank_response event: provider, usage, request ids
 
 
 def test_llamaindex_guide(
     tiny_cross_encoder: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     ns = run_guide("llamaindex.md", tiny_cross_encoder, tmp_path, monkeypatch)
+    root = get_dispatcher()
+    root.event_handlers = [handler for handler in root.event_handlers if not isinstance(handler, ns["RerankUsage"])]
 
     sources = ns["response"].source_nodes
     assert len(sources) == 2
@@ -93,6 +99,8 @@ def test_haystack_guide(
     ns = run_guide("haystack.md", tiny_cross_encoder, tmp_path, monkeypatch)
 
     ranked = ns["result"]["ranker"]["documents"]  # the YAML pipeline's run, the last one
+    assert ns["result"]["ranker"]["meta"]["provider"] == "local"
+    assert ns["ranker_pipeline"].get_component("ranker").batch_size == 16
     assert len(ranked) == 2
     assert descending([doc.score for doc in ranked])
     assert "haystack_integrations.components.rankers.rerank.ranker.RerankRanker" in ns["ranker_pipeline"].dumps()

@@ -251,8 +251,7 @@ def test_batch_size_is_documents_per_request_for_a_hosted_provider(
 
     result = ranker.run(QUERY, make_documents())
 
-    # Batches are sent concurrently, so the order they arrive in is not fixed.
-    assert sorted(len(request.body["documents"]) for request in emu.requests) == [1, 2, 2]
+    assert sorted(len(request.body["documents"]) for request in emu.requests) == [1, 2, 2]  # batches may overlap
     assert [doc.id for doc in result["documents"]] == ["d1", "d0"]
 
 

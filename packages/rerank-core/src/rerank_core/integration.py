@@ -180,11 +180,26 @@ def rescored(response: RerankResponse, *, scale: bool, score_threshold: float | 
 def output_metadata(metadata: Mapping[str, Any], result: RerankResult, **added: Any) -> dict[str, Any]:
     """A returned document's metadata: a deep copy of the input's (so changing nested values never reaches the
     caller's documents), plus `added` and, for a chunked long document, the winning window."""
-    copied: dict[str, Any] = copy.deepcopy(dict(metadata))
+    copied = {key: _deep_copy(value) for key, value in metadata.items()}
     copied.update(added)
     if result.window is not None:
         copied[WINDOW_KEY] = result.window.model_dump()
     return copied
+
+
+_ATOMIC = frozenset({str, int, float, bool, type(None)})
+
+
+def _deep_copy(value: Any) -> Any:
+    # JSON-like values (nearly all metadata) by hand: faster than copy.deepcopy's memo machinery.
+    kind = type(value)
+    if kind in _ATOMIC:
+        return value
+    if kind is dict:
+        return {key: _deep_copy(item) for key, item in value.items()}
+    if kind is list:
+        return [_deep_copy(item) for item in value]
+    return copy.deepcopy(value)
 
 
 def response_info(response: RerankResponse) -> dict[str, Any]:
