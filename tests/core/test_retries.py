@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from email.utils import formatdate
@@ -13,6 +14,7 @@ from tests.support.emulator import Fault, ProviderEmulator
 
 from rerank_core import (
     AuthenticationError,
+    ConfigurationError,
     InvalidRequestError,
     ProviderError,
     RateLimitError,
@@ -24,6 +26,7 @@ from rerank_core.retry import RetryPolicy, is_retryable, requested_wait
 StartEmulator = Callable[..., ProviderEmulator]
 QUERY = "apple pie"
 DOCS = ["apple pie", "car", "pie"]
+ONE = ["apple pie"]
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -50,7 +53,7 @@ async def test_retry_wait_headers_are_honoured(
 ) -> None:
     emu.fail_next(Fault(status=503, headers=headers))
     with make_reranker(emu, waits=waits) as reranker:
-        reranker.rerank(QUERY, DOCS)
+        reranker.rerank(QUERY, ONE)  # one document: a 5xx on more would be retried as two halves
     assert emu.request_count == 2
     assert waits.waits == [pytest.approx(expected)]
 
@@ -63,29 +66,48 @@ async def test_retry_after_as_http_date(emu: ProviderEmulator, waits: RecordedWa
     assert waits.waits[0] == pytest.approx(30, abs=2)
 
 
-async def test_absurd_retry_after_falls_back_to_backoff(emu: ProviderEmulator, waits: RecordedWaits) -> None:
+@pytest.mark.parametrize("mode", MODES)
+async def test_retry_after_past_the_cap_gives_up_saying_when(
+    emu: ProviderEmulator, waits: RecordedWaits, mode: Mode
+) -> None:
     emu.fail_next(Fault(status=429, headers={"retry-after": "86400"}))
-    with make_reranker(emu, waits=waits) as reranker:
+    with make_reranker(emu, waits=waits) as reranker, pytest.raises(RateLimitError) as caught:
+        await call(reranker, mode, QUERY, DOCS)
+    assert emu.request_count == 1
+    assert waits.waits == []  # not slept on
+    assert "wait 86400 s" in str(caught.value)
+    assert "max_retry_after=60 s" in str(caught.value)
+    assert "retry after 20" in str(caught.value)  # a date: when to come back
+
+
+async def test_max_retry_after_is_configurable(emu: ProviderEmulator, waits: RecordedWaits) -> None:
+    emu.fail_next(Fault(status=429, headers={"retry-after": "90"}))
+    with make_reranker(emu, waits=waits, max_retry_after=120) as reranker:
         reranker.rerank(QUERY, DOCS)
-    assert emu.request_count == 2
-    assert 0 <= waits.waits[0] <= reranker.retry_policy.backoff_base
+    assert waits.waits == [90]
+
+
+@pytest.mark.parametrize("value", [-1, math.inf, math.nan, "60", True])
+def test_max_retry_after_is_validated(value: object) -> None:
+    with pytest.raises(ConfigurationError, match="max_retry_after"):
+        make_reranker("http://127.0.0.1:9", max_retry_after=value)
 
 
 @pytest.mark.parametrize("mode", MODES)
 async def test_5xx_burst_is_ridden_out(emu: ProviderEmulator, waits: RecordedWaits, mode: Mode) -> None:
     emu.fail_next(Fault(status=503), Fault(status=502), Fault(status=500))
     with make_reranker(emu, waits=waits, max_retries=3) as reranker:
-        response = await call(reranker, mode, QUERY, DOCS)
+        response = await call(reranker, mode, QUERY, ONE)
     assert emu.request_count == 4
     assert len(waits.waits) == 3
-    assert len(response.results) == 3
+    assert len(response.results) == 1
 
 
 @pytest.mark.parametrize("mode", MODES)
 async def test_gives_up_after_max_retries(emu: ProviderEmulator, waits: RecordedWaits, mode: Mode) -> None:
     emu.fail_always(Fault(status=503, body={"error": {"message": "model overloaded"}}))
     with make_reranker(emu, waits=waits, max_retries=2) as reranker, pytest.raises(ProviderError) as caught:
-        await call(reranker, mode, QUERY, DOCS)
+        await call(reranker, mode, QUERY, ONE)
     assert emu.request_count == 3  # the first attempt + max_retries
     assert caught.value.status_code == 503
     assert "model overloaded" in str(caught.value)
@@ -127,7 +149,8 @@ async def test_retried_statuses(emu: ProviderEmulator, waits: RecordedWaits, sta
     emu.fail_next(Fault(status=status))
     with make_reranker(emu, waits=waits) as reranker:
         assert len(reranker.rerank(QUERY, DOCS).results) == 3
-    assert emu.request_count == 2
+    # a 5xx is retried as two halves (1 + 2 documents); the others re-send the batch
+    assert emu.request_count == (3 if status >= 500 else 2)
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -152,7 +175,7 @@ async def test_timeouts_are_retried_then_raised(start_emulator: StartEmulator, w
     emu.fail_always(Fault(delay=0.5))
     reranker = make_reranker(emu, waits=waits, timeout=0.2, max_retries=1)
     with reranker, pytest.raises(RerankTimeoutError, match=r"timeout=0\.2 s") as caught:
-        await reranker.arerank(QUERY, DOCS)
+        await reranker.arerank(QUERY, ONE)
     assert emu.request_count == 2
     assert len(waits.waits) == 1
     assert isinstance(caught.value, TimeoutError)
@@ -162,8 +185,8 @@ async def test_real_backoff_waits_without_a_recorder(emu: ProviderEmulator) -> N
     emu.fail_next(Fault(status=500), Fault(status=500))
     with make_reranker(emu) as reranker:
         reranker.retry_policy = RetryPolicy(max_retries=2, backoff_base=0.01)
-        assert len(reranker.rerank(QUERY, DOCS).results) == 3
-        assert len((await reranker.arerank(QUERY, DOCS)).results) == 3
+        assert len(reranker.rerank(QUERY, ONE).results) == 1
+        assert len((await reranker.arerank(QUERY, ONE)).results) == 1
     assert emu.request_count == 4
 
 

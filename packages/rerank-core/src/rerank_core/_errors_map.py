@@ -7,8 +7,9 @@ secrets first, because providers sometimes echo the request's headers back.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
@@ -22,6 +23,20 @@ from rerank_core.errors import (
     RerankTimeoutError,
     ResponseFormatError,
 )
+
+
+class Answer(Protocol):
+    """What the error readers need of an answer: an `httpx.Response`, or the transport's own read of one."""
+
+    @property
+    def status_code(self) -> int: ...
+
+    @property
+    def headers(self) -> httpx.Headers: ...
+
+    @property
+    def text(self) -> str: ...
+
 
 REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-amzn-requestid", "x-trace-id", "cf-ray")
 MAX_TEXT = 300
@@ -77,29 +92,31 @@ def truncate(text: str, limit: int = MAX_TEXT) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
-def read_payload(response: httpx.Response) -> Any:
-    """The JSON body of an answer, or None when it has none (or it is not JSON)."""
+def read_payload(response: Answer) -> Any:
+    """The JSON body of an answer, or None when it has none (or it is not JSON, or nested past Python's limit)."""
     try:
         return json.loads(response.text) if response.text else None
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
 
 
-def describe_response(response: httpx.Response, scrub: Scrubber) -> str:
+def describe_response(response: Answer, scrub: Scrubber) -> str:
     """A short line for logs: the status and the provider's own message."""
     message = provider_message(read_payload(response), response.text)
     return f"HTTP {response.status_code}: {scrub(truncate(message, 120))}"
 
 
 def error_from_response(
-    response: httpx.Response,
+    response: Answer,
     *,
     provider: str,
     attempts: int,
     scrub: Scrubber,
     api_key_env: str | None,
+    retry_after: float | None = None,
+    max_retry_after: float | None = None,
 ) -> RerankError:
-    """The typed error for a non-2xx answer."""
+    """The typed error for a non-2xx answer. `retry_after`: the provider asked to wait longer than we may sleep."""
     status = response.status_code
     payload = read_payload(response)
     message = scrub(truncate(provider_message(payload, response.text)))
@@ -128,6 +145,12 @@ def error_from_response(
         kind, hint = ProviderError, tried + "the provider reported a conflict; retry later"
     else:
         kind, hint = InvalidRequestError, "The provider rejected the request; check the model name and options"
+    if retry_after is not None:
+        when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(time.time() + retry_after))
+        hint = (
+            f"The provider asks to wait {retry_after:.0f} s, longer than max_retry_after={max_retry_after:g} s: "
+            f"retry after {when}, or raise max_retry_after"
+        )
     return kind(
         message,
         provider=provider,
@@ -142,6 +165,13 @@ def error_from_exception(
 ) -> RerankError:
     """The typed error for a request that got no (complete) answer."""
     tries = f"{attempts} attempt{'s' if attempts > 1 else ''}"
+    if isinstance(exc, httpx.PoolTimeout):  # only with a caller's client: ours never makes a request wait here
+        return RerankTimeoutError(
+            f"no free connection in the http client's pool within timeout={timeout:g} s ({tries}); "
+            "the provider was not asked",
+            provider=provider,
+            hint="Raise the connection limits of the httpx client you passed in, or lower max_connections",
+        )
     if isinstance(exc, httpx.TimeoutException):
         return RerankTimeoutError(
             f"no answer from {scrub(url)} within timeout={timeout:g} s ({type(exc).__name__}, {tries})",
@@ -170,7 +200,7 @@ def with_context(
 
 
 def format_error(
-    message: str, *, provider: str, response: httpx.Response, request_id: str | None, scrub: Scrubber
+    message: str, *, provider: str, response: Answer, request_id: str | None, scrub: Scrubber
 ) -> ResponseFormatError:
     return ResponseFormatError(
         scrub(message),

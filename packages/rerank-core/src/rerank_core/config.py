@@ -18,6 +18,7 @@ from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
+from rerank_core import limits
 from rerank_core.errors import ConfigurationError
 
 CONFIG_SUFFIXES = (".toml", ".yaml", ".yml", ".json")
@@ -54,6 +55,11 @@ class RerankerConfig(BaseModel):
     max_retries: int = Field(default=2, ge=0)
     max_documents_per_request: int | None = Field(default=None, ge=1)
     max_concurrency: int = Field(default=4, ge=1)
+    max_connections: int = Field(default=32, ge=1, le=limits.MAX_CONCURRENCY)
+    """Requests in flight at once across every call of one reranker (its connection pool); more wait in line."""
+    max_retry_after: float = Field(default=limits.DEFAULT_MAX_RETRY_AFTER, ge=0, le=limits.MAX_TIMEOUT)
+    """A provider asking to wait longer than this (seconds) gets a RateLimitError saying when, not a sleep."""
+    max_response_bytes: int = Field(default=limits.DEFAULT_MAX_RESPONSE_BYTES, ge=1)
     options: dict[str, Any] = Field(default_factory=dict)
     """Request options for a hosted provider; constructor settings (device, batch_size, ...) for `local`."""
     normalize: Literal["sigmoid"] | None = None

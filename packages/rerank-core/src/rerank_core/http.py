@@ -1,8 +1,9 @@
 """`HTTPReranker`: any hosted or self-hosted rerank API, spoken through its dialect.
 
 The dialect builds bodies and reads answers; this module moves them: pooled httpx clients (sync and native
-async), timeouts, retries, batching with bounded fan-out, 413 splitting, and checks that the provider answered
-for every document it was asked about.
+async), a reranker-wide fair limit on requests in flight, a deadline per attempt, retries, batching with bounded
+fan-out, splitting of batches the provider finds too large (or that time out), a cap on response size, and checks
+that the provider answered for every document it was asked about.
 """
 
 from __future__ import annotations
@@ -12,13 +13,16 @@ import contextlib
 import json
 import logging
 import os
+import re
 import threading
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeoutError
 from dataclasses import dataclass
+from functools import cached_property
 from importlib import metadata
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import httpx
 from pydantic import SecretStr
@@ -33,9 +37,16 @@ from rerank_core._errors_map import (
     truncate,
     with_context,
 )
+from rerank_core._inflight import InFlightLimit
 from rerank_core.base import Normalize, Reranker, Scores
 from rerank_core.dialects import ParsedResponse, get_dialect
-from rerank_core.errors import ConfigurationError, InvalidInputError, InvalidRequestError, RerankError
+from rerank_core.errors import ConfigurationError, InvalidInputError, RerankError
+from rerank_core.limits import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    DEFAULT_MAX_RETRY_AFTER,
+    MAX_CONCURRENCY,
+    MAX_TIMEOUT,
+)
 from rerank_core.models import Document, Usage
 from rerank_core.retry import RetryPolicy
 
@@ -47,6 +58,12 @@ except metadata.PackageNotFoundError:  # running from a source tree
     _VERSION = "0"
 USER_AGENT = f"rerank-core/{_VERSION}"
 _SECRET_HEADER_WORDS = ("auth", "key", "token", "secret", "cookie")
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+ERROR_BODY_LIMIT = 64 * 1024
+"""Bytes of an error answer read for its message; the rest is not needed."""
+DEFAULT_MAX_CONNECTIONS = 32
+
+ClientT = TypeVar("ClientT", httpx.Client, httpx.AsyncClient)
 
 
 @dataclass
@@ -56,6 +73,47 @@ class _Part:
     offset: int
     parsed: ParsedResponse
     request_id: str | None
+
+
+@dataclass
+class _Answer:
+    """A complete (or capped) read of one HTTP answer."""
+
+    status_code: int
+    headers: httpx.Headers
+    content: bytes
+    oversized: bool = False
+    """The body went past the size cap; `content` holds only its start."""
+    undecodable: str | None = None
+    """Why the body's content-encoding could not be decoded, if it could not."""
+
+    @cached_property
+    def text(self) -> str:
+        return self.content.decode("utf-8", errors="replace")
+
+    @property
+    def is_success(self) -> bool:
+        return 200 <= self.status_code < 300
+
+
+@dataclass
+class _Step:
+    """What to do after a failed attempt: wait `delay`, then send again (or send the two halves)."""
+
+    delay: float | None
+    """None: send again at once (no retry was spent)."""
+    split: bool
+    retries: int
+    """Retries spent so far, carried over to the halves of a split batch."""
+
+
+@dataclass(eq=False)
+class _Lease(Generic[ClientT]):
+    """A pooled client and the calls using it: `close()` during a call lets the call finish on it."""
+
+    client: ClientT
+    users: int = 0
+    retired: bool = False
 
 
 class HTTPReranker(Reranker):
@@ -76,6 +134,9 @@ class HTTPReranker(Reranker):
         max_retries: int = 2,
         max_documents_per_request: int | None = None,
         max_concurrency: int = 4,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        max_retry_after: float = DEFAULT_MAX_RETRY_AFTER,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         options: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
         normalize: Normalize | None = None,
@@ -97,19 +158,23 @@ class HTTPReranker(Reranker):
         if normalize not in (None, "sigmoid"):
             raise ConfigurationError(f"normalize must be 'sigmoid' or None, not {normalize!r}", provider=self.provider)
         self.normalize = normalize
-        self.timeout = _positive_float("timeout", timeout, self.provider)
-        self.max_concurrency = _positive_int("max_concurrency", max_concurrency, self.provider)
+        self.timeout = _bounded_float("timeout", timeout, self.provider, MAX_TIMEOUT)
+        self.max_concurrency = _positive_int("max_concurrency", max_concurrency, self.provider, MAX_CONCURRENCY)
+        self.max_connections = _positive_int("max_connections", max_connections, self.provider, MAX_CONCURRENCY)
+        self.max_response_bytes = _positive_int("max_response_bytes", max_response_bytes, self.provider)
         self.max_documents_per_request = (
             self.dialect.max_documents_for(self.model)
             if max_documents_per_request is None
             else _positive_int("max_documents_per_request", max_documents_per_request, self.provider)
         )
         try:
-            self.retry_policy = RetryPolicy(max_retries=max_retries)
+            self.retry_policy = RetryPolicy(max_retries=max_retries, max_retry_after=max_retry_after)
         except ValueError as exc:
             raise ConfigurationError(str(exc), provider=self.provider) from None
 
-        key = api_key or _env_key(self.dialect.api_key_env)
+        key = _clean_key(api_key, "api_key", self.provider)
+        if key is None and self.dialect.api_key_env:
+            key = _clean_key(os.environ.get(self.dialect.api_key_env), self.dialect.api_key_env, self.provider)
         if key is None and self.dialect.requires_api_key:
             raise ConfigurationError(
                 f"no API key for provider {self.provider!r}",
@@ -118,19 +183,24 @@ class HTTPReranker(Reranker):
             )
         self._api_key = SecretStr(key) if key else None
         # Lower-cased, so a caller's header replaces ours instead of going out next to it.
-        self._extra_headers = {name.lower(): value for name, value in (headers or {}).items()}
+        self._extra_headers = _check_headers(headers, self.provider)
         self.base_url = _resolve_base_url(base_url, self.dialect.default_base_url_for(key), self.provider)
-        self.url = self.dialect.url(self.base_url, self.options)
+        url = httpx.URL(self.dialect.url(self.base_url, self.options))
+        # Credentials in the URL go out as a header, so the URL that httpx logs carries no password.
+        self._auth = httpx.BasicAuth(url.username, url.password) if url.username or url.password else None
+        self.url = str(url.copy_with(username=None, password=None)) if self._auth else str(url)
         secret_headers = [
             v for k, v in self._extra_headers.items() if any(w in k.lower() for w in _SECRET_HEADER_WORDS)
         ]
-        self._scrub = Scrubber([key, httpx.URL(self.url).password, *secret_headers])
+        self._scrub = Scrubber([key, url.password, *secret_headers])
+        self._request_headers = self._build_headers()
 
         self._given_client = http_client
         self._given_async_client = async_http_client
-        self._client: httpx.Client | None = None
+        self._in_flight = InFlightLimit(self.max_connections)
+        self._sync_lease: _Lease[httpx.Client] | None = None
         # One owned AsyncClient per event loop: pooled connections belong to the loop that opened them.
-        self._async_clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
+        self._async_leases: dict[asyncio.AbstractEventLoop, _Lease[httpx.AsyncClient]] = {}
         self._closing: set[asyncio.Task[None]] = set()
         self._lock = threading.Lock()
 
@@ -153,144 +223,206 @@ class HTTPReranker(Reranker):
     # -- scoring ----------------------------------------------------------------------------------------------
 
     def _score(self, query: str, documents: list[Document], top_n: int | None) -> Scores:
-        client = self._sync_client()
-        spans = self._spans(len(documents))
-        if len(spans) == 1:
-            return self._merge(self._score_span(client, query, documents, 0, top_n))
-        failed = threading.Event()
+        with self._use_sync_client() as client:
+            spans = self._spans(len(documents))
+            gate = threading.BoundedSemaphore(self.max_concurrency)
+            if len(spans) == 1:
+                return self._merge(self._score_span(client, gate, query, documents, 0, top_n, 0))
+            failed = threading.Event()
 
-        def batch(start: int, end: int) -> list[_Part]:
-            if failed.is_set():  # the call is already lost: send nothing more
-                return []
-            try:
-                return self._score_span(client, query, documents[start:end], start, top_n)
-            except BaseException:
-                failed.set()
-                raise
+            def batch(start: int, end: int) -> list[_Part]:
+                if failed.is_set():  # the call is already lost: send nothing more
+                    return []
+                try:
+                    return self._score_span(client, gate, query, documents[start:end], start, top_n, 0)
+                except BaseException:
+                    failed.set()
+                    raise
 
-        parts: list[_Part] = []
-        with ThreadPoolExecutor(max_workers=min(self.max_concurrency, len(spans))) as pool:
-            # A batch is skipped only after another failed, and that failure is raised here: nothing is lost.
-            for job in [pool.submit(batch, start, end) for start, end in spans]:
-                parts += job.result()
-        return self._merge(parts)
+            parts: list[_Part] = []
+            with ThreadPoolExecutor(max_workers=min(self.max_concurrency, len(spans))) as pool:
+                # A batch is skipped only after another failed, and that failure is raised here: nothing is lost.
+                for job in [pool.submit(batch, start, end) for start, end in spans]:
+                    parts += job.result()
+            return self._merge(parts)
 
     async def _ascore(self, query: str, documents: list[Document], top_n: int | None) -> Scores:
-        client = self._async_client()
-        spans = self._spans(len(documents))
-        if len(spans) == 1:
-            return self._merge(await self._ascore_span(client, query, documents, 0, top_n, None))
-        semaphore = asyncio.Semaphore(self.max_concurrency)
-        tasks = [
-            asyncio.ensure_future(self._ascore_span(client, query, documents[a:b], a, top_n, semaphore))
-            for a, b in spans
-        ]
-        try:
-            answers = await asyncio.gather(*tasks)
-        except BaseException:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            raise
-        return self._merge([part for parts in answers for part in parts])
+        async with self._use_async_client() as client:
+            gate = asyncio.Semaphore(self.max_concurrency)
+            jobs = [
+                self._ascore_span(client, gate, query, documents[a:b], a, top_n, 0)
+                for a, b in self._spans(len(documents))
+            ]
+            return self._merge(await _gather(jobs))
 
     def _spans(self, n: int) -> list[tuple[int, int]]:
         size = self.max_documents_per_request or n
         return [(start, min(start + size, n)) for start in range(0, n, size)]
 
     def _score_span(
-        self, client: httpx.Client, query: str, documents: list[Document], offset: int, top_n: int | None
-    ) -> list[_Part]:
-        """One batch; if the provider says 413, the two halves instead (down to single documents)."""
-        try:
-            return [self._exchange(client, query, documents, offset, top_n)]
-        except InvalidRequestError as exc:
-            if exc.status_code != 413 or len(documents) == 1:
-                raise
-        half = len(documents) // 2
-        self._log_split(len(documents))
-        return self._score_span(client, query, documents[:half], offset, top_n) + self._score_span(
-            client, query, documents[half:], offset + half, top_n
-        )
-
-    async def _ascore_span(
         self,
-        client: httpx.AsyncClient,
+        client: httpx.Client,
+        gate: threading.BoundedSemaphore,
         query: str,
         documents: list[Document],
         offset: int,
         top_n: int | None,
-        semaphore: asyncio.Semaphore | None,
+        retries: int,
     ) -> list[_Part]:
-        try:
-            async with semaphore or contextlib.nullcontext():
-                return [await self._aexchange(client, query, documents, offset, top_n)]
-        except InvalidRequestError as exc:
-            if exc.status_code != 413 or len(documents) == 1:
-                raise
+        """One batch with its retries; split in halves when the provider finds it too large, or after a timeout
+        or a 5xx (a smaller retry is likelier to pass, and a deterministic failure is narrowed to its document)."""
+        content, batch_top_n = self._body(query, documents, top_n)
+        while True:
+            with gate:
+                answer = self._attempt(client, content)
+            step = self._outcome(answer, retries, len(documents), offset, batch_top_n)
+            if isinstance(step, _Part):
+                return [step]
+            if step.delay is not None:
+                self.retry_policy.sleep(step.delay)
+            retries = step.retries
+            if step.split:
+                break
         half = len(documents) // 2
-        self._log_split(len(documents))
-        first = await self._ascore_span(client, query, documents[:half], offset, top_n, semaphore)
-        return first + await self._ascore_span(client, query, documents[half:], offset + half, top_n, semaphore)
+        with ThreadPoolExecutor(max_workers=1) as helper:  # both halves at once, as the whole batch was
+            first = helper.submit(self._score_span, client, gate, query, documents[:half], offset, top_n, retries)
+            second = self._score_span(client, gate, query, documents[half:], offset + half, top_n, retries)
+            return first.result() + second
 
-    def _exchange(
-        self, client: httpx.Client, query: str, documents: list[Document], offset: int, top_n: int | None
-    ) -> _Part:
+    async def _ascore_span(
+        self,
+        client: httpx.AsyncClient,
+        gate: asyncio.Semaphore,
+        query: str,
+        documents: list[Document],
+        offset: int,
+        top_n: int | None,
+        retries: int,
+    ) -> list[_Part]:
         content, batch_top_n = self._body(query, documents, top_n)
-        retries = 0
         while True:
-            try:
-                answer: httpx.Response | httpx.TransportError = client.post(
-                    self.url, content=content, headers=self._headers(), timeout=self.timeout
-                )
-            except httpx.TransportError as exc:
-                answer = exc
-            outcome = self._outcome(answer, retries, len(documents), offset, batch_top_n)
-            if isinstance(outcome, _Part):
-                return outcome
-            self.retry_policy.sleep(outcome)
-            retries += 1
+            async with gate:
+                answer = await self._aattempt(client, content)
+            step = self._outcome(answer, retries, len(documents), offset, batch_top_n)
+            if isinstance(step, _Part):
+                return [step]
+            if step.delay is not None:
+                await self.retry_policy.asleep(step.delay)
+            retries = step.retries
+            if step.split:
+                break
+        half = len(documents) // 2
+        return await _gather(
+            [
+                self._ascore_span(client, gate, query, documents[:half], offset, top_n, retries),
+                self._ascore_span(client, gate, query, documents[half:], offset + half, top_n, retries),
+            ]
+        )
 
-    async def _aexchange(
-        self, client: httpx.AsyncClient, query: str, documents: list[Document], offset: int, top_n: int | None
-    ) -> _Part:
-        content, batch_top_n = self._body(query, documents, top_n)
-        retries = 0
-        while True:
+    # -- one attempt ------------------------------------------------------------------------------------------
+
+    def _attempt(self, client: httpx.Client, content: bytes) -> _Answer | httpx.TransportError:
+        """Send once and read the whole answer. The wait for a free slot comes first and is not timed."""
+        with self._in_flight.hold():
+            deadline = time.monotonic() + self.timeout
             try:
-                answer: httpx.Response | httpx.TransportError = await client.post(
-                    self.url, content=content, headers=self._headers(), timeout=self.timeout
+                request = client.build_request(
+                    "POST", self.url, content=content, headers=self._request_headers, timeout=self.timeout
                 )
+                response = client.send(request, stream=True, follow_redirects=False, **self._auth_argument())
+                try:
+                    return self._read(response, response.iter_bytes(), deadline)
+                finally:
+                    response.close()
             except httpx.TransportError as exc:
-                answer = exc
-            outcome = self._outcome(answer, retries, len(documents), offset, batch_top_n)
-            if isinstance(outcome, _Part):
-                return outcome
-            await self.retry_policy.asleep(outcome)
-            retries += 1
+                return exc
+            except RuntimeError:
+                if client.is_closed:  # only a client passed in can be closed under a call
+                    return _closed_client()
+                raise
+
+    async def _aattempt(self, client: httpx.AsyncClient, content: bytes) -> _Answer | httpx.TransportError:
+        async with self._in_flight.ahold():
+            try:
+                async with asyncio.timeout(self.timeout):  # the whole attempt, slow-drip bodies included
+                    request = client.build_request(
+                        "POST", self.url, content=content, headers=self._request_headers, timeout=self.timeout
+                    )
+                    response = await client.send(request, stream=True, follow_redirects=False, **self._auth_argument())
+                    try:
+                        return await self._aread(response)
+                    finally:
+                        await response.aclose()
+            except TimeoutError:
+                return httpx.ReadTimeout(f"no complete answer within {self.timeout:g} s")
+            except httpx.TransportError as exc:
+                return exc
+            except RuntimeError:
+                if client.is_closed:
+                    return _closed_client()
+                raise
+
+    def _auth_argument(self) -> dict[str, httpx.BasicAuth]:
+        return {"auth": self._auth} if self._auth is not None else {}
+
+    def _read(self, response: httpx.Response, chunks: Iterator[bytes], deadline: float) -> _Answer:
+        """Read the decoded body chunk by chunk, up to the size cap and the attempt's deadline."""
+        limit = self.max_response_bytes if response.is_success else min(self.max_response_bytes, ERROR_BODY_LIMIT)
+        body = bytearray()
+        try:
+            for chunk in chunks:
+                body += chunk
+                if len(body) > limit:
+                    return _Answer(response.status_code, response.headers, bytes(body[:limit]), oversized=True)
+                if time.monotonic() > deadline:  # a body trickling in, each piece inside the read timeout
+                    raise httpx.ReadTimeout(f"the body was still arriving after {self.timeout:g} s")
+        except httpx.DecodingError as exc:
+            return _Answer(response.status_code, response.headers, bytes(body), undecodable=self._scrub(str(exc)))
+        return _Answer(response.status_code, response.headers, bytes(body))
+
+    async def _aread(self, response: httpx.Response) -> _Answer:
+        limit = self.max_response_bytes if response.is_success else min(self.max_response_bytes, ERROR_BODY_LIMIT)
+        body = bytearray()
+        try:
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) > limit:
+                    return _Answer(response.status_code, response.headers, bytes(body[:limit]), oversized=True)
+        except httpx.DecodingError as exc:
+            return _Answer(response.status_code, response.headers, bytes(body), undecodable=self._scrub(str(exc)))
+        return _Answer(response.status_code, response.headers, bytes(body))
 
     def _outcome(
         self,
-        answer: httpx.Response | httpx.TransportError,
+        answer: _Answer | httpx.TransportError,
         retries: int,
         n_documents: int,
         offset: int,
         batch_top_n: int | None,
-    ) -> _Part | float:
-        """The parsed part of a success, else the delay before the next attempt; raises once retries are spent."""
+    ) -> _Part | _Step:
+        """The parsed part of a success, else what to do next; raises once retries are spent."""
         if isinstance(answer, httpx.TransportError):
             delay = self.retry_policy.delay(retries, None, None)
             if delay is None:
-                raise self._transport_error(answer, retries + 1) from answer
+                raise self._transport_error(answer, retries + 1)
             self._log_retry(delay, retries, _describe_exception(answer, self._scrub))
-            return delay
+            split = n_documents > 1 and isinstance(answer, httpx.TimeoutException)
+            if split:
+                self._log_split(n_documents, "a timeout")
+            return _Step(delay, split=split, retries=retries + 1)
         if answer.is_success:
             return self._parse(answer, n_documents, offset, batch_top_n)
+        if n_documents > 1 and self.dialect.is_batch_too_large(answer.status_code, answer.text):
+            self._log_split(n_documents, f"HTTP {answer.status_code}")
+            return _Step(None, split=True, retries=retries)  # not a retry: the provider told us what to change
         delay = self.retry_policy.delay(retries, answer.status_code, answer.headers)
         if delay is None:
             raise self._status_error(answer, retries + 1)
         self._log_retry(delay, retries, describe_response(answer, self._scrub))
-        return delay
+        split = n_documents > 1 and answer.status_code >= 500
+        if split:
+            self._log_split(n_documents, f"HTTP {answer.status_code}")
+        return _Step(delay, split=split, retries=retries + 1)
 
     # -- wire -------------------------------------------------------------------------------------------------
 
@@ -307,53 +439,53 @@ class HTTPReranker(Reranker):
             ) from None
         return content, batch_top_n
 
-    def _headers(self) -> dict[str, str]:
+    def _build_headers(self) -> dict[str, str]:
         key = self._api_key.get_secret_value() if self._api_key else None
         headers = {"content-type": "application/json", "accept": "application/json", "user-agent": USER_AGENT}
         headers.update((name.lower(), value) for name, value in self.dialect.headers(key).items())
         headers.update(self._extra_headers)
         return headers
 
-    def _parse(self, response: httpx.Response, n_documents: int, offset: int, batch_top_n: int | None) -> _Part:
-        header_id = request_id_from(response.headers)
+    def _headers(self) -> dict[str, str]:
+        return dict(self._request_headers)
+
+    def _parse(self, answer: _Answer, n_documents: int, offset: int, batch_top_n: int | None) -> _Part:
+        header_id = request_id_from(answer.headers)
+
+        def fail(message: str, request_id: str | None = header_id) -> RerankError:
+            return format_error(
+                message, provider=self.provider, response=answer, request_id=request_id, scrub=self._scrub
+            )
+
+        if answer.oversized:
+            raise fail(f"the response is larger than max_response_bytes={self.max_response_bytes}")
+        if answer.undecodable is not None:
+            encoding = answer.headers.get("content-encoding", "?")
+            raise fail(f"the response body could not be decoded (content-encoding {encoding}): {answer.undecodable}")
         try:
-            payload = json.loads(response.content)
-        except ValueError as exc:
-            raise format_error(
-                f"response is not valid JSON ({exc}): {truncate(response.text, 120)!r}",
-                provider=self.provider,
-                response=response,
-                request_id=header_id,
-                scrub=self._scrub,
-            ) from None
+            payload = json.loads(answer.content)
+        except (ValueError, RecursionError) as exc:
+            kind = answer.headers.get("content-type", "no content-type")
+            reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+            raise fail(f"response is not valid JSON ({kind}; {reason}): {truncate(answer.text, 120)!r}") from None
         try:
-            parsed = self.dialect.parse(payload, headers=response.headers, n_documents=n_documents)
+            parsed = self.dialect.parse(payload, headers=answer.headers, n_documents=n_documents)
         except RerankError as exc:
             raise with_context(
                 exc,
                 provider=self.provider,
-                status_code=response.status_code,
+                status_code=answer.status_code,
                 request_id=header_id,
                 scrub=self._scrub,
             ) from None
-        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
-            raise format_error(
-                f"unexpected response shape ({type(exc).__name__}: {exc})",
-                provider=self.provider,
-                response=response,
-                request_id=header_id,
-                scrub=self._scrub,
-            ) from None
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError, ArithmeticError, RecursionError) as exc:
+            raise fail(f"unexpected response shape ({type(exc).__name__}: {truncate(str(exc), 120)})") from None
         request_id = parsed.request_id or header_id
         expected = n_documents if batch_top_n is None else batch_top_n
         if len(parsed.scores) < expected:
             asked = "all of them" if batch_top_n is None else f"top_n={batch_top_n}"
-            raise format_error(
-                f"the provider returned {len(parsed.scores)} scores for {n_documents} documents ({asked})",
-                provider=self.provider,
-                response=response,
-                request_id=request_id,
-                scrub=self._scrub,
+            raise fail(
+                f"the provider returned {len(parsed.scores)} scores for {n_documents} documents ({asked})", request_id
             )
         return _Part(offset=offset, parsed=parsed, request_id=request_id)
 
@@ -376,13 +508,15 @@ class HTTPReranker(Reranker):
 
     # -- errors and logs --------------------------------------------------------------------------------------
 
-    def _status_error(self, response: httpx.Response, attempts: int) -> RerankError:
+    def _status_error(self, answer: _Answer, attempts: int) -> RerankError:
         return error_from_response(
-            response,
+            answer,
             provider=self.provider,
             attempts=attempts,
             scrub=self._scrub,
             api_key_env=self.dialect.api_key_env,
+            retry_after=self.retry_policy.wait_too_long(answer.status_code, answer.headers),
+            max_retry_after=self.retry_policy.max_retry_after,
         )
 
     def _transport_error(self, exc: httpx.TransportError, attempts: int) -> RerankError:
@@ -400,56 +534,88 @@ class HTTPReranker(Reranker):
             reason,
         )
 
-    def _log_split(self, size: int) -> None:
-        logger.info("%s: 413 for %d documents; splitting the batch in half", self.provider, size)
+    def _log_split(self, size: int, reason: str) -> None:
+        logger.info("%s: %s for %d documents; sending the batch as two halves", self.provider, reason, size)
 
     # -- clients ----------------------------------------------------------------------------------------------
 
-    def _sync_client(self) -> httpx.Client:
+    @contextlib.contextmanager
+    def _use_sync_client(self) -> Iterator[httpx.Client]:
         if self._given_client is not None:
-            return self._given_client
+            yield self._given_client
+            return
         with self._lock:
-            if self._client is None:
-                self._client = httpx.Client(limits=self._limits())
-            return self._client
+            if self._sync_lease is None:
+                self._sync_lease = _Lease(httpx.Client(limits=self._limits(), follow_redirects=False))
+            lease = self._sync_lease
+            lease.users += 1
+        try:
+            yield lease.client
+        finally:
+            if self._release(lease):
+                lease.client.close()
 
-    def _async_client(self) -> httpx.AsyncClient:
+    @contextlib.asynccontextmanager
+    async def _use_async_client(self) -> AsyncIterator[httpx.AsyncClient]:
         if self._given_async_client is not None:
-            return self._given_async_client
+            yield self._given_async_client
+            return
         loop = asyncio.get_running_loop()
         with self._lock:
-            client = self._async_clients.get(loop)
-            if client is None:
+            lease = self._async_leases.get(loop)
+            if lease is None:
                 # Forget clients of loops that are gone (e.g. an earlier `asyncio.run`); they cannot be reused.
-                for stale in [old for old in self._async_clients if old.is_closed()]:
-                    del self._async_clients[stale]
-                client = self._async_clients[loop] = httpx.AsyncClient(limits=self._limits())
-            return client
+                for stale in [old for old in self._async_leases if old.is_closed()]:
+                    del self._async_leases[stale]
+                client = httpx.AsyncClient(limits=self._limits(), follow_redirects=False)
+                lease = self._async_leases[loop] = _Lease(client)
+            lease.users += 1
+        try:
+            yield lease.client
+        finally:
+            if self._release(lease):
+                await lease.client.aclose()
+
+    def _release(self, lease: _Lease[Any]) -> bool:
+        """One call is done with `lease`: True if it was retired meanwhile and this was its last user."""
+        with self._lock:
+            lease.users -= 1
+            return lease.retired and lease.users == 0
+
+    def _retire(self, lease: _Lease[Any]) -> bool:
+        """Under the lock: no new call gets `lease`; True if nobody is using it (close it now)."""
+        lease.retired = True
+        return lease.users == 0
 
     def _limits(self) -> httpx.Limits:
-        keepalive = max(20, self.max_concurrency)
-        return httpx.Limits(max_connections=max(100, keepalive), max_keepalive_connections=keepalive)
+        # Exactly as many connections as requests may be in flight: a request never waits in httpx's pool.
+        return httpx.Limits(max_connections=self.max_connections, max_keepalive_connections=self.max_connections)
 
     def warm_up(self) -> None:
         """Open the pooled sync client now (connections themselves open on first use)."""
-        self._sync_client()
+        with self._use_sync_client():
+            pass
 
     def close(self) -> None:
-        """Close the pooled clients this reranker opened (never ones passed in). It reopens them if used again."""
+        """Close the pooled clients this reranker opened (never ones passed in). It reopens them if used again.
+
+        A call still running keeps its client until it finishes; the client is closed then."""
         with self._lock:
-            client, self._client = self._client, None
-            async_clients = list(self._async_clients.items())
-            self._async_clients.clear()
-        if client is not None:
-            client.close()
-        for loop, async_client in async_clients:
-            self._close_on_loop(loop, async_client)
+            sync_lease, self._sync_lease = self._sync_lease, None
+            sync_idle = sync_lease is not None and self._retire(sync_lease)
+            idle_async = [(loop, lease) for loop, lease in self._async_leases.items() if self._retire(lease)]
+            self._async_leases.clear()
+        if sync_lease is not None and sync_idle:
+            sync_lease.client.close()
+        for loop, lease in idle_async:
+            self._close_on_loop(loop, lease.client)
 
     async def aclose(self) -> None:
         with self._lock:
-            client = self._async_clients.pop(asyncio.get_running_loop(), None)
-        if client is not None:
-            await client.aclose()
+            lease = self._async_leases.pop(asyncio.get_running_loop(), None)
+            idle = lease is not None and self._retire(lease)
+        if lease is not None and idle:
+            await lease.client.aclose()
         self.close()
 
     def _close_on_loop(self, loop: asyncio.AbstractEventLoop, client: httpx.AsyncClient) -> None:
@@ -471,8 +637,76 @@ class HTTPReranker(Reranker):
             loop.run_until_complete(client.aclose())
 
 
-def _env_key(name: str | None) -> str | None:
-    return (os.environ.get(name) or None) if name else None
+async def _gather(jobs: Sequence[Any]) -> list[_Part]:
+    """Run the span coroutines together; on the first failure cancel the rest (nothing is sent for a lost call)."""
+    if len(jobs) == 1:
+        result: list[_Part] = await jobs[0]
+        return result
+    tasks = [asyncio.ensure_future(job) for job in jobs]
+    try:
+        answers = await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+    return [part for parts in answers for part in parts]
+
+
+def _closed_client() -> httpx.TransportError:
+    return httpx.TransportError("the httpx client passed in was closed during the call")
+
+
+def _clean_key(key: object, source: str, provider: str) -> str | None:
+    """Surrounding whitespace (a pasted newline) is dropped; anything else a header cannot carry is refused,
+    without echoing the key."""
+    if key is None:
+        return None
+    if not isinstance(key, str):
+        raise ConfigurationError(f"{source} must be a str, not {type(key).__name__}", provider=provider)
+    key = key.strip()
+    if not key:
+        return None
+    if not (key.isascii() and key.isprintable()):
+        raise ConfigurationError(
+            f"the API key from {source} contains a control, non-ASCII or invisible (zero-width) character",
+            provider=provider,
+            hint="Copy the key again from the provider's console; it is not shown here",
+        )
+    return key
+
+
+def _check_headers(headers: object, provider: str) -> dict[str, str]:
+    if headers is None:
+        return {}
+    if not isinstance(headers, Mapping):
+        raise ConfigurationError(
+            f"headers must be a mapping of header names to str values, not {type(headers).__name__}",
+            provider=provider,
+        )
+    checked: dict[str, str] = {}
+    for name, value in headers.items():
+        if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
+            raise ConfigurationError(
+                f"headers: {name!r} is not a valid HTTP header name",
+                provider=provider,
+                hint="A header name is ASCII letters, digits and !#$%&'*+-.^_`|~, with no spaces or colons",
+            )
+        if not isinstance(value, str):
+            raise ConfigurationError(
+                f"headers[{name!r}] must be a str, not {type(value).__name__}",
+                provider=provider,
+                hint=f"Pass headers={{{name!r}: str(value)}}",
+            )
+        value = value.strip()
+        if not (value.isascii() and value.isprintable()):
+            raise ConfigurationError(  # the value may be a secret: never shown
+                f"headers[{name!r}] contains a control, non-ASCII or invisible character",
+                provider=provider,
+                hint="HTTP header values are printable ASCII",
+            )
+        checked[name.lower()] = value
+    return checked
 
 
 def _resolve_base_url(base_url: str | None, default: str | None, provider: str) -> str:
@@ -494,15 +728,18 @@ def _resolve_base_url(base_url: str | None, default: str | None, provider: str) 
     return url
 
 
-def _positive_int(name: str, value: object, provider: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigurationError(f"{name} must be an int >= 1, not {value!r}", provider=provider)
+def _positive_int(name: str, value: object, provider: str, limit: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1 or (limit is not None and value > limit):
+        most = f" and <= {limit}" if limit is not None else ""
+        raise ConfigurationError(f"{name} must be an int >= 1{most}, not {value!r}", provider=provider)
     return value
 
 
-def _positive_float(name: str, value: object, provider: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise ConfigurationError(f"{name} must be a number > 0, not {value!r}", provider=provider)
+def _bounded_float(name: str, value: object, provider: str, limit: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= limit:
+        raise ConfigurationError(
+            f"{name} must be a number of seconds > 0 and <= {limit:g}, not {value!r}", provider=provider
+        )
     return float(value)
 
 

@@ -3,7 +3,8 @@
 `max_retries` counts retries after the first attempt. Network errors, timeouts, 408, 409, 425, 429, 499 and
 5xx are retried with exponential backoff and full jitter, unless the provider says otherwise: `x-should-retry`
 overrides the status (except for the never-retry statuses), and `retry-after-ms`, `retry-after` (seconds or an
-HTTP date) and `x-ratelimit-reset` (a unix time) set the wait when they are sane.
+HTTP date) and `x-ratelimit-reset` (a unix time) set the wait. A requested wait longer than `max_retry_after` is
+not slept on: the call gives up at once and the error says when to come back.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
+
+from rerank_core.limits import DEFAULT_MAX_RETRY_AFTER, MAX_RETRIES, MAX_TIMEOUT
 
 RETRY_STATUSES = frozenset({408, 409, 425, 429, 499})
 """Plus every 5xx."""
@@ -30,16 +33,19 @@ class RetryPolicy:
     backoff_base: float = 0.5
     """The first retry waits up to this long; each further retry doubles the ceiling."""
     backoff_cap: float = 8.0
-    max_retry_after: float = 60.0
-    """A provider-requested wait longer than this is ignored in favour of normal backoff."""
+    max_retry_after: float = DEFAULT_MAX_RETRY_AFTER
+    """A provider-requested wait longer than this ends the call (see `wait_too_long`) instead of sleeping."""
     sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
     asleep: Callable[[float], Awaitable[None]] = field(default=asyncio.sleep, repr=False)
 
     def __post_init__(self) -> None:
-        if isinstance(self.max_retries, bool) or not isinstance(self.max_retries, int) or self.max_retries < 0:
-            raise ValueError(f"max_retries must be an int >= 0, not {self.max_retries!r}")
-        if self.backoff_base < 0 or self.backoff_cap < 0 or self.max_retry_after < 0:
-            raise ValueError("backoff_base, backoff_cap and max_retry_after must be >= 0")
+        retries = self.max_retries
+        if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= MAX_RETRIES:
+            raise ValueError(f"max_retries must be an int from 0 to {MAX_RETRIES}, not {retries!r}")
+        for name in ("backoff_base", "backoff_cap", "max_retry_after"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= MAX_TIMEOUT:
+                raise ValueError(f"{name} must be a number of seconds from 0 to {MAX_TIMEOUT:g}, not {value!r}")
 
     def delay(self, retries_done: int, status: int | None, headers: Mapping[str, str] | None) -> float | None:
         """Seconds to wait before the next attempt, or None to give up.
@@ -51,9 +57,18 @@ class RetryPolicy:
         if status is not None and not is_retryable(status, headers or {}):
             return None
         requested = requested_wait(headers or {})
-        if requested is not None and 0 <= requested <= self.max_retry_after:
+        if requested is not None and requested > self.max_retry_after:
+            return None
+        if requested is not None and requested >= 0:
             return requested
         return random.uniform(0.0, min(self.backoff_cap, self.backoff_base * 2**retries_done))
+
+    def wait_too_long(self, status: int | None, headers: Mapping[str, str] | None) -> float | None:
+        """The provider's requested wait when it is why `delay` gave up (longer than `max_retry_after`)."""
+        if status is None or not is_retryable(status, headers or {}):
+            return None
+        requested = requested_wait(headers or {})
+        return requested if requested is not None and requested > self.max_retry_after else None
 
 
 def is_retryable(status: int, headers: Mapping[str, str]) -> bool:
