@@ -1,8 +1,13 @@
 """`FallbackReranker`: keep answering when a provider is down, rate-limited or not configured.
 
-Members are tried in order. A member that fails for a reason another member may not share (connection refused,
-timeout, 5xx, 429, a bad or missing key, a malformed answer) hands the call to the next one; a rejected request
-(400/404/413/422) or bad input is the caller's problem and is raised at once. A circuit breaker per member skips
+Members are tried in order. Only `InvalidInputError` stops the chain: rerank-core raises it before sending anything,
+from the caller's input alone, so every member would raise it too. Every other `RerankError` hands the call to the
+next member with a WARNING: outages (connection refused, timeout, 5xx, 429), a malformed answer, and everything
+that says *this member* is set up wrongly (401/403, a missing key, a model that fails to load, 404 for a wrong
+model or endpoint, a redirect). A 400/413/422 moves on too: rerank-core has already validated the input, so a
+provider that rejects it is objecting to its own contract (its options, model, size or length limits; a local
+member truncates what a hosted one refuses), and another member may well accept the same documents. A circuit
+breaker per member skips
 one that failed `failure_threshold` times in a row for `cooldown` seconds, instead of paying its timeout on
 every call; after the cool-down one call probes it again. When every member fails, `on_failure="passthrough"`
 returns the caller's documents in their original order (marked `passthrough=True`, with a warning logged)
@@ -19,7 +24,14 @@ from dataclasses import dataclass
 from typing import Literal
 
 from rerank_core.base import Normalize, Reranker, Scores, sigmoid
-from rerank_core.errors import ConfigurationError, InvalidInputError, InvalidRequestError, ProviderError, RerankError
+from rerank_core.errors import (
+    AuthenticationError,
+    ConfigurationError,
+    InvalidInputError,
+    InvalidRequestError,
+    ProviderError,
+    RerankError,
+)
 from rerank_core.models import Document
 
 logger = logging.getLogger("rerank_core")
@@ -41,8 +53,11 @@ class Deferred:
 
 Member = Reranker | Deferred
 
-FATAL = (InvalidRequestError, InvalidInputError)
-"""Errors about the request itself: every other member would reject it too."""
+FATAL = (InvalidInputError,)
+"""Errors about the caller's input, found before any request: every other member would raise them too."""
+
+MISCONFIGURED = (ConfigurationError, AuthenticationError, InvalidRequestError)
+"""Errors that say a member is set up wrongly (logged as such, so the fix is obvious) rather than down."""
 
 
 class _Slot:
@@ -172,10 +187,11 @@ class FallbackReranker(Reranker):
             if tripped:
                 slot.open_until = self.clock() + self.cooldown
         logger.warning(
-            "rerank fallback: %s failed (%s: %s)%s",
+            "rerank fallback: %s failed (%s: %s)%s%s",
             slot.name(),
             type(error).__name__,
             error,
+            "; it looks misconfigured" if isinstance(error, MISCONFIGURED) else "",
             f"; skipping it for {self.cooldown:g} s" if tripped else "; trying the next reranker",
         )
 
