@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Install everything into .venv from scratch (or update it), then run ruff, mypy and the whole test suite.
-# This is the command the README gives and the one CI runs.
+# Install everything into .venv from scratch (or update it), then run ruff, mypy, the whole test suite and the
+# release check. This is the command the README gives and the one CI runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,12 +10,18 @@ PYTHON="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 VENV_PY=.venv/bin/python
 
-"$VENV_PY" -m pip install -q --upgrade pip
+# --- install: pinned by constraints.txt (re-pin with scripts/lock.sh) ---
 # Pin torch first: it is the CPU build; a loose requirement would pull a multi-GB CUDA build.
 "$VENV_PY" -m pip install -q "torch==2.13.0"
-"$VENV_PY" -m pip install -q -r requirements-dev.txt
+"$VENV_PY" -m pip install -q -c constraints.txt -r requirements-dev.txt
 
+# --- static checks ---
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
+
+# --- tests ---
 .venv/bin/pytest "$@"
+
+# --- release: build all four packages, twine check, install the core wheel in a clean venv, rerank once ---
+bash scripts/release.sh
