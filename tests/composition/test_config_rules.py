@@ -16,6 +16,7 @@ from tests.support.emulator import Fault, ProviderEmulator
 
 Start = Callable[..., ProviderEmulator]
 DOCS = ["alpha", "beta", "gamma"]
+LOCAL = {"provider": "local"}
 
 
 def one(url: str, **extra: object) -> dict[str, object]:
@@ -77,11 +78,19 @@ def test_a_circuit_breaker_alone_makes_a_one_member_chain(start_emulator: Start)
         ({"provider": "local", "api_key_env": "X"}, "api_key_env: the local"),
         ({"provider": "generic", "base_url": "http://h", "api_key": "k", "api_key_env": "X"}, "api_key_env: api_key"),
         (
-            {"provider": "generic", "base_url": "http://h", "fallback": [{"provider": "local", "on_failure": "raise"}]},
+            {
+                "provider": "generic",
+                "base_url": "http://h",
+                "fallback": [{"provider": "local", "on_failure": "passthrough"}],
+            },
             "fallback.0.on_failure: applies to the whole chain",
         ),
         (
-            {"provider": "generic", "base_url": "http://h", "fallback": [{"provider": "local", "circuit_breaker": {}}]},
+            {
+                "provider": "generic",
+                "base_url": "http://h",
+                "fallback": [{"provider": "local", "circuit_breaker": {"cooldown": 5}}],
+            },
             "fallback.0.circuit_breaker",
         ),
         (
@@ -208,3 +217,14 @@ def test_a_config_file_that_is_not_utf8_is_a_configuration_error(tmp_path: Path)
     folder.mkdir()
     with pytest.raises(ConfigurationError, match="not found"):
         load_reranker(folder)
+
+
+def test_a_full_dump_of_a_valid_config_loads_back_and_builds_the_same(start_emulator: Start) -> None:
+    emu = start_emulator("generic")
+    config = RerankerConfig.load(one(emu.base_url, fallback=[{"provider": "local"}]))
+    dumped = config.model_dump(mode="json")  # every key, at its default: none of them counts as "ignored"
+    again = RerankerConfig.load(dumped)
+    again.check_used()
+    assert again == config.model_copy(update={"api_key": None})
+    single = RerankerConfig.load(RerankerConfig.load(one(emu.base_url)).model_dump(mode="json"))
+    assert isinstance(load_reranker(single, api_key="k"), HTTPReranker)  # default breaker: no chain

@@ -268,9 +268,10 @@ that member's failure from the chain)."""
 
 
 def unused_settings(config: RerankerConfig, *, member: bool, inherited: Mapping[str, Any]) -> list[str]:
-    """`"key: why"` for every explicitly set key of `config` (one member, not its own fallback list) that the
-    built reranker would not use."""
-    given = config.model_fields_set
+    """`"key: why"` for every key of `config` (one member, not its own fallback list) set to something other than
+    its default that the built reranker would not use. Keys at their default pass, so a full `model_dump()` of a
+    valid config loads back."""
+    given = changed_settings(config)
     problems: list[str] = []
     if member:
         problems += [
@@ -290,6 +291,16 @@ def unused_settings(config: RerankerConfig, *, member: bool, inherited: Mapping[
     if "cache_size" in given and config.cache not in (True, "memory"):
         problems.append('cache_size: sizes the in-memory cache only (cache=true or "memory")')
     return problems
+
+
+def changed_settings(config: RerankerConfig) -> set[str]:
+    """The keys set explicitly to a value other than their default."""
+    fields = RerankerConfig.model_fields
+    return {
+        key
+        for key in config.model_fields_set
+        if getattr(config, key) != fields[key].get_default(call_default_factory=True)
+    }
 
 
 KEYS_HINT = "Known keys: " + ", ".join(RerankerConfig.model_fields) + " (see docs/configuration.md)"

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from rerank_core.base import Reranker
 from rerank_core.cache import CachingReranker, ScoreCache, open_cache
 from rerank_core.chunking import ChunkingReranker, local_token_budget
-from rerank_core.config import CHAIN_WIDE, ConfigSource, RerankerConfig
+from rerank_core.config import CHAIN_WIDE, ConfigSource, RerankerConfig, changed_settings
 from rerank_core.errors import ConfigurationError
 from rerank_core.fallback import Deferred, FallbackReranker, Member
 
@@ -79,7 +79,7 @@ def build_reranker(config: RerankerConfig, *, clients: Mapping[str, Any] | None 
 
 def is_chain(config: RerankerConfig) -> bool:
     """A fallback list, fail-open or a circuit breaker each need the chain around the member(s)."""
-    return bool(config.fallback) or config.on_failure == "passthrough" or "circuit_breaker" in config.model_fields_set
+    return bool(config.fallback) or config.on_failure == "passthrough" or "circuit_breaker" in changed_settings(config)
 
 
 def _build(config: RerankerConfig, clients: Mapping[str, Any]) -> Reranker:
