@@ -346,3 +346,20 @@ def test_timeout_error_type_is_kept_when_the_only_member_times_out(start_emulato
     slow.fail_always(Fault(delay=1.0))
     with pytest.raises(RerankTimeoutError):
         FallbackReranker([member(slow, "slow-m", timeout=0.2)]).rerank(QUERY, DOCS)
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"cooldown": float("inf")},
+        {"cooldown": float("nan")},
+        {"cooldown": -1},
+        {"cooldown": 10**9},
+        {"failure_threshold": 0},
+        {"failure_threshold": True},
+        {"failure_threshold": 2.5},
+    ],
+)
+def test_breaker_settings_are_bounded_in_code_too(settings: dict[str, object]) -> None:
+    with pytest.raises(ConfigurationError, match=next(iter(settings))):
+        FallbackReranker([member(closed_port_url(), "m")], **settings)  # type: ignore[arg-type]

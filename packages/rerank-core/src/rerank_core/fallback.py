@@ -17,6 +17,7 @@ instead of raising, so a RAG pipeline keeps answering.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -32,6 +33,7 @@ from rerank_core.errors import (
     ProviderError,
     RerankError,
 )
+from rerank_core.limits import MAX_COOLDOWN
 from rerank_core.models import Document
 
 logger = logging.getLogger("rerank_core")
@@ -103,8 +105,17 @@ class FallbackReranker(Reranker):
             raise ConfigurationError("a fallback chain needs at least one member")
         if on_failure not in ("raise", "passthrough"):
             raise ConfigurationError(f"on_failure must be 'raise' or 'passthrough', not {on_failure!r}")
-        if failure_threshold < 1 or cooldown < 0:
-            raise ConfigurationError("failure_threshold must be >= 1 and cooldown >= 0")
+        if isinstance(failure_threshold, bool) or not isinstance(failure_threshold, int) or failure_threshold < 1:
+            raise ConfigurationError(f"failure_threshold must be an integer >= 1, not {failure_threshold!r}")
+        if (
+            isinstance(cooldown, bool)
+            or not isinstance(cooldown, int | float)
+            or not math.isfinite(cooldown)
+            or not 0 <= cooldown <= MAX_COOLDOWN
+        ):
+            raise ConfigurationError(
+                f"cooldown must be a number of seconds from 0 to {MAX_COOLDOWN:g}, not {cooldown!r}"
+            )
         self.slots = [_Slot(member) for member in members]
         self.on_failure = on_failure
         self.failure_threshold = failure_threshold
