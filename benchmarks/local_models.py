@@ -16,9 +16,11 @@ import random
 from pathlib import Path
 from typing import Any
 
+from benchmarks._data import SHARED, require
+
 MODELS_DIR = Path(__file__).resolve().parent / ".models"  # git-ignored
 MINILM_DIR = MODELS_DIR / "minilm-l6-cross-encoder"
-SCIFACT = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact"
+SCIFACT = SHARED / "data" / "scifact"
 
 
 def read_jsonl(path: Path) -> dict[str, dict[str, Any]]:
@@ -32,6 +34,7 @@ def abstract(row: dict[str, Any]) -> str:
 
 def probe_pairs(n_positive: int = 128, seed: int = 0) -> tuple[list[tuple[str, str]], list[float]]:
     """SciFact train claims with a cited abstract (label 1) and with a random abstract (label 0)."""
+    require(SCIFACT / "corpus.jsonl", SCIFACT / "queries.jsonl", SCIFACT / "qrels" / "train.tsv")
     corpus, queries = read_jsonl(SCIFACT / "corpus.jsonl"), read_jsonl(SCIFACT / "queries.jsonl")
     with (SCIFACT / "qrels" / "train.tsv").open(encoding="utf-8") as qrels:
         judged = [(row["query-id"], row["corpus-id"]) for row in csv.DictReader(qrels, delimiter="\t")]

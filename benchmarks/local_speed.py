@@ -27,12 +27,14 @@ from typing import Any
 
 import torch
 
+from benchmarks._data import require
 from benchmarks.local_models import SCIFACT, abstract, build_minilm_cross_encoder, read_jsonl
 from rerank_core.local import DEFAULT_BATCH_SIZE, DEFAULT_MAX_BATCH_TOKENS, LocalCrossEncoder, cpu_has_native_bf16
 
 
 def load_workload(n_docs: int, seed: int = 0) -> tuple[str, list[str]]:
     """A SciFact test claim, its cited abstracts and random others: `n_docs` abstracts of 50-300 words."""
+    require(SCIFACT / "corpus.jsonl", SCIFACT / "queries.jsonl", SCIFACT / "qrels" / "test.tsv")
     corpus, queries = read_jsonl(SCIFACT / "corpus.jsonl"), read_jsonl(SCIFACT / "queries.jsonl")
     fits = {doc_id for doc_id, row in corpus.items() if 50 <= len(abstract(row).split()) <= 300}
     cited: dict[str, list[str]] = {}

@@ -26,15 +26,14 @@ import statistics
 import time
 from collections import Counter
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from tests.support.emulator import ProviderEmulator
 
+from benchmarks._data import SHARED, require
 from rerank_core import load_reranker
 from rerank_core.chunking import TokenSpans, split_windows
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
 SCIFACT = SHARED / "data" / "scifact"
 TOKENIZER = SHARED / "models" / "ms-marco-MiniLM-L-6-v2-tokenizer"
 CANDIDATES, ABSTRACTS_PER_DOC, MAX_LENGTH = 10, 6, 512
@@ -128,6 +127,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--queries", type=int, default=300)
     args = parser.parse_args()
+    require(SCIFACT / "corpus.jsonl", SCIFACT / "queries.jsonl", SCIFACT / "qrels" / "test.tsv", TOKENIZER)
 
     from tokenizers import Tokenizer
     from transformers import AutoTokenizer

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Install everything into .venv from scratch (or update it), then run ruff, mypy and the whole test suite.
-# This is the command the README gives and the one CI runs.
+# Install everything into .venv from scratch (or update it), then run ruff, mypy, the whole test suite and the
+# release check. This is the command the README gives and the one CI runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,10 +10,10 @@ PYTHON="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 VENV_PY=.venv/bin/python
 
-"$VENV_PY" -m pip install -q --upgrade pip
+# --- install: pinned by constraints.txt (re-pin with scripts/lock.sh) ---
 # Pin torch first: it is the CPU build; a loose requirement would pull a multi-GB CUDA build.
 "$VENV_PY" -m pip install -q "torch==2.13.0"
-"$VENV_PY" -m pip install -q -r requirements-dev.txt
+"$VENV_PY" -m pip install -q -c constraints.txt -r requirements-dev.txt
 
 # A real Infinity server for tests/integration/test_infinity_server.py. Its pins (numpy 1.26, transformers 4.57)
 # clash with .venv, so it gets a venv of its own; torch is pinned first there too. ~1 min; not [all] (torchvision).
@@ -23,9 +23,15 @@ VENV_PY=.venv/bin/python
 .venv-infinity/bin/python -m pip install -q "infinity-emb[server,torch]==0.0.78"
 export RERANK_INFINITY_EMB="$PWD/.venv-infinity/bin/infinity_emb"
 
+# --- static checks ---
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
+
+# --- tests ---
 .venv/bin/pytest "$@"
 # The framework packages' tests again, on the lowest framework versions they declare (a second venv).
 bash scripts/test-floors.sh
+
+# --- release: build all four packages, twine check, install the core wheel in a clean venv, rerank once ---
+bash scripts/release.sh

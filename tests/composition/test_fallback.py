@@ -11,6 +11,7 @@ from rerank_core import (
     ConfigurationError,
     FallbackReranker,
     HTTPReranker,
+    InvalidInputError,
     InvalidRequestError,
     ProviderError,
     RateLimitError,
@@ -95,14 +96,73 @@ def test_moves_on_from_a_refused_connection() -> None:
         assert reranker.rerank(QUERY, DOCS).model == "backup-m"
 
 
-def test_a_bad_request_is_raised_without_trying_the_next_member(start_emulator: Start) -> None:
+@pytest.mark.parametrize(
+    "fault",
+    [
+        Fault(status=400),
+        Fault(status=404),
+        Fault(status=422),
+        Fault(status=401),
+        Fault(status=301, body={}, headers={"location": "http://127.0.0.1:9/elsewhere"}),
+    ],
+    ids=["400", "404", "422", "401", "redirect"],
+)
+def test_a_member_that_rejects_the_request_is_passed_over_loudly(
+    start_emulator: Start, fault: Fault, caplog: pytest.LogCaptureFixture
+) -> None:
     primary, backup = start_emulator("generic"), start_emulator("generic")
-    primary.fail_next(Fault(status=400))
+    primary.fail_always(fault)
     reranker = FallbackReranker([member(primary, "primary-m"), member(backup, "backup-m")])
 
-    with pytest.raises(InvalidRequestError):
+    with caplog.at_level(logging.WARNING, logger="rerank_core"):
+        response = reranker.rerank(QUERY, DOCS)
+    assert response.model == "backup-m"
+    assert backup.request_count == 1
+    warning = next(r for r in caplog.records if "primary-m" in r.getMessage())
+    assert warning.levelno == logging.WARNING
+    assert "looks misconfigured" in warning.getMessage()
+    assert str(fault.status) in warning.getMessage()
+
+
+def test_a_request_every_member_rejects_raises_the_last_error(start_emulator: Start) -> None:
+    primary, backup = start_emulator("generic"), start_emulator("generic")
+    primary.fail_always(Fault(status=400))
+    backup.fail_always(Fault(status=422))
+    reranker = FallbackReranker([member(primary, "primary-m"), member(backup, "backup-m")])
+    with pytest.raises(InvalidRequestError, match="every reranker") as caught:
         reranker.rerank(QUERY, DOCS)
-    assert backup.request_count == 0
+    assert caught.value.status_code == 422
+
+
+def test_bad_caller_input_stops_the_chain_before_any_request(start_emulator: Start) -> None:
+    primary, backup = start_emulator("generic"), start_emulator("generic")
+    sends_metadata = {"options": {"send_metadata": True}}
+    reranker = FallbackReranker(
+        [member(primary, "primary-m", **sends_metadata), member(backup, "backup-m", **sends_metadata)],
+        on_failure="passthrough",
+    )
+    with pytest.raises(InvalidInputError, match="NaN"):
+        reranker.rerank(QUERY, [Document(text="x", metadata={"v": float("nan")})] * 2)  # unencodable as JSON
+    assert (primary.request_count, backup.request_count) == (0, 0)
+
+
+class _BrokenLocal(Reranker):
+    """A member whose model cannot load: the local engine raises ConfigurationError on first use."""
+
+    provider = "local"
+
+    def _score(self, query: str, documents: list[Document], top_n: int | None) -> Scores:
+        raise ConfigurationError("model folder has no tokenizer files", provider="local", hint="Re-export it")
+
+    async def _ascore(self, query: str, documents: list[Document], top_n: int | None) -> Scores:
+        return self._score(query, documents, top_n)
+
+
+async def test_a_member_whose_model_fails_to_load_is_passed_over(start_emulator: Start) -> None:
+    backup = start_emulator("generic")
+    reranker = FallbackReranker([_BrokenLocal(), member(backup, "backup-m")])
+    assert reranker.rerank(QUERY, DOCS).model == "backup-m"
+    assert (await reranker.arerank(QUERY, DOCS)).model == "backup-m"
 
 
 def test_a_member_without_its_key_is_skipped_until_the_key_appears(
@@ -286,3 +346,20 @@ def test_timeout_error_type_is_kept_when_the_only_member_times_out(start_emulato
     slow.fail_always(Fault(delay=1.0))
     with pytest.raises(RerankTimeoutError):
         FallbackReranker([member(slow, "slow-m", timeout=0.2)]).rerank(QUERY, DOCS)
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"cooldown": float("inf")},
+        {"cooldown": float("nan")},
+        {"cooldown": -1},
+        {"cooldown": 10**9},
+        {"failure_threshold": 0},
+        {"failure_threshold": True},
+        {"failure_threshold": 2.5},
+    ],
+)
+def test_breaker_settings_are_bounded_in_code_too(settings: dict[str, object]) -> None:
+    with pytest.raises(ConfigurationError, match=next(iter(settings))):
+        FallbackReranker([member(closed_port_url(), "m")], **settings)  # type: ignore[arg-type]

@@ -9,6 +9,7 @@ import pytest
 
 from rerank_core import ChunkingReranker, ConfigurationError, LocalCrossEncoder, RerankResponse, load_reranker
 from rerank_core.chunking import approximate_tokens, split_windows
+from rerank_core.config import default_overlap
 from rerank_core.models import Document
 from tests.composition.helpers import first_words_scorer
 from tests.support.emulator import ProviderEmulator
@@ -72,7 +73,7 @@ def test_all_windows_go_in_one_request_and_short_documents_are_untouched(start_e
 
     assert emu.request_count == 1
     sent = emu.requests[0].body["documents"]
-    windows = len(split_windows(DOCS[1], 150, 64))
+    windows = len(split_windows(DOCS[1], 150, default_overlap(150)))
     assert len(sent) == len(DOCS) - 1 + windows
     assert DOCS[0] in sent
     assert DOCS[2] in sent
@@ -109,6 +110,17 @@ def test_windows_cover_the_text_overlap_and_respect_the_budget() -> None:
     for start, end in spans:
         assert sum(approximate_tokens(w) for w in text[start:end].split()) <= budget
     assert split_windows("short text", budget, overlap) == [(0, len("short text"))]
+
+
+def test_a_small_budget_without_an_overlap_derives_one_that_fits(start_emulator: Start) -> None:
+    emu = start_emulator("generic")
+    reranker = load_reranker(config(emu, long_documents="chunk", max_tokens_per_document=64))
+    chunker = reranker
+    assert isinstance(chunker, ChunkingReranker)
+    assert chunker.overlap == default_overlap(64) == 8
+    response = reranker.rerank(QUERY, DOCS)
+    assert sorted(r.index for r in response.results) == list(range(len(DOCS)))
+    assert ChunkingReranker(chunker.inner, max_tokens_per_document=16).overlap == 2
 
 
 def test_chunk_settings_are_validated() -> None:

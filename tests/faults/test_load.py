@@ -16,10 +16,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from tests.support.emulator import Fault, ProviderEmulator
 
 from rerank_core import HTTPReranker, RerankResponse, load_reranker
 from rerank_core.base import Reranker
+from tests.support.emulator import Fault, ProviderEmulator
 
 StartEmulator = Callable[..., ProviderEmulator]
 KEY = "sk-load-test-0123456789"

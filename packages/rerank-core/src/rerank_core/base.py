@@ -156,6 +156,11 @@ class Reranker(ABC):
         (endpoint, request options, activation, precision...). Never include secrets."""
         return f"{self.provider}\x00{self.model or ''}"
 
+    def scored_content(self, document: Document) -> str:
+        """What this reranker scores of `document`, as a string: the score cache keys on it. The text by
+        default; a hosted provider adds the metadata it sends (`rank_fields`, `send_metadata`)."""
+        return document.text
+
     # -- backend hooks ----------------------------------------------------------------------------------------
 
     @abstractmethod

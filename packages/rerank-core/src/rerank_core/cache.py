@@ -1,7 +1,11 @@
-"""Score cache: never pay twice for the same (provider, model, query, document) pair.
+"""Score cache: never pay twice for the same (provider, model, query, scored content) pair.
 
-`CachingReranker` wraps any reranker, looks every document up first and sends only the misses. Stores follow the
-small `ScoreCache` protocol; two ship here: an in-memory LRU and a sqlite file (standard library, thread-safe).
+`CachingReranker` wraps any reranker, looks every document up first and sends only the misses. The key holds
+exactly what the inner reranker scores (`Reranker.scored_content`: the text, plus the metadata that goes on the
+wire with `rank_fields` / `send_metadata`), so two documents with one text but different scored metadata never
+share a score. Identical misses of concurrent calls are fetched once: later calls wait for the first one's answer.
+Stores follow the small `ScoreCache` protocol; two ship here: an in-memory LRU and a sqlite file (standard
+library, thread-safe, shareable between processes).
 """
 
 from __future__ import annotations
@@ -12,13 +16,14 @@ import logging
 import sqlite3
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future
 from pathlib import Path
 from typing import NamedTuple, Protocol, cast, runtime_checkable
 
 from rerank_core.base import Reranker, Scores
-from rerank_core.errors import ConfigurationError
-from rerank_core.models import CacheStats, Document, ScoreKind
+from rerank_core.errors import ConfigurationError, RerankError
+from rerank_core.models import CacheStats, Document, ScoreKind, Usage, Window
 
 logger = logging.getLogger("rerank_core")
 
@@ -39,7 +44,8 @@ class ScoreCache(Protocol):
 
 
 def cache_key(signature: str, query: str, text: str) -> str:
-    """`signature` is the reranker's `scoring_signature`: provider, model and whatever else shapes its scores."""
+    """`signature` is the reranker's `scoring_signature`: provider, model and whatever else shapes its scores;
+    `text` is the document's `scored_content`."""
     document_hash = hashlib.sha256(text.encode()).hexdigest()
     parts = "\x00".join((signature, query, document_hash))
     return hashlib.sha256(parts.encode()).hexdigest()
@@ -75,34 +81,52 @@ class MemoryScoreCache:
 
 
 class SQLiteScoreCache:
-    """Scores in a sqlite file that survives restarts and is shared by every reranker pointing at it."""
+    """Scores in a sqlite file that survives restarts and is shared by every reranker (and process) pointing at it.
 
-    def __init__(self, path: str | Path) -> None:
+    A store that cannot be read or written at call time (disk full, file locked longer than `busy_timeout`) is
+    logged at WARNING and treated as a miss: the cache never fails a rerank that the provider can answer.
+    """
+
+    def __init__(self, path: str | Path, *, busy_timeout: float = 10.0) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        # One connection shared across threads, serialized by the lock.
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS scores (key TEXT PRIMARY KEY, score REAL, kind TEXT)")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # One connection shared across threads, serialized by the lock; other processes wait up to
+            # `busy_timeout` seconds for a write lock instead of failing at once.
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=busy_timeout)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("CREATE TABLE IF NOT EXISTS scores (key TEXT PRIMARY KEY, score REAL, kind TEXT)")
+        except (OSError, sqlite3.Error) as error:
+            raise ConfigurationError(
+                f"cache: cannot open the sqlite file {str(self.path)!r} ({error})",
+                hint='Point cache="sqlite:///path/to/scores.db" at a writable file (its folder is created)',
+            ) from None
 
     def get_many(self, keys: Sequence[str]) -> dict[str, CachedScore]:
         found: dict[str, CachedScore] = {}
-        with self._lock:
-            for start in range(0, len(keys), 500):  # stay under sqlite's bound-parameter limit
-                chunk = list(keys[start : start + 500])
-                marks = ",".join("?" * len(chunk))
-                rows = self._db.execute(f"SELECT key, score, kind FROM scores WHERE key IN ({marks})", chunk)
-                for key, score, kind in rows:
-                    found[key] = CachedScore(score, cast(ScoreKind, kind))
+        try:
+            with self._lock:
+                for start in range(0, len(keys), 500):  # stay under sqlite's bound-parameter limit
+                    chunk = list(keys[start : start + 500])
+                    marks = ",".join("?" * len(chunk))
+                    rows = self._db.execute(f"SELECT key, score, kind FROM scores WHERE key IN ({marks})", chunk)
+                    for key, score, kind in rows:
+                        found[key] = CachedScore(score, cast(ScoreKind, kind))
+        except sqlite3.Error as error:
+            logger.warning("rerank cache: cannot read %s (%s); treating every document as a miss", self.path, error)
+            return {}
         return found
 
     def set_many(self, entries: Mapping[str, CachedScore]) -> None:
-        with self._lock:
-            self._db.executemany(
-                "INSERT OR REPLACE INTO scores (key, score, kind) VALUES (?, ?, ?)",
-                [(key, value.score, value.score_kind) for key, value in entries.items()],
-            )
+        try:
+            with self._lock:
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO scores (key, score, kind) VALUES (?, ?, ?)",
+                    [(key, value.score, value.score_kind) for key, value in entries.items()],
+                )
+        except sqlite3.Error as error:
+            logger.warning("rerank cache: cannot write %s (%s); %d scores not cached", self.path, error, len(entries))
 
     def close(self) -> None:
         with self._lock:
@@ -115,9 +139,122 @@ def open_cache(setting: bool | str, *, max_entries: int = 100_000) -> ScoreCache
         return None
     if setting is True or setting == "memory":
         return MemoryScoreCache(max_entries)
-    if isinstance(setting, str) and setting.startswith("sqlite:///"):
+    if isinstance(setting, str) and setting.startswith("sqlite:///") and setting.removeprefix("sqlite:///").strip():
         return SQLiteScoreCache(setting.removeprefix("sqlite:///"))
-    raise ConfigurationError(f"unknown cache setting {setting!r}", hint='Use true, "memory" or "sqlite:///path.db"')
+    raise ConfigurationError(
+        f"unknown cache setting {setting!r}", hint='Use cache=true, "memory" or "sqlite:///path/to/scores.db"'
+    )
+
+
+GetMany = Callable[[Sequence[str]], dict[str, CachedScore]]
+
+
+class _InFlight:
+    """Keys whose scores some call is fetching right now, so an identical miss waits instead of sending again.
+
+    `concurrent.futures.Future` serves threads and event loops alike (async waiters wrap it); each future is marked
+    running at once, so a cancelled waiter can never cancel it for the others.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: dict[str, Future[CachedScore | None]] = {}
+
+    def claim(self, keys: Iterable[str], *, wait: bool) -> tuple[list[str], dict[str, Future[CachedScore | None]]]:
+        """(keys this call fetches, futures of keys another call is fetching). With `wait=False` the caller
+        fetches every key itself (a sync call on an event loop's thread must never block on that loop)."""
+        mine: list[str] = []
+        theirs: dict[str, Future[CachedScore | None]] = {}
+        with self._lock:
+            for key in keys:
+                pending = self._pending.get(key)
+                if pending is not None and wait:
+                    theirs[key] = pending
+                    continue
+                mine.append(key)
+                if pending is None:
+                    future: Future[CachedScore | None] = Future()
+                    future.set_running_or_notify_cancel()
+                    self._pending[key] = future
+        return mine, theirs
+
+    def resolve(self, keys: Iterable[str], found: Mapping[str, CachedScore], error: BaseException | None) -> None:
+        futures = []
+        with self._lock:
+            for key in keys:
+                future = self._pending.pop(key, None)
+                if future is not None:
+                    futures.append((key, future))
+        for key, future in futures:
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(found.get(key))
+
+
+class _Retry(Exception):
+    """The call fetching a key went away without a provider error (cancelled, crashed): fetch it ourselves."""
+
+
+def _outcome(future: Future[CachedScore | None]) -> CachedScore | None:
+    try:
+        return future.result()
+    except RerankError:
+        raise  # the provider's answer for this very content; this call would get the same
+    except BaseException:
+        raise _Retry() from None
+
+
+class _Call:
+    """One call's bookkeeping: a key per document, the scores found so far, and what the provider reported."""
+
+    def __init__(self, keys: list[str]) -> None:
+        self.keys = keys
+        self.unique = list(dict.fromkeys(keys))
+        self.found: dict[str, CachedScore] = {}
+        self.misses = 0
+        self.fresh: list[tuple[list[str], Scores]] = []
+
+    def first_positions(self, keys: list[str]) -> list[int]:
+        first = {key: i for i, key in reversed(list(enumerate(self.keys)))}
+        return [first[key] for key in keys]
+
+    def add_fresh(self, sent: list[str], scored: Scores) -> dict[str, CachedScore]:
+        entries = {sent[j]: CachedScore(score, scored.score_kind) for j, score in scored.scores.items()}
+        self.found.update(entries)
+        self.fresh.append((sent, scored))
+        return entries
+
+    def result(self, inner: Reranker) -> Scores:
+        kinds = {self.found[key].score_kind for key in self.unique if key in self.found}
+        merged = Scores(
+            scores={i: self.found[key].score for i, key in enumerate(self.keys) if key in self.found},
+            provider=inner.provider,
+            model=inner.model,
+            score_kind=kinds.pop() if len(kinds) == 1 else "unknown",
+            cache=CacheStats(hits=len(self.keys) - self.misses, misses=self.misses),
+        )
+        usage, windows = Usage(), {}
+        for sent, scored in self.fresh:
+            merged.provider, merged.model = scored.provider, scored.model
+            usage = usage + scored.usage
+            merged.request_ids += scored.request_ids
+            windows.update({sent[j]: window for j, window in scored.windows.items()})
+        merged.usage = usage if self.fresh else merged.usage
+        merged.windows = _by_position(self.keys, windows)
+        return merged
+
+
+def _by_position(keys: list[str], windows: Mapping[str, Window]) -> dict[int, Window]:
+    return {i: windows[key] for i, key in enumerate(keys) if key in windows}
+
+
+def _in_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 class CachingReranker(Reranker):
@@ -129,6 +266,7 @@ class CachingReranker(Reranker):
         self.provider = inner.provider
         self.model = inner.model
         self.normalize = inner.normalize  # scores are cached raw; the outermost response normalizes them
+        self._in_flight = _InFlight()
 
     def __repr__(self) -> str:
         return f"CachingReranker({self.inner!r}, cache={type(self.cache).__name__})"
@@ -142,57 +280,96 @@ class CachingReranker(Reranker):
     async def aclose(self) -> None:
         await self.inner.aclose()
 
+    def scored_content(self, document: Document) -> str:
+        return self.inner.scored_content(document)
+
     def _score(self, query: str, documents: list[Document], top_n: int | None) -> Scores:
-        keys = self._keys(query, documents)
-        hits = self.cache.get_many(keys)
-        missing = [i for i, key in enumerate(keys) if key not in hits]
-        # A top_n hint would leave some misses unscored, and unscored documents cannot be cached.
-        fresh = self.inner._score(query, [documents[i] for i in missing], None) if missing else None
-        if fresh is not None:
-            self.cache.set_many(self._entries(keys, missing, fresh))
-        return self._merge(keys, hits, missing, fresh)
+        call = self._start(query, documents, self.cache.get_many)
+        pending = [key for key in call.unique if key not in call.found]
+        wait = not _in_event_loop()
+        while pending:
+            mine, theirs = self._in_flight.claim(pending, wait=wait)
+            if mine:
+                # No top_n hint: a document left unscored by the provider could not be cached.
+                positions = call.first_positions(mine)
+                try:
+                    scored = self.inner._score(query, [documents[i] for i in positions], None)
+                    entries = call.add_fresh(mine, scored)
+                    self.cache.set_many(entries)
+                except BaseException as error:
+                    self._in_flight.resolve(mine, {}, error)
+                    raise
+                self._in_flight.resolve(mine, entries, None)
+            pending = []
+            for key, future in theirs.items():
+                try:
+                    self._settle(call, key, _outcome(future))
+                except _Retry:
+                    pending.append(key)
+        return self._finish_call(call)
 
     async def _ascore(self, query: str, documents: list[Document], top_n: int | None) -> Scores:
         # Disk-backed stores block, so they run off the event loop; the in-memory LRU is too quick to bother.
         in_memory = isinstance(self.cache, MemoryScoreCache)
         keys = self._keys(query, documents)
-        hits = self.cache.get_many(keys) if in_memory else await asyncio.to_thread(self.cache.get_many, keys)
-        missing = [i for i, key in enumerate(keys) if key not in hits]
-        fresh = await self.inner._ascore(query, [documents[i] for i in missing], None) if missing else None
-        if fresh is not None:
-            entries = self._entries(keys, missing, fresh)
-            if in_memory:
-                self.cache.set_many(entries)
-            else:
-                await asyncio.to_thread(self.cache.set_many, entries)
-        return self._merge(keys, hits, missing, fresh)
+        unique = list(dict.fromkeys(keys))
+        hits = self.cache.get_many(unique) if in_memory else await asyncio.to_thread(self.cache.get_many, unique)
+        call = self._begin(keys, hits)
+        pending = [key for key in call.unique if key not in call.found]
+        while pending:
+            mine, theirs = self._in_flight.claim(pending, wait=True)
+            if mine:
+                positions = call.first_positions(mine)
+                try:
+                    scored = await self.inner._ascore(query, [documents[i] for i in positions], None)
+                    entries = call.add_fresh(mine, scored)
+                    if in_memory:
+                        self.cache.set_many(entries)
+                    else:
+                        await asyncio.to_thread(self.cache.set_many, entries)
+                except BaseException as error:
+                    self._in_flight.resolve(mine, {}, error)
+                    raise
+                self._in_flight.resolve(mine, entries, None)
+            pending = []
+            for key, future in theirs.items():
+                # shield: cancelling this waiter must not cancel the shared future for the other waiters.
+                try:
+                    await asyncio.shield(asyncio.wrap_future(future))
+                except BaseException:
+                    if not future.done():
+                        raise  # this waiter itself was cancelled
+                try:
+                    self._settle(call, key, _outcome(future))
+                except _Retry:
+                    pending.append(key)
+        return self._finish_call(call)
+
+    # -- shared steps -----------------------------------------------------------------------------------------
 
     def _keys(self, query: str, documents: list[Document]) -> list[str]:
         signature = self.inner.scoring_signature
-        return [cache_key(signature, query, doc.text) for doc in documents]
+        return [cache_key(signature, query, self.inner.scored_content(doc)) for doc in documents]
+
+    def _start(self, query: str, documents: list[Document], get_many: GetMany) -> _Call:
+        keys = self._keys(query, documents)
+        return self._begin(keys, get_many(list(dict.fromkeys(keys))))
 
     @staticmethod
-    def _entries(keys: list[str], missing: list[int], fresh: Scores) -> dict[str, CachedScore]:
-        return {
-            keys[position]: CachedScore(fresh.scores[j], fresh.score_kind)
-            for j, position in enumerate(missing)
-            if j in fresh.scores
-        }
+    def _begin(keys: list[str], hits: dict[str, CachedScore]) -> _Call:
+        call = _Call(keys)
+        call.found.update(hits)
+        call.misses = sum(1 for key in keys if key not in hits)
+        return call
 
-    def _merge(self, keys: list[str], hits: dict[str, CachedScore], missing: list[int], fresh: Scores | None) -> Scores:
-        stats = CacheStats(hits=len(keys) - len(missing), misses=len(missing))
-        kinds = {hit.score_kind for hit in hits.values()}
-        merged = Scores(
-            scores={i: hits[key].score for i, key in enumerate(keys) if key in hits},
-            provider=self.inner.provider,
-            model=self.inner.model,
-            score_kind=kinds.pop() if len(kinds) == 1 else "unknown",
-            cache=stats,
-        )
-        if fresh is not None:
-            merged.scores.update({missing[j]: score for j, score in fresh.scores.items()})
-            merged.windows.update({missing[j]: window for j, window in fresh.windows.items()})
-            merged.provider, merged.model, merged.score_kind = fresh.provider, fresh.model, fresh.score_kind
-            merged.usage, merged.request_ids = fresh.usage, fresh.request_ids
+    @staticmethod
+    def _settle(call: _Call, key: str, value: CachedScore | None) -> None:
+        if value is not None:  # None: the provider left that document unscored for the other call too
+            call.found[key] = value
+
+    def _finish_call(self, call: _Call) -> Scores:
+        merged = call.result(self.inner)
+        stats = merged.cache
+        assert stats is not None
         logger.debug("rerank cache: %d hits, %d misses (%s)", stats.hits, stats.misses, self.provider)
         return merged

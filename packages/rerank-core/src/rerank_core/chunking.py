@@ -2,8 +2,9 @@
 
 A provider (or the local model) truncates what does not fit its window, so a passage deep inside a long document
 is never seen. `ChunkingReranker` splits documents longer than `max_tokens_per_document` at word boundaries into
-windows that overlap by `overlap` tokens, sends all windows in one call, and max-pools the window scores back
-onto the caller's documents; each document is returned exactly once, with the winning span in `result.window`.
+windows that overlap by `overlap` tokens (by default an eighth of the budget), sends all windows in one call, and
+max-pools the window scores back onto the caller's documents; each document is returned exactly once, with the
+winning span in `result.window`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from rerank_core.base import Reranker, Scores
+from rerank_core.config import default_overlap
 from rerank_core.errors import ConfigurationError
 from rerank_core.models import Document, Window
 
@@ -99,9 +101,11 @@ class ChunkingReranker(Reranker):
         inner: Reranker,
         *,
         max_tokens_per_document: int = 512,
-        overlap: int = 64,
+        overlap: int | None = None,
         tokens: TokenBudget | None = None,
     ) -> None:
+        if overlap is None:  # the user never chose one: derive it from the budget, so it always fits
+            overlap = default_overlap(max_tokens_per_document)
         if overlap < 0 or overlap >= max_tokens_per_document:
             raise ConfigurationError(
                 f"chunk overlap ({overlap}) must be >= 0 and smaller than max_tokens_per_document "

@@ -1,8 +1,13 @@
 """`FallbackReranker`: keep answering when a provider is down, rate-limited or not configured.
 
-Members are tried in order. A member that fails for a reason another member may not share (connection refused,
-timeout, 5xx, 429, a bad or missing key, a malformed answer) hands the call to the next one; a rejected request
-(400/404/413/422) or bad input is the caller's problem and is raised at once. A circuit breaker per member skips
+Members are tried in order. Only `InvalidInputError` stops the chain: rerank-core raises it before sending anything,
+from the caller's input alone, so every member would raise it too. Every other `RerankError` hands the call to the
+next member with a WARNING: outages (connection refused, timeout, 5xx, 429), a malformed answer, and everything
+that says *this member* is set up wrongly (401/403, a missing key, a model that fails to load, 404 for a wrong
+model or endpoint, a redirect). A 400/413/422 moves on too: rerank-core has already validated the input, so a
+provider that rejects it is objecting to its own contract (its options, model, size or length limits; a local
+member truncates what a hosted one refuses), and another member may well accept the same documents. A circuit
+breaker per member skips
 one that failed `failure_threshold` times in a row for `cooldown` seconds, instead of paying its timeout on
 every call; after the cool-down one call probes it again. When every member fails, `on_failure="passthrough"`
 returns the caller's documents in their original order (marked `passthrough=True`, with a warning logged)
@@ -12,6 +17,7 @@ instead of raising, so a RAG pipeline keeps answering.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -19,7 +25,15 @@ from dataclasses import dataclass
 from typing import Literal
 
 from rerank_core.base import Normalize, Reranker, Scores, normalized
-from rerank_core.errors import ConfigurationError, InvalidInputError, InvalidRequestError, ProviderError, RerankError
+from rerank_core.errors import (
+    AuthenticationError,
+    ConfigurationError,
+    InvalidInputError,
+    InvalidRequestError,
+    ProviderError,
+    RerankError,
+)
+from rerank_core.limits import MAX_COOLDOWN
 from rerank_core.models import Document
 
 logger = logging.getLogger("rerank_core")
@@ -41,8 +55,11 @@ class Deferred:
 
 Member = Reranker | Deferred
 
-FATAL = (InvalidRequestError, InvalidInputError)
-"""Errors about the request itself: every other member would reject it too."""
+FATAL = (InvalidInputError,)
+"""Errors about the caller's input, found before any request: every other member would raise them too."""
+
+MISCONFIGURED = (ConfigurationError, AuthenticationError, InvalidRequestError)
+"""Errors that say a member is set up wrongly (logged as such, so the fix is obvious) rather than down."""
 
 
 class _Slot:
@@ -88,8 +105,17 @@ class FallbackReranker(Reranker):
             raise ConfigurationError("a fallback chain needs at least one member")
         if on_failure not in ("raise", "passthrough"):
             raise ConfigurationError(f"on_failure must be 'raise' or 'passthrough', not {on_failure!r}")
-        if failure_threshold < 1 or cooldown < 0:
-            raise ConfigurationError("failure_threshold must be >= 1 and cooldown >= 0")
+        if isinstance(failure_threshold, bool) or not isinstance(failure_threshold, int) or failure_threshold < 1:
+            raise ConfigurationError(f"failure_threshold must be an integer >= 1, not {failure_threshold!r}")
+        if (
+            isinstance(cooldown, bool)
+            or not isinstance(cooldown, int | float)
+            or not math.isfinite(cooldown)
+            or not 0 <= cooldown <= MAX_COOLDOWN
+        ):
+            raise ConfigurationError(
+                f"cooldown must be a number of seconds from 0 to {MAX_COOLDOWN:g}, not {cooldown!r}"
+            )
         self.slots = [_Slot(member) for member in members]
         self.on_failure = on_failure
         self.failure_threshold = failure_threshold
@@ -172,10 +198,11 @@ class FallbackReranker(Reranker):
             if tripped:
                 slot.open_until = self.clock() + self.cooldown
         logger.warning(
-            "rerank fallback: %s failed (%s: %s)%s",
+            "rerank fallback: %s failed (%s: %s)%s%s",
             slot.name(),
             type(error).__name__,
             error,
+            "; it looks misconfigured" if isinstance(error, MISCONFIGURED) else "",
             f"; skipping it for {self.cooldown:g} s" if tripped else "; trying the next reranker",
         )
 

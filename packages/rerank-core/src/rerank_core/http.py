@@ -210,6 +210,11 @@ class HTTPReranker(Reranker):
         options = json.dumps(self.options, sort_keys=True, default=str)
         return "\x00".join((super().scoring_signature, self._scrub(self.url), options))
 
+    def scored_content(self, document: Document) -> str:
+        # Exactly what goes on the wire for this document (the dialect decides), for the score cache's key.
+        payload = self.dialect.documents_payload([document], self.options)[0]
+        return payload if isinstance(payload, str) else json.dumps(payload, sort_keys=True, default=str)
+
     @property
     def max_retries(self) -> int:
         return self.retry_policy.max_retries

@@ -2,7 +2,9 @@
 
 Every form (spec string, dict, `RerankerConfig`, TOML/YAML/JSON file, `RERANK_*` environment variables) becomes
 a `RerankerConfig` first, and the reranker is built from that, so all forms behave the same. Composition order
-for one member: provider -> score cache -> long-document chunking; members are then chained by fallback.
+for one member: provider -> score cache -> long-document chunking; members are then chained by fallback. A
+config with `on_failure="passthrough"` or a `circuit_breaker` is a chain even with one member, so a single
+provider that is down fails open too.
 """
 
 from __future__ import annotations
@@ -14,16 +16,12 @@ from typing import TYPE_CHECKING, Any
 from rerank_core.base import Reranker
 from rerank_core.cache import CachingReranker, ScoreCache, open_cache
 from rerank_core.chunking import ChunkingReranker, local_token_budget
-from rerank_core.config import ConfigSource, RerankerConfig
+from rerank_core.config import CHAIN_WIDE, ConfigSource, RerankerConfig, changed_settings
 from rerank_core.errors import ConfigurationError
 from rerank_core.fallback import Deferred, FallbackReranker, Member
 
 if TYPE_CHECKING:
     import httpx
-
-
-CHAIN_WIDE = ("long_documents", "max_tokens_per_document", "chunk_overlap")
-"""Settings a fallback member takes from the chain unless it sets them itself (the cache store is shared too)."""
 
 
 def load_reranker(
@@ -62,17 +60,34 @@ def load_reranker(
     if options:
         settings["options"] = {**config.options, **settings.get("options", {}), **options}
     config = config.with_overrides(settings)
-    clients = {"headers": headers, "http_client": http_client, "async_http_client": async_http_client}
-    return build_reranker(config, clients={key: value for key, value in clients.items() if value is not None})
+    given = {"headers": headers, "http_client": http_client, "async_http_client": async_http_client}
+    clients = {key: value for key, value in given.items() if value is not None}
+    if clients and config.provider == "local":
+        raise ConfigurationError(
+            f"{', '.join(clients)} would be ignored: the local cross-encoder sends no HTTP request",
+            provider="local",
+            hint="Pass them only for a hosted provider",
+        )
+    return build_reranker(config, clients=clients)
 
 
 def build_reranker(config: RerankerConfig, *, clients: Mapping[str, Any] | None = None) -> Reranker:
-    """The reranker a validated config describes."""
+    """The reranker a validated config describes. A setting it would ignore is a `ConfigurationError`."""
+    config.check_used()
+    return _build(config, clients or {})
+
+
+def is_chain(config: RerankerConfig) -> bool:
+    """A fallback list, fail-open or a circuit breaker each need the chain around the member(s)."""
+    return bool(config.fallback) or config.on_failure == "passthrough" or "circuit_breaker" in changed_settings(config)
+
+
+def _build(config: RerankerConfig, clients: Mapping[str, Any]) -> Reranker:
     cache = open_cache(config.cache, max_entries=config.cache_size)
-    if not config.fallback:
-        return build_member(config, cache, clients or {})
+    if not is_chain(config):
+        return build_member(config, cache, clients)
     primary = config.model_copy(update={"fallback": []})
-    members: list[Member] = [member_or_factory(primary, cache, clients or {})]
+    members: list[Member] = [member_or_factory(primary, cache, clients)]
     for member in config.fallback:
         # Chain-wide settings apply to every member that does not set its own; a member without its own cache
         # shares the chain's store (keys include provider and model, so members never mix scores).
@@ -94,7 +109,7 @@ def member_or_factory(config: RerankerConfig, cache: ScoreCache | None, clients:
     """Build now, unless the API key is missing: then build on first use, so the chain still starts and the
     member is skipped (and retried later) until its key appears."""
     if config.fallback:
-        return build_reranker(config, clients=clients)
+        return _build(config, clients)
     if key_is_missing(config):
         label = f"{config.provider}:{config.model}" if config.model else config.provider
         return Deferred(lambda: build_member(config, cache, clients), label=label)
@@ -109,7 +124,7 @@ def build_member(config: RerankerConfig, cache: ScoreCache | None, clients: Mapp
         reranker = ChunkingReranker(
             reranker,
             max_tokens_per_document=config.max_tokens_per_document,
-            overlap=config.chunk_overlap,
+            overlap=config.overlap,
             tokens=local_token_budget(base),
         )
     return reranker
