@@ -127,9 +127,9 @@ def test_concurrent_threads_share_one_load_and_get_identical_results(
     loads: list[int] = []
     read_network = LocalCrossEncoder._read_network
 
-    def counting(self: LocalCrossEncoder) -> Any:
+    def counting(self: LocalCrossEncoder, text: Any) -> Any:
         loads.append(threading.get_ident())
-        return read_network(self)
+        return read_network(self, text)
 
     monkeypatch.setattr(LocalCrossEncoder, "_read_network", counting)
     reranker = LocalCrossEncoder(tiny_cross_encoder, batch_size=2, local_files_only=True)

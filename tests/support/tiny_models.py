@@ -64,3 +64,13 @@ def build_tiny_cross_encoder(path: str | Path, num_labels: int = 1, seed: int = 
     tokenizer = AutoTokenizer.from_pretrained(directory, do_lower_case=True, model_max_length=512)
     tokenizer.save_pretrained(directory)
     return str(directory)
+
+
+def export_tiny_onnx(source: str, path: str | Path, int8: bool = True) -> str:
+    """Export a tiny cross-encoder with the real `rerank export-onnx` code (fp32, and int8 unless told not to)."""
+    from rerank_core.onnx_export import main
+
+    argv = [source, str(path), *(["--int8"] if int8 else [])]
+    if main(argv) != 0:
+        raise RuntimeError(f"export-onnx {argv} failed")
+    return str(path)

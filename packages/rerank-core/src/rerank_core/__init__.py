@@ -31,6 +31,7 @@ from rerank_core.models import (
     Usage,
     Window,
 )
+from rerank_core.onnx_engine import OnnxCrossEncoder  # imports onnxruntime only on first use
 
 __all__ = [
     "AuthenticationError",
@@ -48,6 +49,7 @@ __all__ = [
     "InvalidRequestError",
     "LocalCrossEncoder",
     "MemoryScoreCache",
+    "OnnxCrossEncoder",
     "ProviderError",
     "RateLimitError",
     "RerankConnectionError",

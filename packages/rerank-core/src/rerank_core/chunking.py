@@ -22,7 +22,7 @@ from rerank_core.errors import ConfigurationError
 from rerank_core.models import Document, Window
 
 if TYPE_CHECKING:
-    from rerank_core.local import LocalCrossEncoder
+    from rerank_core.cross_encoder import CrossEncoderBase
 
 WORD = re.compile(r"\S{1,100}")
 """Window boundaries fall between words; a run of 100+ non-space characters is cut like several words."""
@@ -196,17 +196,16 @@ class _Plan:
 
 
 def local_token_budget(reranker: Reranker) -> TokenBudget | None:
-    """The real tokenizer and window of a local cross-encoder, or None for other rerankers."""
-    from rerank_core.local import LocalCrossEncoder  # imports no torch until a model is loaded
+    """The real tokenizer and window of a local cross-encoder (either engine), or None for other rerankers."""
+    from rerank_core.cross_encoder import CrossEncoderBase  # imports no engine until a model is loaded
 
-    if not isinstance(reranker, LocalCrossEncoder):
+    if not isinstance(reranker, CrossEncoderBase):
         return None
     local = reranker
     spans = _LocalSpans(local)
 
     def room(query: str) -> int:
-        specials: int = local.tokenizer.num_special_tokens_to_add(pair=True)
-        return max(8, local.max_length - local.count_tokens(query) - specials)
+        return max(8, local.max_length - local.count_tokens(query) - local.special_tokens_per_pair)
 
     return TokenBudget(spans=spans, room=room)
 
@@ -218,7 +217,7 @@ class _LocalSpans:
     once); one call per document gives every token's span, so windows fit the budget exactly.
     """
 
-    def __init__(self, local: LocalCrossEncoder) -> None:
+    def __init__(self, local: CrossEncoderBase) -> None:
         self.local = local
         self._backend: Any = None
         self._lock = threading.Lock()
@@ -228,7 +227,7 @@ class _LocalSpans:
             if self._backend is None:
                 from tokenizers import Tokenizer
 
-                self._backend = Tokenizer.from_str(self.local.tokenizer.backend_tokenizer.to_str())
+                self._backend = Tokenizer.from_str(self.local.backend_tokenizer.to_str())
                 self._backend.no_truncation()
                 self._backend.no_padding()
             return [tuple(span) for span in self._backend.encode(text, add_special_tokens=False).offsets]

@@ -132,10 +132,9 @@ def build_member(config: RerankerConfig, cache: ScoreCache | None, clients: Mapp
 
 def build_provider(config: RerankerConfig, clients: Mapping[str, Any]) -> Reranker:
     if config.provider == "local":
-        from rerank_core.local import LocalCrossEncoder
+        from rerank_core.engines import local_cross_encoder
 
-        settings = {"normalize": config.normalize, **config.options}
-        return LocalCrossEncoder(config.model, **settings)
+        return local_cross_encoder(config.model, **{"normalize": config.normalize, **config.options})
 
     from rerank_core.http import HTTPReranker
 

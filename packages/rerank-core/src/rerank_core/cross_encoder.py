@@ -1,0 +1,496 @@
+"""What both local engines (torch in `local.py`, ONNX Runtime in `onnx_engine.py`) share.
+
+Options and their checks, tokenization with the model's Rust tokenizer (documents truncated, queries never),
+length-sorted token-budgeted batches, activations, thread-safe lazy loading and typed load errors. An engine only
+reads its tokenizer metadata (`_read_text`), loads its network (`_read_network`) and scores one padded batch
+(`_forward`). Nothing here imports torch, transformers or onnxruntime.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from rerank_core.base import Normalize, Reranker, Scores, sigmoid
+from rerank_core.errors import ConfigurationError, InvalidInputError
+from rerank_core.models import Document, ScoreKind, Usage
+
+if TYPE_CHECKING:
+    import numpy as np
+
+DEFAULT_MODEL = "cross-encoder/ms-marco-MiniLM-L-6-v2"
+MODEL_ENV = "RERANK_LOCAL_MODEL"
+DEFAULT_BATCH_SIZE = 32
+"""Most pairs in one batch."""
+INT8_BATCH_SIZE = 4
+"""Most pairs in one batch for int8 models: dynamic int8 scales activations once per batch, so a big batch of mixed
+documents quantizes each of them more coarsely (measured in tests/local/test_quantize.py)."""
+DEFAULT_MAX_BATCH_TOKENS = 1280
+"""Most padded tokens in one batch (pairs x longest pair). Measured by benchmarks/local_speed.py: on CPU the best
+batch holds a roughly constant number of tokens, not of pairs (about 4 pairs of 312 tokens, 8 of 160, 26 of 48)."""
+MAX_LENGTH_CAP = 512
+CHARS_PER_TOKEN = 24
+"""A document is cut to `max_length * CHARS_PER_TOKEN` characters before tokenizing (English averages 4-5
+characters per token), so a 10 MB document costs no more than a page. If the cut text is too short to fill the
+window (runs of whitespace, huge unknown words), the bound doubles until it fills or the whole text is used: the
+tokens scored are always exactly those of the full text."""
+FEATURES = ("input_ids", "token_type_ids", "attention_mask")
+"""The inputs a cross-encoder may take; all three come out of the tokenizer."""
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "vocab.txt",
+    "vocab.json",
+    "sentencepiece.bpe.model",
+    "spiece.model",
+    "tokenizer.model",
+)
+"""Any one of these makes a folder's tokenizer real; without them transformers builds a specials-only vocabulary."""
+
+Activation = Literal["auto", "sigmoid", "softmax", "none"]
+Engine = Literal["auto", "torch", "onnx"]
+ACTIVATIONS = ("auto", "sigmoid", "softmax", "none")
+ENGINES = ("auto", "torch", "onnx")
+
+
+def default_model() -> str:
+    """The model `load_reranker("local")` uses: `$RERANK_LOCAL_MODEL` if set, else the MS MARCO MiniLM-L6."""
+    return os.environ.get(MODEL_ENV) or DEFAULT_MODEL
+
+
+def is_path(model: str) -> bool:
+    """True for a value that can only be a filesystem path, never a hub id (which looks like `org/name`)."""
+    return model.startswith(("/", "./", "../", "~")) or os.path.isabs(model)
+
+
+def local_folder(model: str) -> str | None:
+    """The model's folder if `model` names an existing directory, else None (a hub id)."""
+    folder = os.path.expanduser(model)
+    return folder if os.path.isdir(folder) else None
+
+
+def length_sorted_batches(
+    lengths: Sequence[int], batch_size: int, max_batch_tokens: int | None = None
+) -> list[list[int]]:
+    """Group indices into batches of similar length (longest first), so padding is nearly zero.
+
+    A batch holds at most `batch_size` pairs and, if set, at most `max_batch_tokens` padded tokens (its pairs
+    times its longest pair), so batches of short pairs grow and batches of long ones shrink; never below one.
+    """
+    batches: list[list[int]] = []
+    for index in sorted(range(len(lengths)), key=lambda i: (-lengths[i], i)):
+        last = batches[-1] if batches else None
+        if (
+            last is not None
+            and len(last) < batch_size
+            # last[0] is the batch's longest pair, so this is the padded size after adding one more.
+            and (max_batch_tokens is None or (len(last) + 1) * lengths[last[0]] <= max_batch_tokens)
+        ):
+            last.append(index)
+        else:
+            batches.append([index])
+    return batches
+
+
+def pad_batch(
+    features: dict[str, list[list[int]]], batch: list[int], names: Sequence[str], pad_id: int, padding_side: str
+) -> dict[str, np.ndarray]:
+    """The batch's rows of each named feature, padded to its longest row only, as int64 arrays."""
+    import numpy as np
+
+    width = max(len(features["input_ids"][i]) for i in batch)
+    arrays: dict[str, np.ndarray] = {}
+    for name in names:
+        array = np.full((len(batch), width), pad_id if name == "input_ids" else 0, dtype=np.int64)
+        for row, index in enumerate(batch):
+            values = features[name][index]
+            if padding_side == "left":
+                array[row, width - len(values) :] = values
+            else:
+                array[row, : len(values)] = values
+        arrays[name] = array
+    return arrays
+
+
+def relevance(logits: np.ndarray, num_labels: int) -> list[float]:
+    """One relevance logit per row: the single logit, or logit 1 - logit 0 (whose sigmoid is softmax of label 1)."""
+    values = logits[:, 0] if num_labels == 1 else logits[:, 1] - logits[:, 0]
+    return [float(x) for x in values]
+
+
+@dataclass
+class ModelText:
+    """The tokenizer and what scoring needs to know about the model, loaded before the (heavier) weights."""
+
+    tokenizer: Any
+    """What `.tokenizer` shows users: the Hugging Face tokenizer (torch) or the `tokenizers.Tokenizer` (ONNX)."""
+    backend: Any
+    """A private `tokenizers.Tokenizer` copy without truncation or padding, used under the instance's lock."""
+    max_length: int
+    num_labels: int
+    pad_id: int
+    padding_side: str
+    input_names: tuple[str, ...]
+
+
+def check_int(name: str, value: object, minimum: int, allow_none: bool = True) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        none = " or None" if allow_none else ""
+        raise ConfigurationError(f"{name} must be an int >= {minimum}{none}, not {value!r}", provider="local")
+
+
+def check_common_options(
+    *,
+    batch_size: object,
+    max_batch_tokens: object,
+    max_length: object,
+    activation: object,
+    num_threads: object,
+    local_files_only: object,
+    revision: object,
+) -> None:
+    """Reject bad settings shared by both engines at construction, before any (slow) loading."""
+    check_int("batch_size", batch_size, 1)
+    check_int("max_batch_tokens", max_batch_tokens, 1)
+    check_int("max_length", max_length, 2)
+    check_int("num_threads", num_threads, 1)
+    if activation not in ACTIVATIONS:
+        raise ConfigurationError(f"activation must be one of {ACTIVATIONS}, not {activation!r}", provider="local")
+    if not isinstance(local_files_only, bool):
+        raise ConfigurationError(f"local_files_only must be true or false, not {local_files_only!r}", provider="local")
+    if revision is not None and not isinstance(revision, str):
+        raise ConfigurationError(f"revision must be a string or None, not {revision!r}", provider="local")
+
+
+def resolve_max_length(requested: int | None, model_limit: object) -> int:
+    """The pair budget: the model's limit capped at 512, or what was asked if the model allows it."""
+    limit = model_limit if isinstance(model_limit, int) and 0 < model_limit < 1_000_000 else MAX_LENGTH_CAP
+    if requested is None:
+        return min(MAX_LENGTH_CAP, limit)
+    if requested > limit:
+        raise ConfigurationError(
+            f"max_length={requested} exceeds the model's limit of {limit} tokens",
+            provider="local",
+            hint=f"Use max_length <= {limit}",
+        )
+    return requested
+
+
+def backend_copy(tokenizer_json: str) -> Any:
+    """A private `tokenizers.Tokenizer` from its JSON, without truncation or padding (both are done here)."""
+    from tokenizers import Tokenizer
+
+    backend = Tokenizer.from_str(tokenizer_json)
+    backend.no_truncation()
+    backend.no_padding()
+    return backend
+
+
+def refuse_empty_vocabulary(backend: Any, model: str) -> None:
+    """A vocabulary of special tokens only scores every text alike: refuse it instead of scoring garbage."""
+    specials = {token.content for token in backend.get_added_tokens_decoder().values() if token.special}
+    if backend.get_vocab_size(with_added_tokens=True) <= len(specials) + 1:
+        raise ConfigurationError(
+            f"model {model!r} has no real tokenizer (its vocabulary holds only special tokens)",
+            provider="local",
+            hint="The model folder needs its tokenizer files (tokenizer.json, or vocab.txt / sentencepiece model): "
+            "copy them from the original model, or save the tokenizer with save_pretrained",
+        )
+
+
+def read_json(path: str | None) -> dict[str, Any]:
+    """A JSON object file, or {} when there is no such file."""
+    if path is None:
+        return {}
+    with open(path, encoding="utf-8") as handle:
+        value = json.load(handle)
+    if not isinstance(value, dict):
+        raise ValueError(f"{os.path.basename(path)} is not a JSON object")
+    return value
+
+
+class CrossEncoderBase(Reranker):
+    """A cross-encoder scored on this machine. Thread-safe; the model loads once, on first use or `warm_up()`.
+
+    Scores are probabilities (sigmoid of the single logit, or softmax of label 1 for two-label models), or the
+    raw relevance logit with `activation="none"`.
+    """
+
+    provider = "local"
+    engine: ClassVar[str]
+    install_hint: ClassVar[str]
+
+    def __init__(
+        self,
+        model: str | None,
+        *,
+        batch_size: int | None,
+        max_batch_tokens: int | None,
+        max_length: int | None,
+        activation: Activation,
+        num_threads: int | None,
+        local_files_only: bool,
+        revision: str | None,
+        normalize: Normalize | None,
+        quantized: bool,
+    ) -> None:
+        check_common_options(
+            batch_size=batch_size,
+            max_batch_tokens=max_batch_tokens,
+            max_length=max_length,
+            activation=activation,
+            num_threads=num_threads,
+            local_files_only=local_files_only,
+            revision=revision,
+        )
+        if model is not None and (not isinstance(model, str) or not model.strip()):
+            raise ConfigurationError(f"model must be a hub id or a folder path, not {model!r}", provider="local")
+        self.model_name: str = model or default_model()
+        self.model = self.model_name
+        self.batch_size = batch_size or (INT8_BATCH_SIZE if quantized else DEFAULT_BATCH_SIZE)
+        self.max_batch_tokens = max_batch_tokens
+        self.activation = activation
+        self.num_threads = num_threads
+        self.local_files_only = local_files_only
+        self.revision = revision
+        self.normalize = normalize
+        self._requested_max_length = max_length
+        self._lock = threading.Lock()
+        self._tokenize_lock = threading.Lock()  # a tokenizer's truncation state is shared: one caller at a time
+        self._text: ModelText | None = None
+        self._network: Any = None
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(model={self.model_name!r}, engine={self.engine!r}, "
+            f"batch_size={self.batch_size}, max_batch_tokens={self.max_batch_tokens})"
+        )
+
+    # -- public helpers ---------------------------------------------------------------------------------------
+
+    @property
+    def scoring_signature(self) -> str:
+        settings = (self.revision, self.activation, self._requested_max_length, *self._signature_settings())
+        return "\x00".join([super().scoring_signature, *map(str, settings)])
+
+    def _signature_settings(self) -> tuple[object, ...]:
+        """Engine settings that change scores (dtype, quantization, ONNX file): part of the cache key."""
+        return ()
+
+    def warm_up(self) -> None:
+        """Load the tokenizer and the model now instead of on the first call."""
+        self._load_network()
+
+    @property
+    def tokenizer(self) -> Any:
+        """The model's tokenizer (loads it, but not the weights)."""
+        return self._load_text().tokenizer
+
+    @property
+    def backend_tokenizer(self) -> Any:
+        """The model's Rust `tokenizers.Tokenizer` (shared: copy it before changing truncation or padding)."""
+        return self._load_text().backend
+
+    @property
+    def max_length(self) -> int:
+        """Tokens per (query, document) pair, special tokens included; documents are truncated to fit."""
+        return self._load_text().max_length
+
+    @property
+    def special_tokens_per_pair(self) -> int:
+        """Special tokens the model adds around a (query, document) pair, e.g. 3 for `[CLS] q [SEP] d [SEP]`."""
+        backend = self._load_text().backend
+        with self._tokenize_lock:
+            return int(backend.num_special_tokens_to_add(True))
+
+    def count_tokens(self, text: str) -> int:
+        """How many tokens `text` takes with this model's tokenizer, without special tokens."""
+        backend = self._load_text().backend
+        with self._tokenize_lock:
+            return len(backend.encode(text, add_special_tokens=False).ids)
+
+    def predict_logits(self, query: str, texts: Sequence[str]) -> list[float]:
+        """The raw relevance logit of each text, in input order (for two-label models: logit 1 - logit 0)."""
+        return self._logits(query, list(texts))[0]
+
+    def close(self) -> None:
+        """Drop the model and tokenizer; the next call loads them again."""
+        with self._lock:
+            self._network = None
+            self._text = None
+
+    # -- Reranker hooks ---------------------------------------------------------------------------------------
+
+    def _score(self, query: str, documents: list[Document], top_n: int | None) -> Scores:
+        logits, tokens = self._logits(query, [doc.text for doc in documents])
+        kind: ScoreKind
+        if self.activation == "none":
+            scores, kind = logits, "logit"
+        else:
+            scores, kind = [sigmoid(x) for x in logits], "probability"
+        return Scores(
+            scores=dict(enumerate(scores)),
+            provider=self.provider,
+            model=self.model,
+            score_kind=kind,
+            usage=Usage(prompt_tokens=tokens, total_tokens=tokens),
+        )
+
+    async def _ascore(self, query: str, documents: list[Document], top_n: int | None) -> Scores:
+        return await asyncio.to_thread(self._score, query, documents, top_n)
+
+    # -- inference --------------------------------------------------------------------------------------------
+
+    def _logits(self, query: str, texts: list[str]) -> tuple[list[float], int]:
+        """Relevance logits in input order, and the number of tokens scored."""
+        if not texts:
+            return [], 0
+        network = self._load_network()
+        meta = self._load_text()
+        features = self._encode(query, texts)
+        lengths = [len(ids) for ids in features["input_ids"]]
+        scores = [0.0] * len(texts)
+        for batch in length_sorted_batches(lengths, self.batch_size, self.max_batch_tokens):
+            inputs = pad_batch(features, batch, meta.input_names, meta.pad_id, meta.padding_side)
+            for index, value in zip(batch, self._forward(network, inputs, meta.num_labels), strict=True):
+                scores[index] = value
+        if not all(math.isfinite(x) for x in scores):
+            raise ConfigurationError(
+                "the model produced non-finite scores",
+                provider=self.provider,
+                hint="float16 can overflow on some models; try dtype='float32' or 'bfloat16'",
+            )
+        return scores, sum(lengths)
+
+    def _encode(self, query: str, texts: list[str]) -> dict[str, list[list[int]]]:
+        """Tokenize every pair once, unpadded, truncating only the document (cut to a safe length first)."""
+        meta = self._load_text()
+        backend = meta.backend
+        with self._tokenize_lock:
+            query_tokens = len(backend.encode(query, add_special_tokens=False).ids)
+            room = meta.max_length - query_tokens - backend.num_special_tokens_to_add(True)
+            if room < 1:
+                raise InvalidInputError(
+                    f"the query is {query_tokens} tokens, which leaves no room for the document within "
+                    f"max_length={meta.max_length}",
+                    provider=self.provider,
+                    hint="Shorten the query or raise max_length (documents are truncated, queries never are)",
+                )
+            backend.enable_truncation(meta.max_length, strategy="only_second")
+            try:
+                limit = meta.max_length * CHARS_PER_TOKEN
+                encodings = backend.encode_batch([(query, cut(text, limit)) for text in texts])
+                # A cut text that did not fill the window may have lost tokens: widen its cut until it fills.
+                for i, text in enumerate(texts):
+                    width = limit
+                    while len(encodings[i].ids) < meta.max_length and len(text) > width:
+                        width *= 2
+                        encodings[i] = backend.encode(query, cut(text, width))
+            finally:
+                backend.no_truncation()
+        return {
+            "input_ids": [e.ids for e in encodings],
+            "token_type_ids": [e.type_ids for e in encodings],
+            "attention_mask": [e.attention_mask for e in encodings],
+        }
+
+    def _forward(self, network: Any, inputs: dict[str, np.ndarray], num_labels: int) -> list[float]:
+        """The relevance logit of each row of one padded batch."""
+        raise NotImplementedError
+
+    # -- loading ----------------------------------------------------------------------------------------------
+
+    def _load_text(self) -> ModelText:
+        loaded = self._text
+        if loaded is None:
+            with self._lock:
+                if self._text is None:
+                    self._check_path()
+                    with self.explain_load_errors():
+                        text = self._read_text()
+                    self._check_text(text)
+                    self._text = text
+                loaded = self._text
+        return loaded
+
+    def _load_network(self) -> Any:
+        network = self._network
+        if network is None:
+            text = self._load_text()
+            with self._lock:
+                if self._network is None:
+                    with self.explain_load_errors():
+                        self._network = self._read_network(text)
+                network = self._network
+        return network
+
+    def _read_text(self) -> ModelText:
+        raise NotImplementedError
+
+    def _read_network(self, text: ModelText) -> Any:
+        raise NotImplementedError
+
+    def _check_path(self) -> None:
+        """Fail at once for a path that names no folder: asking the hub for it only spends retries (~20 s)."""
+        if is_path(self.model_name) and local_folder(self.model_name) is None:
+            raise ConfigurationError(
+                f"no model directory at {self.model_name!r}",
+                provider=self.provider,
+                hint=f"Check the path (and {MODEL_ENV}); a hub id looks like 'org/name'",
+            )
+
+    def _check_text(self, text: ModelText) -> None:
+        refuse_empty_vocabulary(text.backend, self.model_name)
+        if text.num_labels not in (1, 2):
+            raise ConfigurationError(
+                f"model {self.model_name!r} has {text.num_labels} labels; a cross-encoder needs 1 logit or 2 labels",
+                provider=self.provider,
+            )
+        if self.activation == "softmax" and text.num_labels == 1:
+            raise ConfigurationError(
+                "activation='softmax' needs a two-label model; this one has a single logit",
+                provider=self.provider,
+                hint="Use activation='auto' or 'sigmoid'",
+            )
+
+    @contextmanager
+    def explain_load_errors(self) -> Iterator[None]:
+        """Turn every way loading fails (missing, offline, bad path, corrupt or truncated files, a bad config
+        value) into one typed error, so callers and the fallback chain can move on."""
+        try:
+            yield
+        except ConfigurationError:
+            raise
+        except Exception as exc:
+            where = "a local directory or the local cache" if self.local_files_only else "disk or the Hugging Face hub"
+            raise ConfigurationError(
+                f"cannot load cross-encoder {self.model_name!r} ({self.engine} engine) from {where} "
+                f"({type(exc).__name__}: {str(exc)[:500]})",
+                provider=self.provider,
+                hint=(
+                    f"Pass a hub id or a local model directory (load_reranker('local:<path>')), or set {MODEL_ENV} "
+                    "to a local directory. Offline, copy the model folder from a machine with internet. Check "
+                    "local_files_only and revision, and that the files are complete (a truncated or corrupt "
+                    "download fails here too)"
+                ),
+            ) from exc
+
+
+def cut(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` characters, at the last whitespace of the final half if there is one, so no
+    word is split (the tokens before the cut are then exactly those of the full text)."""
+    if len(text) <= limit:
+        return text
+    head = text[:limit]
+    for index in range(limit - 1, limit // 2, -1):
+        if head[index].isspace():
+            return head[:index]
+    return head

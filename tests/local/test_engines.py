@@ -1,0 +1,110 @@
+"""Choosing the local engine: `engine` = "torch", "onnx" or "auto", and options each engine takes."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rerank_core import ConfigurationError, LocalCrossEncoder, OnnxCrossEncoder, load_reranker
+from rerank_core.engines import choose_engine
+
+
+def test_engine_option_picks_the_engine(tiny_cross_encoder: str, tiny_onnx: str) -> None:
+    assert isinstance(load_reranker(f"local:{tiny_onnx}", options={"engine": "onnx"}), OnnxCrossEncoder)
+    assert isinstance(load_reranker(f"local:{tiny_cross_encoder}", options={"engine": "torch"}), LocalCrossEncoder)
+    assert isinstance(
+        load_reranker({"provider": "local", "model": tiny_onnx, "options": {"engine": "onnx"}}), OnnxCrossEncoder
+    )
+    assert isinstance(load_reranker(f"local:{tiny_onnx}", engine="torch"), LocalCrossEncoder)
+
+
+def test_auto_uses_onnx_for_a_folder_with_an_export_and_torch_otherwise(
+    tiny_cross_encoder: str, tiny_onnx: str
+) -> None:
+    assert isinstance(load_reranker(f"local:{tiny_onnx}"), OnnxCrossEncoder)
+    assert isinstance(load_reranker(f"local:{tiny_cross_encoder}"), LocalCrossEncoder), "no ONNX file: torch"
+    assert choose_engine(tiny_onnx, {"quantize": "int8"}) == "onnx", "the int8 export is there too"
+    assert choose_engine(tiny_onnx, {"dtype": "bfloat16"}) == "torch", "a torch-only option keeps torch"
+    assert choose_engine(tiny_onnx, {"device": "cuda"}) == "torch", "GPUs stay on torch"
+    assert choose_engine(tiny_onnx, {"onnx_file": "onnx/missing.onnx"}) == "torch"
+    assert choose_engine("org/model", {}) == "torch", "a hub id with both engines installed: no network to decide"
+
+
+def test_auto_uses_onnx_when_torch_is_not_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RERANK_LOCAL_MODEL", raising=False)
+    monkeypatch.setattr("rerank_core.engines.torch_available", lambda: False)
+    assert choose_engine("cross-encoder/ms-marco-MiniLM-L-6-v2", {}) == "onnx"
+    assert isinstance(load_reranker("local"), OnnxCrossEncoder), "the default model, the CPU-only default engine"
+
+
+def test_auto_uses_torch_when_onnxruntime_is_not_installed(tiny_onnx: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("rerank_core.onnx_engine.onnxruntime_available", lambda: False)
+    assert choose_engine(tiny_onnx, {}) == "torch"
+
+
+def test_missing_onnxruntime_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # makes onnxruntime look uninstalled
+    with pytest.raises(ConfigurationError, match=r'pip install "rerank-core\[onnx\]"'):
+        OnnxCrossEncoder("any")
+
+
+@pytest.mark.parametrize("engine", ["torch", "onnx"])
+def test_an_unknown_option_is_a_configuration_error_naming_the_known_ones(tiny_onnx: str, engine: str) -> None:
+    with pytest.raises(ConfigurationError, match="unknown option 'batchsize'") as caught:
+        load_reranker(f"local:{tiny_onnx}", options={"engine": engine, "batchsize": 4})
+    assert "batch_size" in str(caught.value)
+    assert "num_threads" in str(caught.value)
+
+
+def test_an_option_of_the_other_engine_is_refused(tiny_onnx: str) -> None:
+    with pytest.raises(ConfigurationError, match="unknown option 'dtype' for the local onnx engine"):
+        load_reranker(f"local:{tiny_onnx}", options={"engine": "onnx", "dtype": "float32"})
+    with pytest.raises(ConfigurationError, match="unknown option 'onnx_file' for the local torch engine"):
+        load_reranker(f"local:{tiny_onnx}", options={"engine": "torch", "onnx_file": "onnx/model.onnx"})
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        ({"engine": "tensorrt"}, "engine must be one of"),
+        ({"engine": "onnx", "num_threads": 0}, "num_threads"),
+        ({"engine": "torch", "num_threads": "2"}, "num_threads"),
+        ({"engine": "onnx", "max_length": "512"}, "max_length"),
+        ({"engine": "onnx", "local_files_only": "yes"}, "local_files_only"),
+        ({"engine": "torch", "trust_remote_code": "no"}, "trust_remote_code"),
+        ({"engine": "onnx", "quantize": "int4"}, "quantize"),
+        ({"engine": "onnx", "device": "mps"}, "ONNX engine runs on"),
+        ({"engine": "onnx", "onnx_file": "model.bin"}, "onnx_file"),
+        ({"engine": "torch", "device": 0}, "device must be a string"),
+        ({"engine": "onnx", "activation": "Sigmoid"}, "activation"),
+    ],
+)
+def test_mistyped_values_fail_at_construction(tiny_onnx: str, options: dict[str, Any], match: str) -> None:
+    with pytest.raises(ConfigurationError, match=match):
+        load_reranker(f"local:{tiny_onnx}", options=options)
+
+
+def test_the_onnx_engine_refuses_cuda_without_its_execution_provider(
+    tiny_onnx: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("onnxruntime.get_available_providers", lambda: ["CPUExecutionProvider"])  # the CPU build
+    with pytest.raises(ConfigurationError, match="not available to ONNX Runtime"):
+        OnnxCrossEncoder(tiny_onnx, device="cuda").warm_up()
+
+
+def test_the_same_model_folder_serves_both_engines(tiny_cross_encoder: str, tiny_onnx: str, tmp_path: Path) -> None:
+    both = tmp_path / "both"
+    shutil.copytree(tiny_cross_encoder, both)
+    shutil.copytree(Path(tiny_onnx) / "onnx", both / "onnx")
+    texts = ["Paris is the capital of France", "zebra xylophone", "water and fire"]
+    onnx_engine, torch_engine = (load_reranker(f"local:{both}", engine=e) for e in ("onnx", "torch"))
+    assert isinstance(onnx_engine, OnnxCrossEncoder)
+    assert isinstance(torch_engine, LocalCrossEncoder)
+    assert onnx_engine.predict_logits("capital", texts) == pytest.approx(
+        torch_engine.predict_logits("capital", texts), abs=1e-4
+    )
