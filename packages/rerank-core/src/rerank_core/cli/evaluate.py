@@ -310,11 +310,18 @@ def parse_metrics(text: str) -> list[Any]:
 
 
 def quality(system: System, measures: list[Any], qrels: Qrels) -> dict[str, float]:
-    """Mean of each measure over every evaluated query; a query the system failed on counts as 0."""
+    """Mean of each measure over every evaluated query; a query the system failed on counts as 0.
+
+    The measures see each system's own order (a run is kept in rank order): equal scores stay in the order the
+    reranker returned them (the first-stage order), where trec_eval alone would break ties by document id."""
     import ir_measures
 
     per_query: dict[str, dict[str, float]] = {str(m): {} for m in measures}
-    run = {query_id: docs for query_id, docs in system.run.items() if docs}
+    run = {
+        query_id: {doc: float(len(docs) - rank) for rank, doc in enumerate(docs)}
+        for query_id, docs in system.run.items()
+        if docs
+    }
     if run:
         for metric in ir_measures.iter_calc(measures, qrels, run):
             per_query[str(metric.measure)][metric.query_id] = float(metric.value)
