@@ -16,7 +16,7 @@ VENV_PY=.venv/bin/python
 "$VENV_PY" -m pip install -q -c constraints.txt -r requirements-dev.txt
 
 # A real Infinity server for tests/integration/test_infinity_server.py. Its pins (numpy 1.26, transformers 4.57)
-# clash with .venv, so it gets a venv of its own; torch is pinned first there too. ~1 min; not [all] (torchvision).
+# clash with .venv, so it gets a venv of its own; torch is pinned first there too. 1-4 min; not [all] (torchvision).
 [ -x .venv-infinity/bin/python ] || "$PYTHON" -m venv .venv-infinity
 .venv-infinity/bin/python -m pip install -q --upgrade pip
 .venv-infinity/bin/python -m pip install -q "torch==2.13.0"

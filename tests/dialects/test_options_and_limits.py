@@ -204,3 +204,9 @@ def test_infinity_emulator_answers_over_cap_like_the_real_server(start_emulator:
     assert answer.status_code == 422
     assert answer.json()["detail"][0]["type"] == "too_long"
     assert get_dialect("infinity").is_batch_too_large(answer.status_code, answer.text)
+
+
+def test_pinecone_request_id_reaches_the_response(start_emulator: StartEmulator) -> None:
+    emu = start_emulator("pinecone", api_key=KEY)
+    with load_reranker("pinecone:bge-reranker-v2-m3", base_url=emu.base_url, api_key=KEY) as reranker:
+        assert reranker.rerank(QUERY, ["red apple"]).request_ids == ["pc-req-1"]

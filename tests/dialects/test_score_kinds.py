@@ -99,3 +99,17 @@ async def test_a_threshold_compares_normalized_scores(mode: Mode, start_emulator
     assert all(r.relevance_score >= 0.5 for r in response.results)
     assert {d.reason for d in response.dropped} == {"score_threshold"}
     assert len(response.results) + len(response.dropped) == len(inputs())
+
+
+async def test_logits_behind_a_probability_dialect_are_not_called_probabilities(
+    mode: Mode, start_emulator: StartEmulator
+) -> None:
+    """llama.cpp's llama-server speaks a Cohere-v1-like body but returns raw logits."""
+    emu = start_emulator("cohere-v1", scorer=logit_scorer)
+    with reranker_for(emu, "cohere-v1") as raw, reranker_for(emu, "cohere-v1", normalize="sigmoid") as normalizing:
+        logits = await call(raw, mode, inputs())
+        probabilities = await call(normalizing, mode, inputs())
+    assert logits.score_kind == "unknown"
+    assert probabilities.score_kind == "probability"
+    assert all(0 < r.relevance_score < 1 for r in probabilities.results)
+    assert [r.index for r in probabilities.results] == [r.index for r in logits.results]

@@ -433,7 +433,8 @@ class PineconeApp(EmulatorApp):
             {"index": i, "score": s, "document": body["documents"][i] if body.get("return_documents", True) else None}
             for i, s in ranked[:top_n]
         ]
-        return {"model": body["model"], "data": data, "usage": {"rerank_units": 1}}, {}
+        payload = {"model": body["model"], "data": data, "usage": {"rerank_units": 1}}
+        return payload, {"x-pinecone-request-id": "pc-req-1"}
 
 
 class NvidiaApp(EmulatorApp):

@@ -23,7 +23,7 @@ class TEIDialect(Dialect):
     sends_top_n = False
     documents_field = "texts"
     max_documents_per_request = 32
-    score_kind = "probability"  # TEI applies the sigmoid itself unless raw_scores
+    score_kind = "probability"  # TEI applies a sigmoid/softmax itself, whatever the model configures, unless raw_scores
     options = frozenset({"truncate", "truncation_direction", "raw_scores"})
     option_choices = choices(truncate=(True, False), truncation_direction=("Left", "Right"), raw_scores=(True, False))
 
