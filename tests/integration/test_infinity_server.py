@@ -8,7 +8,6 @@ executable these tests fail under CI=true and are skipped (and reported as such)
 
 from __future__ import annotations
 
-import inspect
 import json
 import math
 import os
@@ -19,7 +18,6 @@ import httpx
 import pytest
 from tests.support.infinity_server import EXECUTABLE_ENV, InfinityServer, executable
 
-import rerank_core.http
 from rerank_core import AuthenticationError, InvalidRequestError, load_reranker
 from rerank_core.dialects import get_dialect
 from rerank_core.http import HTTPReranker
@@ -162,15 +160,6 @@ def test_the_real_over_cap_answer_is_recognised(server: InfinityServer) -> None:
     assert get_dialect("infinity").is_batch_too_large(answer.status_code, answer.text)
 
 
-TRANSPORT_SPLITS_ON_DIALECT = "is_batch_too_large" in inspect.getsource(rerank_core.http)
-
-
-@pytest.mark.xfail(
-    not TRANSPORT_SPLITS_ON_DIALECT,
-    reason="http.py does not consult Dialect.is_batch_too_large yet: the server's 422 surfaces unsplit",
-    raises=InvalidRequestError,
-    strict=True,
-)
 def test_an_over_cap_batch_is_split_on_the_servers_422(server: InfinityServer) -> None:
     docs, sent = documents(1200), Sent()
     with reranker(server, sent, max_retries=0) as client:  # the client's own cap (2,048) is above the server's
