@@ -440,3 +440,20 @@ async def test_async_runs_are_concurrent(start_emulator: Callable[..., ProviderE
 
     assert emu.peak_in_flight == 2  # both requests were at the server at once
     assert (first["documents"][0].id, second["documents"][0].id) == ("d1", "d3")
+
+
+@pytest.mark.parametrize("use_async", [False, True])
+async def test_changed_settings_take_effect(
+    emulator_config: dict[str, Any], start_emulator: Callable[..., ProviderEmulator], use_async: bool
+) -> None:
+    other = start_emulator("generic", api_key="k")
+    ranker = RerankRanker(emulator_config, top_k=2)
+    pipeline = make_pipeline(ranker)
+    await pipeline.run_async(pipeline_inputs()) if use_async else pipeline.run(pipeline_inputs())
+
+    ranker.reranker = {**emulator_config, "base_url": other.base_url}
+    ranker.batch_size = 2
+    await pipeline.run_async(pipeline_inputs()) if use_async else pipeline.run(pipeline_inputs())
+
+    assert other.request_count >= 2  # the new endpoint, in batches of 2
+    assert max(len(request.body["documents"]) for request in other.requests) == 2
