@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import shutil
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -372,30 +373,43 @@ async def test_warm_up_loads_the_local_model(tiny_cross_encoder: str, tmp_path: 
     model = shutil.copytree(tiny_cross_encoder, tmp_path / "model")
     pipeline = make_pipeline(RerankRanker(f"local:{model}", top_k=2))
 
-    pipeline.warm_up()
+    if use_async:
+        await pipeline.warm_up_async()
+    else:
+        pipeline.warm_up()
     shutil.rmtree(model)  # only a model loaded by warm_up can still answer
 
     outputs = await pipeline.run_async(pipeline_inputs()) if use_async else pipeline.run(pipeline_inputs())
     assert len(outputs["ranker"]["documents"]) == 2
 
 
-def test_warm_up_reaches_every_backend(emulator_config: dict[str, Any]) -> None:
-    class Recording(Reranker):
-        warmed = 0
+class Recording(Reranker):
+    """Records the threads its `warm_up` ran on."""
 
-        def warm_up(self) -> None:
-            self.warmed += 1
+    def __init__(self) -> None:
+        self.warm_threads: list[int] = []
 
-        def _score(self, query: str, documents: list[CoreDocument], top_n: int | None) -> Scores:
-            return Scores({i: 1.0 / (i + 1) for i in range(len(documents))}, provider="recording", model=None)
+    def warm_up(self) -> None:
+        self.warm_threads.append(threading.get_ident())
 
-        async def _ascore(self, query: str, documents: list[CoreDocument], top_n: int | None) -> Scores:
-            return self._score(query, documents, top_n)
+    def _score(self, query: str, documents: list[CoreDocument], top_n: int | None) -> Scores:
+        return Scores({i: 1.0 / (i + 1) for i in range(len(documents))}, provider="recording", model=None)
 
+    async def _ascore(self, query: str, documents: list[CoreDocument], top_n: int | None) -> Scores:
+        return self._score(query, documents, top_n)
+
+
+@pytest.mark.parametrize("use_async", [False, True])
+async def test_warm_up_reaches_every_backend_once_and_async_off_the_loop(use_async: bool) -> None:
     core = Recording()
-    make_pipeline(RerankRanker(core)).warm_up()
+    pipeline = make_pipeline(RerankRanker(core))
 
-    assert core.warmed == 1
+    for _ in range(2):  # pipelines warm up before every run
+        outputs = await pipeline.run_async(pipeline_inputs()) if use_async else pipeline.run(pipeline_inputs())
+        assert outputs["ranker"]["documents"]
+
+    assert len(core.warm_threads) == 1
+    assert (core.warm_threads[0] != threading.get_ident()) is use_async  # a model load must not block the loop
 
 
 def test_reranker_object_is_used_as_is_and_never_closed(emulator_config: dict[str, Any]) -> None:
@@ -426,3 +440,20 @@ async def test_async_runs_are_concurrent(start_emulator: Callable[..., ProviderE
 
     assert emu.peak_in_flight == 2  # both requests were at the server at once
     assert (first["documents"][0].id, second["documents"][0].id) == ("d1", "d3")
+
+
+@pytest.mark.parametrize("use_async", [False, True])
+async def test_changed_settings_take_effect(
+    emulator_config: dict[str, Any], start_emulator: Callable[..., ProviderEmulator], use_async: bool
+) -> None:
+    other = start_emulator("generic", api_key="k")
+    ranker = RerankRanker(emulator_config, top_k=2)
+    pipeline = make_pipeline(ranker)
+    await pipeline.run_async(pipeline_inputs()) if use_async else pipeline.run(pipeline_inputs())
+
+    ranker.reranker = {**emulator_config, "base_url": other.base_url}
+    ranker.batch_size = 2
+    await pipeline.run_async(pipeline_inputs()) if use_async else pipeline.run(pipeline_inputs())
+
+    assert other.request_count >= 2  # the new endpoint, in batches of 2
+    assert max(len(request.body["documents"]) for request in other.requests) == 2

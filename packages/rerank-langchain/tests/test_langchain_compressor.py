@@ -250,7 +250,10 @@ async def test_warm_up_loads_the_local_model(tiny_cross_encoder: str, tmp_path: 
     model = shutil.copytree(tiny_cross_encoder, tmp_path / "model")
     compressor = RerankCompressor(reranker=f"local:{model}", top_n=2)
 
-    compressor.warm_up()
+    if use_async:
+        await compressor.awarm_up()
+    else:
+        compressor.warm_up()
     shutil.rmtree(model)  # only a model loaded by warm_up can still answer
 
     assert len(await retrieve(make_retriever(compressor), use_async)) == 2

@@ -275,7 +275,10 @@ async def test_warm_up_loads_the_local_model(tiny_cross_encoder: str, tmp_path: 
     model = shutil.copytree(tiny_cross_encoder, tmp_path / "model")
     postprocessor = RerankPostprocessor(reranker=f"local:{model}", top_n=2)
 
-    postprocessor.warm_up()
+    if use_async:
+        await postprocessor.awarm_up()
+    else:
+        postprocessor.warm_up()
     shutil.rmtree(model)  # only a model loaded by warm_up can still answer
 
     assert len(await query(make_engine(postprocessor), use_async)) == 2

@@ -6,6 +6,7 @@ The wrappers keep only the mapping between their framework's types and these fun
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeAlias
@@ -64,6 +65,7 @@ class LazyReranker:
         self.api_key = api_key
         self.settings = dict(settings or {})
         self._core: Reranker | None = None
+        self._warm = False
 
     def describes(
         self, reranker: RerankerLike, *, api_key: str | None = None, settings: Mapping[str, Any] | None = None
@@ -81,12 +83,25 @@ class LazyReranker:
     def built(self) -> Reranker | None:
         return self._core
 
+    def warm_up(self) -> None:
+        """Build the reranker and let it load its model or open its pool; later calls return at once."""
+        if not self._warm:
+            self.get().warm_up()
+            self._warm = True
+
+    async def awarm_up(self) -> None:
+        """`warm_up` in a worker thread, because loading a model blocks; the event loop keeps running."""
+        if not self._warm:
+            await asyncio.to_thread(self.warm_up)
+
     def close(self) -> None:
+        self._warm = False
         core, self._core = self._core, None
         if core is not None and core is not self.reranker:  # a reranker passed in belongs to the caller
             core.close()
 
     async def aclose(self) -> None:
+        self._warm = False
         core, self._core = self._core, None
         if core is not None and core is not self.reranker:
             await core.aclose()

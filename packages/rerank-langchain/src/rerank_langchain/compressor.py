@@ -75,7 +75,11 @@ class RerankCompressor(BaseDocumentCompressor):
 
     def warm_up(self) -> None:
         """Load the local model or open the connection pool now, so the first query does not pay for it."""
-        self._core().warm_up()
+        self._current().warm_up()
+
+    async def awarm_up(self) -> None:
+        """Async twin of `warm_up`: the loading runs in a worker thread, so the event loop keeps running."""
+        await self._current().awarm_up()
 
     def rerank(
         self, documents: Sequence[str | Document | dict[str, Any]], query: str, *, top_n: int | None = -1
@@ -106,11 +110,14 @@ class RerankCompressor(BaseDocumentCompressor):
         return await self._runnable().ainvoke({"query": query, "documents": documents}, self._config(callbacks))
 
     def _core(self) -> Reranker:
+        return self._current().get()
+
+    def _current(self) -> LazyReranker:
         """The reranker for the current settings; rebuilt if `reranker` or `api_key` was assigned since."""
         key = _secret(self.api_key)
         if not self._lazy.describes(self.reranker, api_key=key):
             self._lazy = LazyReranker(self.reranker, api_key=key)
-        return self._lazy.get()
+        return self._lazy
 
     def _top_n(self, top_n: int | None) -> int | None:
         return self.top_n if top_n == -1 else top_n

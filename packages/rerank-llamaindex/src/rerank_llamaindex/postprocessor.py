@@ -90,7 +90,11 @@ class RerankPostprocessor(BaseNodePostprocessor):
 
     def warm_up(self) -> None:
         """Load the local model or open the connection pool now, so the first query does not pay for it."""
-        self._core().warm_up()
+        self._current().warm_up()
+
+    async def awarm_up(self) -> None:
+        """Async twin of `warm_up`: the loading runs in a worker thread, so the event loop keeps running."""
+        await self._current().awarm_up()
 
     def _postprocess_nodes(
         self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None
@@ -114,11 +118,14 @@ class RerankPostprocessor(BaseNodePostprocessor):
         return call.nodes
 
     def _core(self) -> Reranker:
+        return self._current().get()
+
+    def _current(self) -> LazyReranker:
         """The reranker for the current settings; rebuilt if `reranker` or `api_key` was assigned since."""
         key = _secret(self.api_key)
         if not self._lazy.describes(self.reranker, api_key=key):
             self._lazy = LazyReranker(self.reranker, api_key=key)
-        return self._lazy.get()
+        return self._lazy
 
     @contextmanager
     def _observed(self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None) -> Iterator[_Call]:

@@ -109,7 +109,12 @@ class RerankRanker:
     def warm_up(self) -> None:
         """Build the reranker and load its model or open its connection pool. Pipelines call this before every
         run; only the first call does the work."""
-        self._core().warm_up()
+        self._current().warm_up()
+
+    async def warm_up_async(self) -> None:
+        """Async twin of `warm_up`, which `Pipeline.run_async` prefers: the loading runs in a worker thread, so
+        the event loop keeps running."""
+        await self._current().awarm_up()
 
     def close(self) -> None:
         """Release the connections and model of a reranker this component built (one passed in belongs to the
@@ -178,12 +183,15 @@ class RerankRanker:
         return self._outputs(response, documents, scale_score, score_threshold)
 
     def _core(self) -> Reranker:
+        return self._current().get()
+
+    def _current(self) -> LazyReranker:
         """The reranker for the current settings, built on first use and rebuilt if they were changed since."""
         key = self.api_key.resolve_value() if self.api_key else None
         settings = self._backend_settings()
         if self._lazy is None or not self._lazy.describes(self.reranker, api_key=key, settings=settings):
             self._lazy = LazyReranker(self.reranker, api_key=key, settings=settings)
-        return self._lazy.get()
+        return self._lazy
 
     def _backend_settings(self) -> dict[str, Any]:
         """Haystack's names mapped onto `load_reranker` keywords (none for a ready Reranker object)."""
