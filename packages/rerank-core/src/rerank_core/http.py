@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import os
 import re
 import threading
@@ -62,8 +63,11 @@ _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 ERROR_BODY_LIMIT = 64 * 1024
 """Bytes of an error answer read for its message; the rest is not needed."""
 DEFAULT_MAX_CONNECTIONS = 32
+ASYNC_POOL_SHARD = 8
+"""Connections per owned AsyncClient. httpcore's async pool scans every connection for every queued request, so
+one pool of 64 costs more CPU than the network; several pools of 8, one per block of slots, keep that flat."""
 
-ClientT = TypeVar("ClientT", httpx.Client, httpx.AsyncClient)
+ClientT = TypeVar("ClientT", httpx.Client, list[httpx.AsyncClient])
 
 
 @dataclass
@@ -200,7 +204,7 @@ class HTTPReranker(Reranker):
         self._in_flight = InFlightLimit(self.max_connections)
         self._sync_lease: _Lease[httpx.Client] | None = None
         # One owned AsyncClient per event loop: pooled connections belong to the loop that opened them.
-        self._async_leases: dict[asyncio.AbstractEventLoop, _Lease[httpx.AsyncClient]] = {}
+        self._async_leases: dict[asyncio.AbstractEventLoop, _Lease[list[httpx.AsyncClient]]] = {}
         self._closing: set[asyncio.Task[None]] = set()
         self._lock = threading.Lock()
 
@@ -247,10 +251,10 @@ class HTTPReranker(Reranker):
             return self._merge(parts)
 
     async def _ascore(self, query: str, documents: list[Document], top_n: int | None) -> Scores:
-        async with self._use_async_client() as client:
+        async with self._use_async_clients() as clients:
             gate = asyncio.Semaphore(self.max_concurrency)
             jobs = [
-                self._ascore_span(client, gate, query, documents[a:b], a, top_n, 0)
+                self._ascore_span(clients, gate, query, documents[a:b], a, top_n, 0)
                 for a, b in self._spans(len(documents))
             ]
             return self._merge(await _gather(jobs))
@@ -291,7 +295,7 @@ class HTTPReranker(Reranker):
 
     async def _ascore_span(
         self,
-        client: httpx.AsyncClient,
+        clients: list[httpx.AsyncClient],
         gate: asyncio.Semaphore,
         query: str,
         documents: list[Document],
@@ -302,7 +306,7 @@ class HTTPReranker(Reranker):
         content, batch_top_n = self._body(query, documents, top_n)
         while True:
             async with gate:
-                answer = await self._aattempt(client, content)
+                answer = await self._aattempt(clients, content)
             step = self._outcome(answer, retries, len(documents), offset, batch_top_n)
             if isinstance(step, _Part):
                 return [step]
@@ -314,8 +318,8 @@ class HTTPReranker(Reranker):
         half = len(documents) // 2
         return await _gather(
             [
-                self._ascore_span(client, gate, query, documents[:half], offset, top_n, retries),
-                self._ascore_span(client, gate, query, documents[half:], offset + half, top_n, retries),
+                self._ascore_span(clients, gate, query, documents[:half], offset, top_n, retries),
+                self._ascore_span(clients, gate, query, documents[half:], offset + half, top_n, retries),
             ]
         )
 
@@ -341,8 +345,9 @@ class HTTPReranker(Reranker):
                     return _closed_client()
                 raise
 
-    async def _aattempt(self, client: httpx.AsyncClient, content: bytes) -> _Answer | httpx.TransportError:
-        async with self._in_flight.ahold():
+    async def _aattempt(self, clients: list[httpx.AsyncClient], content: bytes) -> _Answer | httpx.TransportError:
+        async with self._in_flight.ahold() as slot:
+            client = clients[slot // ASYNC_POOL_SHARD % len(clients)]  # each slot has a connection of its own
             try:
                 async with asyncio.timeout(self.timeout):  # the whole attempt, slow-drip bodies included
                     request = client.build_request(
@@ -546,7 +551,9 @@ class HTTPReranker(Reranker):
             return
         with self._lock:
             if self._sync_lease is None:
-                self._sync_lease = _Lease(httpx.Client(limits=self._limits(), follow_redirects=False))
+                self._sync_lease = _Lease(
+                    httpx.Client(limits=self._limits(self.max_connections), follow_redirects=False)
+                )
             lease = self._sync_lease
             lease.users += 1
         try:
@@ -556,9 +563,9 @@ class HTTPReranker(Reranker):
                 lease.client.close()
 
     @contextlib.asynccontextmanager
-    async def _use_async_client(self) -> AsyncIterator[httpx.AsyncClient]:
+    async def _use_async_clients(self) -> AsyncIterator[list[httpx.AsyncClient]]:
         if self._given_async_client is not None:
-            yield self._given_async_client
+            yield [self._given_async_client]
             return
         loop = asyncio.get_running_loop()
         with self._lock:
@@ -567,14 +574,16 @@ class HTTPReranker(Reranker):
                 # Forget clients of loops that are gone (e.g. an earlier `asyncio.run`); they cannot be reused.
                 for stale in [old for old in self._async_leases if old.is_closed()]:
                     del self._async_leases[stale]
-                client = httpx.AsyncClient(limits=self._limits(), follow_redirects=False)
-                lease = self._async_leases[loop] = _Lease(client)
+                shards = math.ceil(self.max_connections / ASYNC_POOL_SHARD)
+                size = min(self.max_connections, ASYNC_POOL_SHARD)
+                clients = [httpx.AsyncClient(limits=self._limits(size), follow_redirects=False) for _ in range(shards)]
+                lease = self._async_leases[loop] = _Lease(clients)
             lease.users += 1
         try:
             yield lease.client
         finally:
             if self._release(lease):
-                await lease.client.aclose()
+                await _aclose_all(lease.client)
 
     def _release(self, lease: _Lease[Any]) -> bool:
         """One call is done with `lease`: True if it was retired meanwhile and this was its last user."""
@@ -587,9 +596,9 @@ class HTTPReranker(Reranker):
         lease.retired = True
         return lease.users == 0
 
-    def _limits(self) -> httpx.Limits:
-        # Exactly as many connections as requests may be in flight: a request never waits in httpx's pool.
-        return httpx.Limits(max_connections=self.max_connections, max_keepalive_connections=self.max_connections)
+    def _limits(self, size: int) -> httpx.Limits:
+        # Exactly as many connections as slots that lead to this client: a request never waits in httpx's pool.
+        return httpx.Limits(max_connections=size, max_keepalive_connections=size)
 
     def warm_up(self) -> None:
         """Open the pooled sync client now (connections themselves open on first use)."""
@@ -615,10 +624,10 @@ class HTTPReranker(Reranker):
             lease = self._async_leases.pop(asyncio.get_running_loop(), None)
             idle = lease is not None and self._retire(lease)
         if lease is not None and idle:
-            await lease.client.aclose()
+            await _aclose_all(lease.client)
         self.close()
 
-    def _close_on_loop(self, loop: asyncio.AbstractEventLoop, client: httpx.AsyncClient) -> None:
+    def _close_on_loop(self, loop: asyncio.AbstractEventLoop, clients: list[httpx.AsyncClient]) -> None:
         """Close an AsyncClient from sync code, on the loop its connections belong to, if that loop still lives."""
         if loop.is_closed():
             return  # its connections died with the loop
@@ -627,14 +636,14 @@ class HTTPReranker(Reranker):
         except RuntimeError:
             running = None
         if running is loop:
-            task = loop.create_task(client.aclose())
+            task = loop.create_task(_aclose_all(clients))
             self._closing.add(task)  # keep a reference until done
             task.add_done_callback(self._closing.discard)
         elif loop.is_running():  # in another thread: close there, and wait a little for it
             with contextlib.suppress(FutureTimeoutError):
-                asyncio.run_coroutine_threadsafe(client.aclose(), loop).result(timeout=5)
+                asyncio.run_coroutine_threadsafe(_aclose_all(clients), loop).result(timeout=5)
         else:
-            loop.run_until_complete(client.aclose())
+            loop.run_until_complete(_aclose_all(clients))
 
 
 async def _gather(jobs: Sequence[Any]) -> list[_Part]:
@@ -651,6 +660,11 @@ async def _gather(jobs: Sequence[Any]) -> list[_Part]:
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
     return [part for parts in answers for part in parts]
+
+
+async def _aclose_all(clients: list[httpx.AsyncClient]) -> None:
+    for client in clients:
+        await client.aclose()
 
 
 def _closed_client() -> httpx.TransportError:
