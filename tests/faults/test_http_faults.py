@@ -13,7 +13,7 @@ import gzip
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -152,7 +152,7 @@ CASES: dict[str, Case] = {
 
 
 @pytest.fixture
-def debug_logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+def debug_logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
     for name in ("rerank_core", "httpx", "httpcore"):
         caplog.set_level(logging.DEBUG, logger=name)
     return caplog
