@@ -14,7 +14,7 @@ import threading
 from collections import deque
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(eq=False)
@@ -22,7 +22,7 @@ class _Waiter:
     loop: asyncio.AbstractEventLoop | None
     """None for a thread."""
     future: asyncio.Future[None] | None = None
-    event: threading.Event = field(default_factory=threading.Event)
+    event: threading.Event | None = None
     granted: bool = False
     slot: int = -1
 
@@ -43,43 +43,47 @@ class InFlightLimit:
     def hold(self) -> Iterator[int]:
         """Wait (blocking this thread) for a slot, keep it for the block; yields its number."""
         with self._lock:
-            waiter = self._take_or_queue(None)
-        if waiter.slot < 0:
-            waiter.event.wait()  # only a grant wakes it: the handoff is the only way out
+            taken = self._take_or_queue(None)
+        if isinstance(taken, _Waiter):
+            assert taken.event is not None
+            taken.event.wait()  # only a grant wakes it: the handoff is the only way out
+            taken = taken.slot
         try:
-            yield waiter.slot
+            yield taken
         finally:
-            self._release(waiter.slot)
+            self._release(taken)
 
     @asynccontextmanager
     async def ahold(self) -> AsyncIterator[int]:
         """Wait (without blocking the loop) for a slot, keep it for the block; yields its number."""
         with self._lock:
-            waiter = self._take_or_queue(asyncio.get_running_loop())
-        if waiter.slot < 0:
-            assert waiter.future is not None
+            taken = self._take_or_queue(asyncio.get_running_loop())
+        if isinstance(taken, _Waiter):
+            assert taken.future is not None
             try:
-                await waiter.future
+                await taken.future
             except asyncio.CancelledError:
                 with self._lock:
-                    granted = waiter.granted
+                    granted = taken.granted
                     if not granted:
-                        self._waiters.remove(waiter)
+                        self._waiters.remove(taken)
                 if granted:  # the slot arrived as we were cancelled: pass it on
-                    self._release(waiter.slot)
+                    self._release(taken.slot)
                 raise
+            taken = taken.slot
         try:
-            yield waiter.slot
+            yield taken
         finally:
-            self._release(waiter.slot)
+            self._release(taken)
 
-    def _take_or_queue(self, loop: asyncio.AbstractEventLoop | None) -> _Waiter:
-        """Under the lock: a waiter that already holds a free slot, or one queued for the next."""
-        waiter = _Waiter(loop=loop)
+    def _take_or_queue(self, loop: asyncio.AbstractEventLoop | None) -> int | _Waiter:
+        """Under the lock: a free slot's number, or a waiter queued for the next one."""
         if self._free and not self._waiters:
-            waiter.slot = self._free.pop()
-            return waiter
-        if loop is not None:
+            return self._free.pop()
+        waiter = _Waiter(loop=loop)
+        if loop is None:
+            waiter.event = threading.Event()
+        else:
             waiter.future = loop.create_future()
         self._waiters.append(waiter)
         return waiter
@@ -90,6 +94,7 @@ class InFlightLimit:
                 waiter = self._waiters.popleft()
                 waiter.slot = slot
                 if waiter.loop is None:
+                    assert waiter.event is not None
                     waiter.granted = True
                     waiter.event.set()
                     return
