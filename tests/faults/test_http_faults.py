@@ -229,6 +229,8 @@ async def test_fault(
             assert caught.value.provider == "generic"
             assert caught.value.hint, "every error says what to do"
             assert_error_clean(caught.value)
+            assert caught.value.__cause__ is None  # no raw httpx/json error (and its text) rides along
+            assert caught.value.__context__ is None
             # the bound docs/client.md promises: timeout x attempts (+ backoff, recorded here, not slept), with slack
             assert elapsed < reranker.timeout * (reranker.max_retries + 1) + 2.0
     assert sent == before  # nothing mutated

@@ -467,24 +467,27 @@ class HTTPReranker(Reranker):
         if answer.undecodable is not None:
             encoding = answer.headers.get("content-encoding", "?")
             raise fail(f"the response body could not be decoded (content-encoding {encoding}): {answer.undecodable}")
+        # Errors are raised outside the `except` blocks, so none carries the original exception (whose text may
+        # hold what a provider echoed) as its __context__.
+        error: RerankError | None = None
         try:
             payload = json.loads(answer.content)
         except (ValueError, RecursionError) as exc:
             kind = answer.headers.get("content-type", "no content-type")
             reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
-            raise fail(f"response is not valid JSON ({kind}; {reason}): {truncate(answer.text, 120)!r}") from None
+            error = fail(f"response is not valid JSON ({kind}; {reason}): {truncate(answer.text, 120)!r}")
+        if error is not None:
+            raise error
         try:
             parsed = self.dialect.parse(payload, headers=answer.headers, n_documents=n_documents)
         except RerankError as exc:
-            raise with_context(
-                exc,
-                provider=self.provider,
-                status_code=answer.status_code,
-                request_id=header_id,
-                scrub=self._scrub,
-            ) from None
+            error = with_context(
+                exc, provider=self.provider, status_code=answer.status_code, request_id=header_id, scrub=self._scrub
+            )
         except (KeyError, TypeError, ValueError, AttributeError, IndexError, ArithmeticError, RecursionError) as exc:
-            raise fail(f"unexpected response shape ({type(exc).__name__}: {truncate(str(exc), 120)})") from None
+            error = fail(f"unexpected response shape ({type(exc).__name__}: {truncate(str(exc), 120)})")
+        if error is not None:
+            raise error
         request_id = parsed.request_id or header_id
         expected = n_documents if batch_top_n is None else batch_top_n
         if len(parsed.scores) < expected:
