@@ -451,9 +451,6 @@ class HTTPReranker(Reranker):
         headers.update(self._extra_headers)
         return headers
 
-    def _headers(self) -> dict[str, str]:
-        return dict(self._request_headers)
-
     def _parse(self, answer: _Answer, n_documents: int, offset: int, batch_top_n: int | None) -> _Part:
         header_id = request_id_from(answer.headers)
 
