@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from tests.core.transport_helpers import MODES, Mode, RecordedWaits, call, make_reranker, texts
+from tests.core.transport_helpers import API_KEY, MODES, Mode, RecordedWaits, call, make_reranker, texts
 from tests.support.emulator import Fault, ProviderEmulator
 
 from rerank_core import InvalidRequestError, ProviderError, RerankResponse
+from rerank_core.dialects.generic import GenericDialect
 
 StartEmulator = Callable[..., ProviderEmulator]
 QUERY = "alpha beta gamma delta"
@@ -116,3 +117,22 @@ def test_no_cap_means_one_request(emu: ProviderEmulator) -> None:
     with make_reranker(emu) as reranker:
         reranker.rerank(QUERY, texts(300))
     assert emu.request_count == 1
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_dialects_own_batch_too_large_answer_splits_like_413(start_emulator: StartEmulator, mode: Mode) -> None:
+    """The `is_batch_too_large` hook: a server that says "too many documents" with a 422 (as Infinity does)."""
+
+    class TooManyIs422(GenericDialect):
+        def is_batch_too_large(self, status_code: int, body: str) -> bool:
+            return status_code == 422 and "too many documents" in body
+
+    emu = start_emulator("generic", api_key=API_KEY)
+    emu.fail_next(Fault(status=422, body={"detail": "too many documents in one batch"}))
+    waits = RecordedWaits()
+    with make_reranker(emu, waits=waits) as reranker:
+        reranker.dialect = TooManyIs422()
+        response = await call(reranker, mode, QUERY, texts(6))
+    assert sorted(len(request.body["documents"]) for request in emu.requests) == [3, 3, 6]
+    assert waits.waits == []  # a split is not a retry
+    assert sorted(r.index for r in response.results) == list(range(6))

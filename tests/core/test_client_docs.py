@@ -38,4 +38,22 @@ def test_documented_backoff_numbers_match_the_defaults() -> None:
     flat = TEXT.replace("\n", " ")
     assert f"a random time up to {policy.backoff_base:g} s" in flat
     assert f"capped at {policy.backoff_cap:g} s" in flat
-    assert f"if it is at most {policy.max_retry_after:g} s" in flat
+    assert f"if it is at most `max_retry_after` ({policy.max_retry_after:g} s by default)" in flat
+
+
+def test_every_constructor_argument_is_in_the_table() -> None:
+    import inspect
+
+    from rerank_core import HTTPReranker
+
+    for name in inspect.signature(HTTPReranker).parameters:
+        assert f"| `{name}` |" in TEXT or f"`{name}` / " in TEXT or f"/ `{name}` |" in TEXT, name
+
+
+def test_documented_defaults_of_the_new_limits_match_the_code() -> None:
+    from rerank_core import limits
+    from rerank_core.http import DEFAULT_MAX_CONNECTIONS
+
+    assert f"| `max_connections` | `{DEFAULT_MAX_CONNECTIONS}` |" in TEXT
+    assert f"| `max_retry_after` | `{limits.DEFAULT_MAX_RETRY_AFTER}` |" in TEXT
+    assert f"| `max_response_bytes` | `{limits.DEFAULT_MAX_RESPONSE_BYTES}` " in TEXT

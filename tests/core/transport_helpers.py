@@ -13,6 +13,7 @@ from typing import Any, Literal
 from tests.support.emulator import ProviderEmulator
 
 from rerank_core import DocumentInput, HTTPReranker, RerankResponse
+from rerank_core.base import Reranker
 
 API_KEY = "sk-test-9f8e7d6c5b4a-SECRET"
 Mode = Literal["sync", "async"]
@@ -45,7 +46,7 @@ def make_reranker(
 
 
 async def call(
-    reranker: HTTPReranker,
+    reranker: Reranker,
     mode: Mode,
     query: str,
     documents: Sequence[DocumentInput],

@@ -132,6 +132,21 @@ def test_waiting_for_a_slot_is_not_the_providers_timeout(start_emulator: StartEm
     assert emu.peak_in_flight == 1
 
 
+async def test_waiting_async_calls_are_not_timed_out_by_the_queue(start_emulator: StartEmulator) -> None:
+    """Two connections, 50 ms per answer, timeout 0.4 s: 100 calls queue about 2.5 s, and none times out."""
+    emu = start_emulator("generic", api_key=KEY, latency=0.05)
+    with HTTPReranker(
+        "generic", model="m", base_url=emu.base_url, api_key=KEY, max_connections=2, timeout=0.4, max_retries=0
+    ) as reranker:
+        results = await asyncio.wait_for(
+            asyncio.gather(*(reranker.arerank("apple pie", documents_of(i)) for i in range(100))), timeout=120
+        )
+    for i, response in enumerate(results):
+        check_own(i, response)
+    assert emu.request_count == 100
+    assert emu.peak_in_flight <= 2
+
+
 async def test_slots_are_served_first_come_first_served(start_emulator: StartEmulator) -> None:
     emu = start_emulator("generic", api_key=KEY, latency=0.05)
     with HTTPReranker("generic", model="m", base_url=emu.base_url, api_key=KEY, max_connections=1) as reranker:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import sys
 import threading
 import time
@@ -54,6 +55,11 @@ class Fault:
     """Close the socket without answering."""
     ignore_top_n: bool = False
     """Answer every document even when the request asked for `top_n` (a provider that ignores it)."""
+    content_type: str = "application/json"
+    drip_interval: float = 0.0
+    """Send the body a few bytes at a time, this many seconds apart (a slow-drip body)."""
+    cut_after: int | None = None
+    """Send only this many bytes of the body (content-length promises all of it), then close: a reset mid-body."""
 
 
 class _Server(ThreadingHTTPServer):
@@ -201,14 +207,14 @@ class ProviderEmulator:
             handler.connection.close()
             return
         if fault and fault.raw is not None:
-            self._send_raw(handler, fault.status or 200, fault.raw, fault.headers)
+            self._send_raw(handler, fault.status or 200, fault.raw, fault.headers, fault)
             return
-        if fault and fault.status is not None and fault.status >= 400:
+        if fault and fault.status is not None and fault.status >= 300:
             payload = fault.body if fault.body is not None else self.app.error_body(fault.status, "injected fault")
-            self._send(handler, fault.status, payload, fault.headers)
+            self._send(handler, fault.status, payload, fault.headers, fault)
             return
         if fault and fault.body is not None:
-            self._send(handler, fault.status or 200, fault.body, fault.headers)
+            self._send(handler, fault.status or 200, fault.body, fault.headers, fault)
             return
 
         status, payload, extra_headers = self._answer(
@@ -216,7 +222,7 @@ class ProviderEmulator:
         )
         if fault and fault.mutate is not None and status == 200:
             payload = fault.mutate(payload)
-        self._send(handler, status, payload, {**extra_headers, **(fault.headers if fault else {})})
+        self._send(handler, status, payload, {**extra_headers, **(fault.headers if fault else {})}, fault)
 
     def _answer(
         self, path: str, headers: dict[str, str], body: Any, *, ignore_top_n: bool = False
@@ -241,19 +247,37 @@ class ProviderEmulator:
 
     @staticmethod
     def _send(
-        handler: BaseHTTPRequestHandler, status: int, payload: Any, headers: dict[str, str] | None = None
+        handler: BaseHTTPRequestHandler,
+        status: int,
+        payload: Any,
+        headers: dict[str, str] | None = None,
+        fault: Fault | None = None,
     ) -> None:
         data = json.dumps(payload, allow_nan=True).encode()
-        ProviderEmulator._send_raw(handler, status, data, headers or {})
+        ProviderEmulator._send_raw(handler, status, data, headers or {}, fault)
 
     @staticmethod
-    def _send_raw(handler: BaseHTTPRequestHandler, status: int, data: bytes, headers: dict[str, str]) -> None:
+    def _send_raw(
+        handler: BaseHTTPRequestHandler, status: int, data: bytes, headers: dict[str, str], fault: Fault | None = None
+    ) -> None:
         handler.send_response(status)
-        handler.send_header("content-type", "application/json")
+        handler.send_header("content-type", fault.content_type if fault else "application/json")
         handler.send_header("content-length", str(len(data)))
         for key, value in headers.items():
             handler.send_header(key, value)
         handler.end_headers()
+        if fault and fault.cut_after is not None:
+            handler.wfile.write(data[: fault.cut_after])
+            handler.wfile.flush()
+            handler.close_connection = True
+            handler.connection.shutdown(socket.SHUT_RDWR)
+            return
+        if fault and fault.drip_interval:
+            for start in range(0, len(data), 4):
+                handler.wfile.write(data[start : start + 4])
+                handler.wfile.flush()
+                time.sleep(fault.drip_interval)  # the slowness under test, not synchronization
+            return
         handler.wfile.write(data)
 
 

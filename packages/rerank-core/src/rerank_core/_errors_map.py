@@ -40,6 +40,7 @@ class Answer(Protocol):
 
 REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-amzn-requestid", "x-trace-id", "cf-ray")
 MAX_TEXT = 300
+FORMAT_HINT = "The provider broke its own response format; rerank-core will not guess the missing scores"
 
 
 class Scrubber:
@@ -195,7 +196,7 @@ def with_context(
         provider=error.provider or provider,
         status_code=error.status_code if error.status_code is not None else status_code,
         request_id=error.request_id or request_id,
-        hint=scrub(error.hint) if error.hint else None,
+        hint=scrub(error.hint) if error.hint else (FORMAT_HINT if isinstance(error, ResponseFormatError) else None),
     )
 
 
@@ -207,5 +208,5 @@ def format_error(
         provider=provider,
         status_code=response.status_code,
         request_id=request_id,
-        hint="The provider broke its own response format; rerank-core will not guess the missing scores",
+        hint=FORMAT_HINT,
     )

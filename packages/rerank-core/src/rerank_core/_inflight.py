@@ -3,7 +3,8 @@
 One reranker serves sync threads and async tasks on any number of event loops at once. A per-call semaphore
 cannot stop 1,000 concurrent calls from opening 1,000 connections, and httpx's own pool wait counts against the
 request timeout. So every request first takes a slot here, in arrival order, *before* its timeout starts; a
-released slot is handed straight to the oldest waiter, so nobody can overtake it.
+released slot is handed straight to the oldest waiter, so nobody can overtake it. Slots are numbered
+(0 .. limit - 1), so a caller can tie each to a connection of its own.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import threading
 from collections import deque
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(eq=False)
@@ -21,70 +22,79 @@ class _Waiter:
     loop: asyncio.AbstractEventLoop | None
     """None for a thread."""
     future: asyncio.Future[None] | None = None
-    event: threading.Event = field(default_factory=threading.Event)
+    event: threading.Event | None = None
     granted: bool = False
+    slot: int = -1
 
 
 class InFlightLimit:
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        self._used = 0
+        self._free = list(range(limit - 1, -1, -1))  # a stack: the most recently used connection goes out again
         self._waiters: deque[_Waiter] = deque()
         self._lock = threading.Lock()
 
     @property
     def in_use(self) -> int:
         with self._lock:
-            return self._used
+            return self.limit - len(self._free)
 
     @contextmanager
-    def hold(self) -> Iterator[None]:
-        """Wait (blocking this thread) for a slot, keep it for the block."""
+    def hold(self) -> Iterator[int]:
+        """Wait (blocking this thread) for a slot, keep it for the block; yields its number."""
         with self._lock:
-            waiter = self._take_or_queue(None)
-        if waiter is not None:
-            waiter.event.wait()  # only a grant wakes it: the handoff is the only way out
+            taken = self._take_or_queue(None)
+        if isinstance(taken, _Waiter):
+            assert taken.event is not None
+            taken.event.wait()  # only a grant wakes it: the handoff is the only way out
+            taken = taken.slot
         try:
-            yield
+            yield taken
         finally:
-            self._release()
+            self._release(taken)
 
     @asynccontextmanager
-    async def ahold(self) -> AsyncIterator[None]:
-        """Wait (without blocking the loop) for a slot, keep it for the block."""
+    async def ahold(self) -> AsyncIterator[int]:
+        """Wait (without blocking the loop) for a slot, keep it for the block; yields its number."""
         with self._lock:
-            waiter = self._take_or_queue(asyncio.get_running_loop())
-        if waiter is not None:
-            assert waiter.future is not None
+            taken = self._take_or_queue(asyncio.get_running_loop())
+        if isinstance(taken, _Waiter):
+            assert taken.future is not None
             try:
-                await waiter.future
+                await taken.future
             except asyncio.CancelledError:
                 with self._lock:
-                    granted = waiter.granted
+                    granted = taken.granted
                     if not granted:
-                        self._waiters.remove(waiter)
+                        self._waiters.remove(taken)
                 if granted:  # the slot arrived as we were cancelled: pass it on
-                    self._release()
+                    self._release(taken.slot)
                 raise
+            taken = taken.slot
         try:
-            yield
+            yield taken
         finally:
-            self._release()
+            self._release(taken)
 
-    def _take_or_queue(self, loop: asyncio.AbstractEventLoop | None) -> _Waiter | None:
-        """Under the lock: take a free slot (None), or queue and return the waiter."""
-        if self._used < self.limit and not self._waiters:
-            self._used += 1
-            return None
-        waiter = _Waiter(loop=loop, future=loop.create_future() if loop is not None else None)
+    def _take_or_queue(self, loop: asyncio.AbstractEventLoop | None) -> int | _Waiter:
+        """Under the lock: a free slot's number, or a waiter queued for the next one."""
+        if self._free and not self._waiters:
+            return self._free.pop()
+        waiter = _Waiter(loop=loop)
+        if loop is None:
+            waiter.event = threading.Event()
+        else:
+            waiter.future = loop.create_future()
         self._waiters.append(waiter)
         return waiter
 
-    def _release(self) -> None:
+    def _release(self, slot: int) -> None:
         with self._lock:
             while self._waiters:
                 waiter = self._waiters.popleft()
+                waiter.slot = slot
                 if waiter.loop is None:
+                    assert waiter.event is not None
                     waiter.granted = True
                     waiter.event.set()
                     return
@@ -94,7 +104,7 @@ class InFlightLimit:
                     continue
                 waiter.granted = True
                 return
-            self._used -= 1
+            self._free.append(slot)
 
 
 def _grant(future: asyncio.Future[None] | None) -> None:

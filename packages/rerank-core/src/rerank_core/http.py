@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import os
 import re
 import threading
@@ -62,8 +63,11 @@ _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 ERROR_BODY_LIMIT = 64 * 1024
 """Bytes of an error answer read for its message; the rest is not needed."""
 DEFAULT_MAX_CONNECTIONS = 32
+ASYNC_POOL_SHARD = 8
+"""Connections per owned AsyncClient. httpcore's async pool scans every connection for every queued request, so
+one pool of 64 costs more CPU than the network; several pools of 8, one per block of slots, keep that flat."""
 
-ClientT = TypeVar("ClientT", httpx.Client, httpx.AsyncClient)
+ClientT = TypeVar("ClientT", httpx.Client, list[httpx.AsyncClient])
 
 
 @dataclass
@@ -200,7 +204,7 @@ class HTTPReranker(Reranker):
         self._in_flight = InFlightLimit(self.max_connections)
         self._sync_lease: _Lease[httpx.Client] | None = None
         # One owned AsyncClient per event loop: pooled connections belong to the loop that opened them.
-        self._async_leases: dict[asyncio.AbstractEventLoop, _Lease[httpx.AsyncClient]] = {}
+        self._async_leases: dict[asyncio.AbstractEventLoop, _Lease[list[httpx.AsyncClient]]] = {}
         self._closing: set[asyncio.Task[None]] = set()
         self._lock = threading.Lock()
 
@@ -252,10 +256,10 @@ class HTTPReranker(Reranker):
             return self._merge(parts)
 
     async def _ascore(self, query: str, documents: list[Document], top_n: int | None) -> Scores:
-        async with self._use_async_client() as client:
+        async with self._use_async_clients() as clients:
             gate = asyncio.Semaphore(self.max_concurrency)
             jobs = [
-                self._ascore_span(client, gate, query, documents[a:b], a, top_n, 0)
+                self._ascore_span(clients, gate, query, documents[a:b], a, top_n, 0)
                 for a, b in self._spans(len(documents))
             ]
             return self._merge(await _gather(jobs))
@@ -296,7 +300,7 @@ class HTTPReranker(Reranker):
 
     async def _ascore_span(
         self,
-        client: httpx.AsyncClient,
+        clients: list[httpx.AsyncClient],
         gate: asyncio.Semaphore,
         query: str,
         documents: list[Document],
@@ -307,7 +311,7 @@ class HTTPReranker(Reranker):
         content, batch_top_n = self._body(query, documents, top_n)
         while True:
             async with gate:
-                answer = await self._aattempt(client, content)
+                answer = await self._aattempt(clients, content)
             step = self._outcome(answer, retries, len(documents), offset, batch_top_n)
             if isinstance(step, _Part):
                 return [step]
@@ -319,8 +323,8 @@ class HTTPReranker(Reranker):
         half = len(documents) // 2
         return await _gather(
             [
-                self._ascore_span(client, gate, query, documents[:half], offset, top_n, retries),
-                self._ascore_span(client, gate, query, documents[half:], offset + half, top_n, retries),
+                self._ascore_span(clients, gate, query, documents[:half], offset, top_n, retries),
+                self._ascore_span(clients, gate, query, documents[half:], offset + half, top_n, retries),
             ]
         )
 
@@ -346,8 +350,9 @@ class HTTPReranker(Reranker):
                     return _closed_client()
                 raise
 
-    async def _aattempt(self, client: httpx.AsyncClient, content: bytes) -> _Answer | httpx.TransportError:
-        async with self._in_flight.ahold():
+    async def _aattempt(self, clients: list[httpx.AsyncClient], content: bytes) -> _Answer | httpx.TransportError:
+        async with self._in_flight.ahold() as slot:
+            client = clients[slot // ASYNC_POOL_SHARD % len(clients)]  # each slot has a connection of its own
             try:
                 async with asyncio.timeout(self.timeout):  # the whole attempt, slow-drip bodies included
                     request = client.build_request(
@@ -451,9 +456,6 @@ class HTTPReranker(Reranker):
         headers.update(self._extra_headers)
         return headers
 
-    def _headers(self) -> dict[str, str]:
-        return dict(self._request_headers)
-
     def _parse(self, answer: _Answer, n_documents: int, offset: int, batch_top_n: int | None) -> _Part:
         header_id = request_id_from(answer.headers)
 
@@ -467,24 +469,27 @@ class HTTPReranker(Reranker):
         if answer.undecodable is not None:
             encoding = answer.headers.get("content-encoding", "?")
             raise fail(f"the response body could not be decoded (content-encoding {encoding}): {answer.undecodable}")
+        # Errors are raised outside the `except` blocks, so none carries the original exception (whose text may
+        # hold what a provider echoed) as its __context__.
+        error: RerankError | None = None
         try:
             payload = json.loads(answer.content)
         except (ValueError, RecursionError) as exc:
             kind = answer.headers.get("content-type", "no content-type")
             reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
-            raise fail(f"response is not valid JSON ({kind}; {reason}): {truncate(answer.text, 120)!r}") from None
+            error = fail(f"response is not valid JSON ({kind}; {reason}): {truncate(answer.text, 120)!r}")
+        if error is not None:
+            raise error
         try:
             parsed = self.dialect.parse(payload, headers=answer.headers, n_documents=n_documents)
         except RerankError as exc:
-            raise with_context(
-                exc,
-                provider=self.provider,
-                status_code=answer.status_code,
-                request_id=header_id,
-                scrub=self._scrub,
-            ) from None
+            error = with_context(
+                exc, provider=self.provider, status_code=answer.status_code, request_id=header_id, scrub=self._scrub
+            )
         except (KeyError, TypeError, ValueError, AttributeError, IndexError, ArithmeticError, RecursionError) as exc:
-            raise fail(f"unexpected response shape ({type(exc).__name__}: {truncate(str(exc), 120)})") from None
+            error = fail(f"unexpected response shape ({type(exc).__name__}: {truncate(str(exc), 120)})")
+        if error is not None:
+            raise error
         request_id = parsed.request_id or header_id
         expected = n_documents if batch_top_n is None else batch_top_n
         if len(parsed.scores) < expected:
@@ -551,7 +556,9 @@ class HTTPReranker(Reranker):
             return
         with self._lock:
             if self._sync_lease is None:
-                self._sync_lease = _Lease(httpx.Client(limits=self._limits(), follow_redirects=False))
+                self._sync_lease = _Lease(
+                    httpx.Client(limits=self._limits(self.max_connections), follow_redirects=False)
+                )
             lease = self._sync_lease
             lease.users += 1
         try:
@@ -561,9 +568,9 @@ class HTTPReranker(Reranker):
                 lease.client.close()
 
     @contextlib.asynccontextmanager
-    async def _use_async_client(self) -> AsyncIterator[httpx.AsyncClient]:
+    async def _use_async_clients(self) -> AsyncIterator[list[httpx.AsyncClient]]:
         if self._given_async_client is not None:
-            yield self._given_async_client
+            yield [self._given_async_client]
             return
         loop = asyncio.get_running_loop()
         with self._lock:
@@ -572,14 +579,16 @@ class HTTPReranker(Reranker):
                 # Forget clients of loops that are gone (e.g. an earlier `asyncio.run`); they cannot be reused.
                 for stale in [old for old in self._async_leases if old.is_closed()]:
                     del self._async_leases[stale]
-                client = httpx.AsyncClient(limits=self._limits(), follow_redirects=False)
-                lease = self._async_leases[loop] = _Lease(client)
+                shards = math.ceil(self.max_connections / ASYNC_POOL_SHARD)
+                size = min(self.max_connections, ASYNC_POOL_SHARD)
+                clients = [httpx.AsyncClient(limits=self._limits(size), follow_redirects=False) for _ in range(shards)]
+                lease = self._async_leases[loop] = _Lease(clients)
             lease.users += 1
         try:
             yield lease.client
         finally:
             if self._release(lease):
-                await lease.client.aclose()
+                await _aclose_all(lease.client)
 
     def _release(self, lease: _Lease[Any]) -> bool:
         """One call is done with `lease`: True if it was retired meanwhile and this was its last user."""
@@ -592,9 +601,9 @@ class HTTPReranker(Reranker):
         lease.retired = True
         return lease.users == 0
 
-    def _limits(self) -> httpx.Limits:
-        # Exactly as many connections as requests may be in flight: a request never waits in httpx's pool.
-        return httpx.Limits(max_connections=self.max_connections, max_keepalive_connections=self.max_connections)
+    def _limits(self, size: int) -> httpx.Limits:
+        # Exactly as many connections as slots that lead to this client: a request never waits in httpx's pool.
+        return httpx.Limits(max_connections=size, max_keepalive_connections=size)
 
     def warm_up(self) -> None:
         """Open the pooled sync client now (connections themselves open on first use)."""
@@ -620,10 +629,10 @@ class HTTPReranker(Reranker):
             lease = self._async_leases.pop(asyncio.get_running_loop(), None)
             idle = lease is not None and self._retire(lease)
         if lease is not None and idle:
-            await lease.client.aclose()
+            await _aclose_all(lease.client)
         self.close()
 
-    def _close_on_loop(self, loop: asyncio.AbstractEventLoop, client: httpx.AsyncClient) -> None:
+    def _close_on_loop(self, loop: asyncio.AbstractEventLoop, clients: list[httpx.AsyncClient]) -> None:
         """Close an AsyncClient from sync code, on the loop its connections belong to, if that loop still lives."""
         if loop.is_closed():
             return  # its connections died with the loop
@@ -632,14 +641,14 @@ class HTTPReranker(Reranker):
         except RuntimeError:
             running = None
         if running is loop:
-            task = loop.create_task(client.aclose())
+            task = loop.create_task(_aclose_all(clients))
             self._closing.add(task)  # keep a reference until done
             task.add_done_callback(self._closing.discard)
         elif loop.is_running():  # in another thread: close there, and wait a little for it
             with contextlib.suppress(FutureTimeoutError):
-                asyncio.run_coroutine_threadsafe(client.aclose(), loop).result(timeout=5)
+                asyncio.run_coroutine_threadsafe(_aclose_all(clients), loop).result(timeout=5)
         else:
-            loop.run_until_complete(client.aclose())
+            loop.run_until_complete(_aclose_all(clients))
 
 
 async def _gather(jobs: Sequence[Any]) -> list[_Part]:
@@ -656,6 +665,11 @@ async def _gather(jobs: Sequence[Any]) -> list[_Part]:
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
     return [part for parts in answers for part in parts]
+
+
+async def _aclose_all(clients: list[httpx.AsyncClient]) -> None:
+    for client in clients:
+        await client.aclose()
 
 
 def _closed_client() -> httpx.TransportError:
