@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.helpers import run
+from tests.cli.helpers import Spawned, run, wait_until
 from tests.composition.helpers import closed_port_url
-from tests.support.emulator import ProviderEmulator, overlap_score
+from tests.support.emulator import Fault, ProviderEmulator, overlap_score
 
 Start = Callable[..., ProviderEmulator]
 SCIFACT = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "scifact"
@@ -224,3 +224,31 @@ def test_scifact_subset_with_the_local_tiny_model(tiny_cross_encoder: str, tmp_p
     assert reranker["documents_sent"] == 150
     assert reranker["tokens"] > 0
     assert bm25["nDCG@10"] > 0.5  # BM25 is a real retriever here; the random-weight tiny model is not
+
+
+def test_ctrl_c_keeps_the_saved_runs_and_a_rerun_resumes(
+    start_emulator: Start, beir: Path, run_file: Path, tmp_path: Path
+) -> None:
+    emu = start_emulator("generic")
+    emu.fail_next(Fault(), Fault(delay=120))  # q1 answers, q2 hangs
+    runs = tmp_path / "runs"
+    args = [
+        "eval", str(beir), "--run", str(run_file), "--reranker", emulator_config(tmp_path, emu.base_url),
+        "--save-runs", str(runs), "--concurrency", "1", "--timeout", "300",
+    ]  # fmt: skip
+    cli = Spawned(*args, EMU_KEY="k")
+    try:
+        wait_until(lambda: emu.request_count == 2)  # q1 is saved, q2 is waiting on the emulator
+        code, elapsed = cli.interrupt()
+    finally:
+        cli.kill()
+    assert code == 130
+    assert elapsed < 5.0
+    assert "Traceback" not in cli.stderr
+    assert f"interrupted: emu: 1 of 3 queries done; runs kept in {runs}" in cli.stderr
+    assert set(read_trec(runs / "emu.trec")) == {"q1"}
+
+    resumed = run(*args, EMU_KEY="k")
+    assert resumed.returncode == 0, resumed.stderr
+    assert emu.request_count == 4  # only q2 and q3 were sent again
+    assert set(read_trec(runs / "emu.trec")) == {"q1", "q2", "q3"}

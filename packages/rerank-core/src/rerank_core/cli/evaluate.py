@@ -21,7 +21,7 @@ from typing import Any, TextIO
 
 from rerank_core.base import Reranker
 from rerank_core.cli.common import INTERRUPT, Progress, UserError, describe
-from rerank_core.cli.main import add_common_flags, apply_flags, package_version, positive, setup_logging, show_progress
+from rerank_core.cli.flags import add_common_flags, apply_flags, package_version, positive, setup_logging, show_progress
 from rerank_core.cli.report import write_html, write_plot, write_table
 from rerank_core.config import RerankerConfig
 from rerank_core.errors import RerankError

@@ -55,6 +55,7 @@ def plot_png(report: dict[str, Any]) -> bytes:
         raise UserError('--plot needs matplotlib: pip install "rerank-core[eval]"') from None
     metric = report["metrics"][0]
     figure, axes = plt.subplots(figsize=(7, 4.5), dpi=110)
+    latencies = [s["latency_ms"]["p50"] for s in report["systems"] if s.get("latency_ms", {}).get("p50") is not None]
     for system in report["systems"]:
         if system["kind"] == "first-stage":
             axes.axhline(system[metric], linestyle="--", color="grey", label=f"{system['name']} (first stage)")
@@ -68,9 +69,11 @@ def plot_png(report: dict[str, Any]) -> bytes:
     axes.set_xlabel("median latency per query (ms)")
     axes.set_ylabel(metric)
     axes.set_title(f"{data['name']}: {data['queries']} queries, {data['first_stage']} top {data['depth']}")
-    axes.set_xlim(left=0)
+    # Room right of the slowest point for its label; quality metrics live in 0..1.
+    axes.set_xlim(0, 1.6 * max(latencies, default=1.0))
+    axes.set_ylim(0, 1.0)
     axes.grid(True, alpha=0.3)
-    axes.legend(loc="lower right")
+    axes.legend(loc="upper right")
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
