@@ -19,8 +19,6 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.core.transport_helpers import MODES, Mode, RecordedWaits, call
-from tests.support.emulator import Fault, ProviderEmulator
 
 from rerank_core import (
     HTTPReranker,
@@ -34,6 +32,8 @@ from rerank_core import (
     ResponseFormatError,
     load_reranker,
 )
+from tests.core.transport_helpers import MODES, Mode, RecordedWaits, call
+from tests.support.emulator import Fault, ProviderEmulator
 
 StartEmulator = Callable[..., ProviderEmulator]
 KEY = "sk-faults-7d3c9b1a-TOPSECRET"

@@ -10,10 +10,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from tests.support.emulator import ProviderEmulator, overlap_score
 
 from rerank_core import ConfigurationError, HTTPReranker, RerankResponse
 from rerank_core.limits import MAX_CONCURRENCY, MAX_RETRIES, MAX_TIMEOUT
+from tests.support.emulator import ProviderEmulator, overlap_score
 
 StartEmulator = Callable[..., ProviderEmulator]
 KEY = "sk-settings-1a2b3c4d5e"
