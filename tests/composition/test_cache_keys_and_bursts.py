@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from rerank_core import CachingReranker, Document, load_reranker
-from rerank_core.cache import _InFlight
+from rerank_core.cache import Pending, _InFlight
 from tests.support.emulator import ProviderEmulator, overlap_score
 
 Start = Callable[..., ProviderEmulator]
@@ -80,13 +80,13 @@ class CountingInFlight(_InFlight):
         self.claims = 0
         self.all_claimed = threading.Event()
 
-    def claim(self, keys: Iterable[str], *, wait: bool) -> tuple[list[str], dict[str, object]]:  # type: ignore[override]
+    def claim(self, keys: Iterable[str], *, wait: bool) -> tuple[list[str], Pending, Pending]:
         result = super().claim(keys, wait=wait)
         with self._lock:
             self.claims += 1
             if self.claims == self.expected:
                 self.all_claimed.set()
-        return result  # type: ignore[return-value]
+        return result
 
 
 def gated(emu_gate: threading.Event) -> Callable[[str, str], float]:
@@ -242,3 +242,25 @@ def test_two_processes_share_one_sqlite_file_under_load(start_emulator: Start, t
     # one "other" and one common document.
     with sqlite3.connect(db) as check:
         assert check.execute("SELECT COUNT(*) FROM scores").fetchone() == (2 * 60 + 3 * 6,)
+
+
+async def test_a_sync_call_on_the_event_loop_thread_never_waits_for_an_async_one(start_emulator: Start) -> None:
+    gate, first = threading.Event(), threading.Event()
+
+    def score(query: str, text: str) -> float:
+        if not first.is_set():  # only the async call's request is held back
+            first.set()
+            gate.wait(timeout=30)
+        return overlap_score(query, text)
+
+    emu = start_emulator("generic", scorer=score)
+    reranker = cached(emu, max_retries=0)
+    leader = asyncio.ensure_future(reranker.arerank("capital", ["capital city"]))
+    assert await asyncio.to_thread(first.wait, 30)  # the async call's request is at the provider
+    # Blocking on the async call from the loop's own thread would deadlock; this call fetches for itself.
+    mine = reranker.rerank("capital", ["capital city"])
+    gate.set()
+    theirs = await leader
+    assert mine.results[0].relevance_score == theirs.results[0].relevance_score
+    assert emu.request_count == 2
+    await reranker.aclose()
