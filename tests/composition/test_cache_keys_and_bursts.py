@@ -4,6 +4,7 @@ store holds under two processes at once."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import sqlite3
 import subprocess
@@ -13,7 +14,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from rerank_core import CachingReranker, Document, load_reranker
+from rerank_core import CachingReranker, Document, SQLiteScoreCache, load_reranker
 from rerank_core.cache import Pending, _InFlight
 from tests.support.emulator import ProviderEmulator, overlap_score
 
@@ -264,3 +265,34 @@ async def test_a_sync_call_on_the_event_loop_thread_never_waits_for_an_async_one
     assert mine.results[0].relevance_score == theirs.results[0].relevance_score
     assert emu.request_count == 2
     await reranker.aclose()
+
+
+def open_fds() -> int:
+    gc.collect()  # sockets of earlier tests that are already unreachable
+    return len(os.listdir("/proc/self/fd"))
+
+
+async def test_building_and_closing_sqlite_cached_rerankers_leaks_no_file(
+    start_emulator: Start, tmp_path: Path
+) -> None:
+    emu = start_emulator("generic")
+    config = {
+        "provider": "generic",
+        "model": "m",
+        "base_url": emu.base_url,
+        "api_key": "k",
+        "cache": f"sqlite:///{tmp_path / 'fd.db'}",
+        "fallback": [{"provider": "generic", "model": "m2", "base_url": emu.base_url, "api_key": "k"}],
+    }
+    load_reranker(config).close()  # warm-up: first imports, the emulator's first connection
+    before = open_fds()
+    for _ in range(5):
+        with load_reranker(config) as reranker:
+            reranker.rerank("q", ["a", "b"])
+        async with load_reranker(config) as areranker:
+            await areranker.arerank("q", ["a", "c"])
+    assert open_fds() <= before  # each leaked sqlite connection would hold 1-3 files (db, -wal, -shm)
+    store = SQLiteScoreCache(tmp_path / "mine.db")
+    CachingReranker(load_reranker(config | {"cache": False, "fallback": []}), store).close()
+    assert store.get_many(["x"]) == {}  # a store passed in is not closed by the reranker
+    store.close()

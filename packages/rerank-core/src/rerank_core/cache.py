@@ -262,9 +262,12 @@ def _in_event_loop() -> bool:
 class CachingReranker(Reranker):
     """Wraps `inner`; documents already scored for this query by the same provider and model are not resent."""
 
-    def __init__(self, inner: Reranker, cache: ScoreCache) -> None:
+    def __init__(self, inner: Reranker, cache: ScoreCache, *, owns_cache: bool = False) -> None:
+        """`owns_cache=True` (what `load_reranker` passes for the store it opened): `close()` closes the store
+        too, so building and closing rerankers leaks no sqlite connection. A store you pass in stays yours."""
         self.inner = inner
         self.cache = cache
+        self.owns_cache = owns_cache
         self.provider = inner.provider
         self.model = inner.model
         self.normalize = inner.normalize  # scores are cached raw; the outermost response normalizes them
@@ -278,9 +281,16 @@ class CachingReranker(Reranker):
 
     def close(self) -> None:
         self.inner.close()
+        self._close_cache()
 
     async def aclose(self) -> None:
         await self.inner.aclose()
+        self._close_cache()
+
+    def _close_cache(self) -> None:
+        close = getattr(self.cache, "close", None)
+        if self.owns_cache and callable(close):
+            close()
 
     def scored_content(self, document: Document) -> str:
         return self.inner.scored_content(document)
