@@ -15,9 +15,14 @@ VERSION="$(cat VERSION)"
 CONSTRAINTS=()
 [ -f constraints.txt ] && CONSTRAINTS=(-c constraints.txt)
 
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+build_log="$work/build.log"
+
 rm -rf dist
 for package in packages/rerank-core packages/rerank-langchain packages/rerank-llamaindex packages/rerank-haystack; do
-    "$VENV_PY" -m build --no-isolation --wheel --sdist --outdir dist "$package" > /dev/null
+    "$VENV_PY" -m build --no-isolation --wheel --sdist --outdir dist "$package" > "$build_log" 2>&1 \
+        || { cat "$build_log" >&2; exit 1; }
 done
 "$VENV_PY" -m twine check --strict dist/*
 
@@ -43,12 +48,12 @@ for name in names:
 print(f"dist/: {len(names)} wheels and sdists of {version}, each with LICENSE and metadata checked")
 PY
 
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
 "${PYTHON:-python3}" -m venv "$work/venv"
 "$work/venv/bin/python" -m pip install -q "${CONSTRAINTS[@]}" "dist/rerank_core-$VERSION-py3-none-any.whl"
-if "$work/venv/bin/rerank" --help | grep -q -- "--version"; then
-    "$work/venv/bin/rerank" --version | grep -q -F "$VERSION" || { echo "rerank --version does not say $VERSION" >&2; exit 1; }
+usage="$("$work/venv/bin/rerank" --help 2>&1)"  # captured first: grep -q closing a pipe early must not fail it
+if grep -q -- "--version" <<< "$usage"; then
+    reported="$("$work/venv/bin/rerank" --version 2>&1)"
+    grep -q -F "$VERSION" <<< "$reported" || { echo "rerank --version says '$reported', not $VERSION" >&2; exit 1; }
 else
     echo "note: this rerank CLI has no --version flag yet; the version was checked through importlib.metadata" >&2
 fi

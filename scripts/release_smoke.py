@@ -41,6 +41,7 @@ def main() -> int:
     assert rerank_core.__file__ is not None
     assert "site-packages" in rerank_core.__file__, rerank_core.__file__  # the built wheel, not the checkout
     assert metadata.version("rerank-core") == expected, metadata.version("rerank-core")
+    assert rerank_core.__version__ == expected, rerank_core.__version__
     licenses = [f for f in metadata.files("rerank-core") or [] if f.name == "LICENSE"]
     assert licenses, "no LICENSE in the installed wheel"
     assert "Apache License" in licenses[0].read_text(), licenses

@@ -4,6 +4,7 @@ store holds under two processes at once."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import sqlite3
 import subprocess
@@ -13,8 +14,8 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from rerank_core import CachingReranker, Document, load_reranker
-from rerank_core.cache import _InFlight
+from rerank_core import CachingReranker, Document, SQLiteScoreCache, load_reranker
+from rerank_core.cache import Pending, _InFlight
 from tests.support.emulator import ProviderEmulator, overlap_score
 
 Start = Callable[..., ProviderEmulator]
@@ -80,13 +81,13 @@ class CountingInFlight(_InFlight):
         self.claims = 0
         self.all_claimed = threading.Event()
 
-    def claim(self, keys: Iterable[str], *, wait: bool) -> tuple[list[str], dict[str, object]]:  # type: ignore[override]
+    def claim(self, keys: Iterable[str], *, wait: bool) -> tuple[list[str], Pending, Pending]:
         result = super().claim(keys, wait=wait)
         with self._lock:
             self.claims += 1
             if self.claims == self.expected:
                 self.all_claimed.set()
-        return result  # type: ignore[return-value]
+        return result
 
 
 def gated(emu_gate: threading.Event) -> Callable[[str, str], float]:
@@ -242,3 +243,56 @@ def test_two_processes_share_one_sqlite_file_under_load(start_emulator: Start, t
     # one "other" and one common document.
     with sqlite3.connect(db) as check:
         assert check.execute("SELECT COUNT(*) FROM scores").fetchone() == (2 * 60 + 3 * 6,)
+
+
+async def test_a_sync_call_on_the_event_loop_thread_never_waits_for_an_async_one(start_emulator: Start) -> None:
+    gate, first = threading.Event(), threading.Event()
+
+    def score(query: str, text: str) -> float:
+        if not first.is_set():  # only the async call's request is held back
+            first.set()
+            gate.wait(timeout=30)
+        return overlap_score(query, text)
+
+    emu = start_emulator("generic", scorer=score)
+    reranker = cached(emu, max_retries=0)
+    leader = asyncio.ensure_future(reranker.arerank("capital", ["capital city"]))
+    assert await asyncio.to_thread(first.wait, 30)  # the async call's request is at the provider
+    # Blocking on the async call from the loop's own thread would deadlock; this call fetches for itself.
+    mine = reranker.rerank("capital", ["capital city"])
+    gate.set()
+    theirs = await leader
+    assert mine.results[0].relevance_score == theirs.results[0].relevance_score
+    assert emu.request_count == 2
+    await reranker.aclose()
+
+
+def open_fds() -> int:
+    gc.collect()  # sockets of earlier tests that are already unreachable
+    return len(os.listdir("/proc/self/fd"))
+
+
+async def test_building_and_closing_sqlite_cached_rerankers_leaks_no_file(
+    start_emulator: Start, tmp_path: Path
+) -> None:
+    emu = start_emulator("generic")
+    config = {
+        "provider": "generic",
+        "model": "m",
+        "base_url": emu.base_url,
+        "api_key": "k",
+        "cache": f"sqlite:///{tmp_path / 'fd.db'}",
+        "fallback": [{"provider": "generic", "model": "m2", "base_url": emu.base_url, "api_key": "k"}],
+    }
+    load_reranker(config).close()  # warm-up: first imports, the emulator's first connection
+    before = open_fds()
+    for _ in range(5):
+        with load_reranker(config) as reranker:
+            reranker.rerank("q", ["a", "b"])
+        async with load_reranker(config) as areranker:
+            await areranker.arerank("q", ["a", "c"])
+    assert open_fds() <= before  # each leaked sqlite connection would hold 1-3 files (db, -wal, -shm)
+    store = SQLiteScoreCache(tmp_path / "mine.db")
+    CachingReranker(load_reranker(config | {"cache": False, "fallback": []}), store).close()
+    assert store.get_many(["x"]) == {}  # a store passed in is not closed by the reranker
+    store.close()

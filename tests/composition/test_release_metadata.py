@@ -77,3 +77,9 @@ def test_the_license_is_apache_2() -> None:
 
 def test_the_changelog_has_this_version() -> None:
     assert f"## [{VERSION}]" in (ROOT / "CHANGELOG.md").read_text()
+
+
+def test_the_installed_core_reports_the_version() -> None:
+    import rerank_core
+
+    assert rerank_core.__version__ == VERSION  # stale? re-install: pip install -e packages/rerank-core

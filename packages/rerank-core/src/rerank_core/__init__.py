@@ -1,5 +1,7 @@
 """rerank-core: one normalized reranking API over hosted providers and a local cross-encoder."""
 
+from importlib import metadata as _metadata
+
 from rerank_core.base import Reranker, Scores
 from rerank_core.cache import CachingReranker, MemoryScoreCache, ScoreCache, SQLiteScoreCache
 from rerank_core.chunking import ChunkingReranker
@@ -32,6 +34,11 @@ from rerank_core.models import (
     Window,
 )
 from rerank_core.onnx_engine import OnnxCrossEncoder  # imports onnxruntime only on first use
+
+try:
+    __version__ = _metadata.version("rerank-core")  # the one version, from VERSION via the package metadata
+except _metadata.PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "AuthenticationError",

@@ -147,6 +147,7 @@ def open_cache(setting: bool | str, *, max_entries: int = 100_000) -> ScoreCache
 
 
 GetMany = Callable[[Sequence[str]], dict[str, CachedScore]]
+Pending = dict[str, "Future[CachedScore | None]"]
 
 
 class _InFlight:
@@ -160,11 +161,13 @@ class _InFlight:
         self._lock = threading.Lock()
         self._pending: dict[str, Future[CachedScore | None]] = {}
 
-    def claim(self, keys: Iterable[str], *, wait: bool) -> tuple[list[str], dict[str, Future[CachedScore | None]]]:
-        """(keys this call fetches, futures of keys another call is fetching). With `wait=False` the caller
-        fetches every key itself (a sync call on an event loop's thread must never block on that loop)."""
+    def claim(self, keys: Iterable[str], *, wait: bool) -> tuple[list[str], Pending, Pending]:
+        """(keys this call fetches, the futures it registered for them, futures of keys another call is
+        fetching). With `wait=False` the caller fetches every key itself and registers only the free ones (a sync
+        call on an event loop's thread must never block on that loop)."""
         mine: list[str] = []
-        theirs: dict[str, Future[CachedScore | None]] = {}
+        owned: Pending = {}
+        theirs: Pending = {}
         with self._lock:
             for key in keys:
                 pending = self._pending.get(key)
@@ -175,17 +178,16 @@ class _InFlight:
                 if pending is None:
                     future: Future[CachedScore | None] = Future()
                     future.set_running_or_notify_cancel()
-                    self._pending[key] = future
-        return mine, theirs
+                    self._pending[key] = owned[key] = future
+        return mine, owned, theirs
 
-    def resolve(self, keys: Iterable[str], found: Mapping[str, CachedScore], error: BaseException | None) -> None:
-        futures = []
+    def resolve(self, owned: Pending, found: Mapping[str, CachedScore], error: BaseException | None) -> None:
+        """Answer the waiters of the futures this call registered (and only those)."""
         with self._lock:
-            for key in keys:
-                future = self._pending.pop(key, None)
-                if future is not None:
-                    futures.append((key, future))
-        for key, future in futures:
+            for key, future in owned.items():
+                if self._pending.get(key) is future:
+                    del self._pending[key]
+        for key, future in owned.items():
             if error is not None:
                 future.set_exception(error)
             else:
@@ -260,9 +262,12 @@ def _in_event_loop() -> bool:
 class CachingReranker(Reranker):
     """Wraps `inner`; documents already scored for this query by the same provider and model are not resent."""
 
-    def __init__(self, inner: Reranker, cache: ScoreCache) -> None:
+    def __init__(self, inner: Reranker, cache: ScoreCache, *, owns_cache: bool = False) -> None:
+        """`owns_cache=True` (what `load_reranker` passes for the store it opened): `close()` closes the store
+        too, so building and closing rerankers leaks no sqlite connection. A store you pass in stays yours."""
         self.inner = inner
         self.cache = cache
+        self.owns_cache = owns_cache
         self.provider = inner.provider
         self.model = inner.model
         self.normalize = inner.normalize  # scores are cached raw; the outermost response normalizes them
@@ -276,9 +281,16 @@ class CachingReranker(Reranker):
 
     def close(self) -> None:
         self.inner.close()
+        self._close_cache()
 
     async def aclose(self) -> None:
         await self.inner.aclose()
+        self._close_cache()
+
+    def _close_cache(self) -> None:
+        close = getattr(self.cache, "close", None)
+        if self.owns_cache and callable(close):
+            close()
 
     def scored_content(self, document: Document) -> str:
         return self.inner.scored_content(document)
@@ -288,7 +300,7 @@ class CachingReranker(Reranker):
         pending = [key for key in call.unique if key not in call.found]
         wait = not _in_event_loop()
         while pending:
-            mine, theirs = self._in_flight.claim(pending, wait=wait)
+            mine, owned, theirs = self._in_flight.claim(pending, wait=wait)
             if mine:
                 # No top_n hint: a document left unscored by the provider could not be cached.
                 positions = call.first_positions(mine)
@@ -297,9 +309,9 @@ class CachingReranker(Reranker):
                     entries = call.add_fresh(mine, scored)
                     self.cache.set_many(entries)
                 except BaseException as error:
-                    self._in_flight.resolve(mine, {}, error)
+                    self._in_flight.resolve(owned, {}, error)
                     raise
-                self._in_flight.resolve(mine, entries, None)
+                self._in_flight.resolve(owned, entries, None)
             pending = []
             for key, future in theirs.items():
                 try:
@@ -317,7 +329,7 @@ class CachingReranker(Reranker):
         call = self._begin(keys, hits)
         pending = [key for key in call.unique if key not in call.found]
         while pending:
-            mine, theirs = self._in_flight.claim(pending, wait=True)
+            mine, owned, theirs = self._in_flight.claim(pending, wait=True)
             if mine:
                 positions = call.first_positions(mine)
                 try:
@@ -328,17 +340,20 @@ class CachingReranker(Reranker):
                     else:
                         await asyncio.to_thread(self.cache.set_many, entries)
                 except BaseException as error:
-                    self._in_flight.resolve(mine, {}, error)
+                    self._in_flight.resolve(owned, {}, error)
                     raise
-                self._in_flight.resolve(mine, entries, None)
+                self._in_flight.resolve(owned, entries, None)
             pending = []
             for key, future in theirs.items():
                 # shield: cancelling this waiter must not cancel the shared future for the other waiters.
                 try:
                     await asyncio.shield(asyncio.wrap_future(future))
+                except asyncio.CancelledError:
+                    task = asyncio.current_task()
+                    if not future.done() or (task is not None and task.cancelling()):
+                        raise  # this waiter itself was cancelled, not (only) the call it waited for
                 except BaseException:
-                    if not future.done():
-                        raise  # this waiter itself was cancelled
+                    pass  # the other call's outcome is read from the future just below
                 try:
                     self._settle(call, key, _outcome(future))
                 except _Retry:

@@ -264,16 +264,25 @@ class RerankerConfig(BaseModel):
 ConfigSource = RerankerConfig | Mapping[str, Any] | str | os.PathLike[str] | None
 CHAIN_WIDE = ("long_documents", "max_tokens_per_document", "chunk_overlap")
 """Settings a fallback member takes from the chain unless it sets them itself."""
-REMOTE_ONLY = (
-    "base_url",
-    "api_key",
-    "api_key_env",
-    "timeout",
-    "max_retries",
-    "max_documents_per_request",
-    "max_concurrency",
+LOCAL_KEYS = frozenset(
+    {
+        "provider",
+        "model",
+        "options",
+        "normalize",
+        "fallback",
+        "on_failure",
+        "circuit_breaker",
+        "long_documents",
+        "max_tokens_per_document",
+        "chunk_overlap",
+        "cache",
+        "cache_size",
+    }
 )
-"""Settings of the HTTP client, which the local cross-encoder does not have."""
+"""The settings a `local` member uses. Every other key (base_url, keys, timeout, retries, batching, connection and
+response limits: the HTTP client's settings) would be ignored by the local cross-encoder, so it is an error. An
+allow-list, so a new HTTP setting is covered without being listed here."""
 CHAIN_ONLY = ("on_failure", "circuit_breaker")
 """Settings of the chain as a whole: in a fallback member they would be ignored (or, for passthrough, would hide
 that member's failure from the chain)."""
@@ -290,7 +299,7 @@ def unused_settings(config: RerankerConfig, *, member: bool, inherited: Mapping[
             f"{key}: applies to the whole chain; set it at the top level" for key in CHAIN_ONLY if key in given
         ]
     if config.provider == "local":
-        problems += [f"{key}: the local cross-encoder sends no HTTP request" for key in REMOTE_ONLY if key in given]
+        problems += [f"{key}: the local cross-encoder sends no HTTP request" for key in sorted(given - LOCAL_KEYS)]
     if "api_key" in given and "api_key_env" in given:
         problems.append("api_key_env: api_key is given too, and wins")
     long_documents = inherited.get("long_documents", config.long_documents)

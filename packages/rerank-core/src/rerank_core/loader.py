@@ -119,7 +119,7 @@ def member_or_factory(config: RerankerConfig, cache: ScoreCache | None, clients:
 def build_member(config: RerankerConfig, cache: ScoreCache | None, clients: Mapping[str, Any]) -> Reranker:
     """One provider, wrapped by the cache and the long-document chunker as configured."""
     base = build_provider(config, clients)
-    reranker: Reranker = CachingReranker(base, cache) if cache is not None else base
+    reranker: Reranker = CachingReranker(base, cache, owns_cache=True) if cache is not None else base
     if config.long_documents == "chunk":
         reranker = ChunkingReranker(
             reranker,
