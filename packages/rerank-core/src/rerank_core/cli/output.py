@@ -64,7 +64,8 @@ def error_record(query: Query, error: RerankError) -> dict[str, Any]:
 
 
 class Writer:
-    """Writes each finished query at once and flushes, so an interrupted or failing run keeps what was done."""
+    """Writes each finished query at once and flushes, so an interrupted or failing run keeps what was done.
+    A query goes out in one write(), so a Ctrl-C lands between queries, never inside one."""
 
     def __init__(self, fmt: str, many: bool, out: TextIO) -> None:
         self.fmt, self.many, self.out = fmt, many, out
@@ -73,27 +74,29 @@ class Writer:
 
     def result(self, outcome: Outcome) -> None:
         if self.fmt == "json":
-            self._json_item(as_json(outcome))
+            text = self._json_item(as_json(outcome))
         elif self.fmt == "jsonl":
-            for row in result_rows(outcome.response):
-                line = {"query": outcome.query.text, "query_id": outcome.query.id, **row}
-                self.out.write(json.dumps(line, ensure_ascii=False) + "\n")
+            lines = [
+                {"query": outcome.query.text, "query_id": outcome.query.id, **row}
+                for row in result_rows(outcome.response)
+            ]
+            text = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
         else:
+            text = render_table(outcome)
             if self.many:
-                self.out.write(("\n" if self.written else "") + f"query: {outcome.query.text}\n")
-            write_table(outcome, self.out)
-        self._done()
+                text = ("\n" if self.written else "") + f"query: {outcome.query.text}\n" + text
+        self._write(text)
 
     def error(self, query: Query, error: RerankError) -> None:
         record = error_record(query, error)
         if self.fmt == "json":
-            self._json_item(record)
+            text = self._json_item(record)
         elif self.fmt == "jsonl":
-            self.out.write(json.dumps(record, ensure_ascii=False) + "\n")
+            text = json.dumps(record, ensure_ascii=False) + "\n"
         else:
             prefix = "\n" if self.written else ""
-            self.out.write(f"{prefix}query: {query.text}\nerror: {record['error']['message']}\n")
-        self._done()
+            text = f"{prefix}query: {query.text}\nerror: {record['error']['message']}\n"
+        self._write(text)
 
     def close(self) -> None:
         """End the JSON array (also on Ctrl-C, so the file stays valid JSON)."""
@@ -103,26 +106,28 @@ class Writer:
             self.many = False  # closing twice writes nothing more
             self.out.flush()
 
-    def _json_item(self, payload: dict[str, Any]) -> None:
+    def _json_item(self, payload: dict[str, Any]) -> str:
         text = json.dumps(payload, ensure_ascii=False, indent=2)
         if not self.many:
-            self.out.write(text + "\n")
-            return
+            return text + "\n"
         indented = "\n".join("  " + line for line in text.splitlines())
-        self.out.write(("[\n" if not self._open_array else ",\n") + indented)
+        opening = ",\n" if self._open_array else "[\n"
         self._open_array = True
+        return opening + indented
 
-    def _done(self) -> None:
+    def _write(self, text: str) -> None:
+        self.out.write(text)
         self.written += 1
         self.out.flush()
 
 
-def write_table(outcome: Outcome, out: TextIO) -> None:
+def render_table(outcome: Outcome) -> str:
     response = outcome.response
-    out.write(f"{'rank':>4}  {'score':>8}  {'index':>5}  {'id':<12}  text\n")
+    lines = [f"{'rank':>4}  {'score':>8}  {'index':>5}  {'id':<12}  text"]
     for row in result_rows(response):
         text = " ".join(row["text"].split())
         text = text if len(text) <= 70 else text[:69] + "…"
-        out.write(f"{row['rank']:>4}  {row['score']:>8.4f}  {row['index']:>5}  {row['id'] or ''!s:<12}  {text}\n")
+        lines.append(f"{row['rank']:>4}  {row['score']:>8.4f}  {row['index']:>5}  {row['id'] or ''!s:<12}  {text}")
     note = " (passthrough: every reranker failed, original order)" if response.passthrough else ""
-    out.write(f"-- {response.provider}:{response.model or 'default'}, {outcome.documents} documents{note}\n")
+    lines.append(f"-- {response.provider}:{response.model or 'default'}, {outcome.documents} documents{note}")
+    return "\n".join(lines) + "\n"
