@@ -8,7 +8,7 @@ import re
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import TextIO
 
@@ -86,11 +86,32 @@ class Interrupt:
     def __init__(self) -> None:
         self.summary: Callable[[], str] = lambda: "nothing was finished"
         self.on_exit: list[Callable[[], None]] = []
+        self._held = 0
+        self._pending = False
 
     def install(self) -> None:
         signal.signal(signal.SIGINT, self._handle)
 
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """Hold a Ctrl-C until the block ends, so a result taken off the queue is written and counted whole.
+        Signal handlers run on the main thread, between bytecodes, as the writer does: no lock is needed."""
+        self._held += 1
+        try:
+            yield
+        finally:
+            self._held -= 1
+            if not self._held and self._pending:
+                self._pending = False  # the exit steps write under held() too
+                self._exit()
+
     def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self._held:
+            self._pending = True
+            return
+        self._exit()
+
+    def _exit(self) -> None:
         for step in self.on_exit:
             with contextlib.suppress(Exception):  # leaving anyway; the rest must still be flushed
                 step()

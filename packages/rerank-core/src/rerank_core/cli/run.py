@@ -120,14 +120,15 @@ async def rerank_many(
     state = {"next": 0, "failed": 0, "done": 0}
 
     def emit(flush_all: bool = False) -> None:
-        while state["next"] in finished or (flush_all and finished):
-            position = state["next"] if state["next"] in finished else min(finished)
-            item = finished.pop(position)
-            if isinstance(item, Outcome):
-                writer.result(item)
-            else:
-                writer.error(queries[position], item)
-            state["next"] = position + 1
+        with INTERRUPT.held():
+            while state["next"] in finished or (flush_all and finished):
+                position = state["next"] if state["next"] in finished else min(finished)
+                item = finished.pop(position)
+                if isinstance(item, Outcome):
+                    writer.result(item)
+                else:
+                    writer.error(queries[position], item)
+                state["next"] = position + 1
 
     def summary() -> str:
         return f"{writer.written} of {len(queries)} queries written ({state['failed']} failed)"
