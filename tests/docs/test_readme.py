@@ -25,14 +25,20 @@ def test_every_python_example_compiles() -> None:
         compile(code, f"README.md python block {number}", "exec")
 
 
-def test_the_first_command_reranks_the_example_file_with_the_local_model(tiny_cross_encoder: str) -> None:
+def test_the_first_command_reranks_the_example_file_with_the_local_model(
+    tiny_cross_encoder: str, tmp_path: Path
+) -> None:
+    from tests.support.tiny_models import export_tiny_onnx
+
     first_block = fenced("bash")[0]
+    assert 'rerank-core[onnx]"' in first_block, "the first command installs the ONNX engine"
+    model = export_tiny_onnx(tiny_cross_encoder, tmp_path / "onnx-model", int8=False)
     command_line = next(line for line in first_block.splitlines() if line.startswith("rerank "))
     argv = shlex.split(command_line)
     rerank_script = Path(sys.executable).parent / "rerank"
     command = [str(rerank_script)] if rerank_script.exists() else [sys.executable, "-m", "rerank_core.cli"]
     environ = {key: value for key, value in os.environ.items() if not key.startswith("RERANK_")}
-    environ["RERANK_LOCAL_MODEL"] = tiny_cross_encoder  # offline: the README's documented override
+    environ["RERANK_LOCAL_MODEL"] = model  # offline: the README's documented override, a folder with an ONNX export
 
     done = subprocess.run(
         [*command, *argv[1:]], cwd=ROOT, capture_output=True, text=True, env=environ, timeout=120, check=False

@@ -173,3 +173,18 @@ def test_hub_options_reach_every_from_pretrained_call(tiny_cross_encoder: str, m
         assert {name for name, _ in seen} == {"AutoConfig", "AutoTokenizer", "AutoModelForSequenceClassification"}
         for _, kwargs in seen:
             assert {key: kwargs.get(key) for key in expected} == expected
+
+
+def test_num_threads_sets_torch_threads_when_the_model_loads(tiny_cross_encoder: str) -> None:
+    import torch
+
+    before = torch.get_num_threads()
+    wanted = 2 if before == 1 else 1
+    try:
+        reranker = load_reranker(f"local:{tiny_cross_encoder}", options={"engine": "torch", "num_threads": wanted})
+        assert isinstance(reranker, LocalCrossEncoder)
+        assert torch.get_num_threads() == before, "nothing changes before the model loads"
+        reranker.warm_up()
+        assert torch.get_num_threads() == wanted
+    finally:
+        torch.set_num_threads(before)

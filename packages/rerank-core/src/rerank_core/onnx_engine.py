@@ -142,11 +142,7 @@ class OnnxCrossEncoder(CrossEncoderBase):
         import onnxruntime
 
         path = self._onnx_path()
-        options = onnxruntime.SessionOptions()
-        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.inter_op_num_threads = 1
-        if self.num_threads is not None:
-            options.intra_op_num_threads = self.num_threads
+        options = self._session_options()
         provider = DEVICES[self.device or "cpu"]
         if provider not in onnxruntime.get_available_providers():
             raise ConfigurationError(
@@ -157,6 +153,19 @@ class OnnxCrossEncoder(CrossEncoderBase):
         session = onnxruntime.InferenceSession(path, sess_options=options, providers=[provider])
         self._adopt_inputs(session, text)
         return session
+
+    def _session_options(self) -> Any:
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.inter_op_num_threads = 1  # one graph branch at a time: the layers of an encoder are sequential
+        if self.num_threads is not None:
+            options.intra_op_num_threads = self.num_threads
+        # Idle workers sleep instead of spin-waiting: with one other busy process on 2 cores, spinning workers
+        # made 2 threads 0.56x sentence-transformers, sleeping ones 1.18x (benchmarks/local_threads.py).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        return options
 
     # -- files ------------------------------------------------------------------------------------------------
 
