@@ -33,7 +33,13 @@ if TYPE_CHECKING:
 INSTALL_HINT = 'Install the ONNX engine: pip install "rerank-core[onnx]"'
 ONNX_FILES = ("onnx/model.onnx", "model.onnx")
 """Where an fp32 export is looked for, in order (the layout sentence-transformers and Optimum use)."""
-INT8_FILES = ("onnx/model_int8.onnx", "model_int8.onnx", "onnx/model_quantized.onnx", "onnx/model_qint8_avx512.onnx")
+INT8_FILES = (
+    "onnx/model_int8.onnx",
+    "model_int8.onnx",
+    "onnx/model_quantized.onnx",
+    "onnx/model_qint8_avx512.onnx",
+    "onnx/model_quint8_avx2.onnx",
+)
 """Where a dynamic int8 export is looked for with `quantize="int8"`: `rerank export-onnx --int8` writes the first."""
 DEVICES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 
