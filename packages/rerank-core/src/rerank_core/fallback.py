@@ -7,11 +7,10 @@ that says *this member* is set up wrongly (401/403, a missing key, a model that 
 model or endpoint, a redirect). A 400/413/422 moves on too: rerank-core has already validated the input, so a
 provider that rejects it is objecting to its own contract (its options, model, size or length limits; a local
 member truncates what a hosted one refuses), and another member may well accept the same documents. A circuit
-breaker per member skips
-one that failed `failure_threshold` times in a row for `cooldown` seconds, instead of paying its timeout on
-every call; after the cool-down one call probes it again. When every member fails, `on_failure="passthrough"`
-returns the caller's documents in their original order (marked `passthrough=True`, with a warning logged)
-instead of raising, so a RAG pipeline keeps answering.
+breaker per member skips one that failed `failure_threshold` times in a row for `cooldown` seconds, instead of
+paying its timeout on every call; after the cool-down one call probes it again. When every member fails,
+`on_failure="passthrough"` returns the caller's documents in their original order (marked `passthrough=True`,
+with a warning logged) instead of raising, so a RAG pipeline keeps answering.
 """
 
 from __future__ import annotations
