@@ -7,6 +7,7 @@ score), peak memory for 1,000 documents, and the size of a fresh `pip install "r
     python -m benchmarks.local_onnx                    # speed + agreement + cold start + memory
     python -m benchmarks.local_onnx --env-size         # also build a temp venv and measure it (needs PyPI)
     python -m benchmarks.local_onnx --quick            # smoke run
+    python -m benchmarks.local_onnx --cold-only --cold-docs 1   # start-up alone: new process to one score
 """
 
 from __future__ import annotations
@@ -91,9 +92,12 @@ COLD = {
 }
 
 
-def cold_start(query: str, docs: list[str], runs: int, python: str, names: tuple[str, ...] = tuple(COLD)) -> None:
-    """Wall time of a new process that imports, loads the model and scores 10 documents, then exits."""
-    prelude = f"import json\nquery, docs = json.loads({json.dumps(json.dumps([query, docs[:10]]))})\n"
+def cold_start(
+    query: str, docs: list[str], runs: int, python: str, names: tuple[str, ...] = tuple(COLD), n_docs: int = 10
+) -> None:
+    """Wall time of a new process that imports, loads the model and scores `n_docs` documents, then exits.
+    With one document the time is almost all start-up; with ten abstracts, scoring them is part of it."""
+    prelude = f"import json\nquery, docs = json.loads({json.dumps(json.dumps([query, docs[:n_docs]]))})\n"
     timings: dict[str, list[float]] = {name: [] for name in names}
     for _ in range(runs):
         for name in names:
@@ -101,7 +105,7 @@ def cold_start(query: str, docs: list[str], runs: int, python: str, names: tuple
             start = time.perf_counter()
             subprocess.run([python, "-c", code], check=True, capture_output=True, env=bench_env())
             timings[name].append(time.perf_counter() - start)
-    print(f"cold start, new process to first score of 10 documents ({python}), median of {runs}:")
+    print(f"cold start, new process to first score of {n_docs} documents ({python}), median of {runs}:")
     for name, times in timings.items():
         print(f"- {name}: {statistics.median(times):.2f} s (runs: {', '.join(f'{t:.2f}' for t in times)})")
 
@@ -181,6 +185,8 @@ def main() -> None:
     parser.add_argument("--memory-docs", type=int, default=1000)
     parser.add_argument("--env-size", action="store_true", help="also measure a fresh [onnx] venv (uses PyPI)")
     parser.add_argument("--memory-only", action="store_true", help="only the peak-memory measurement")
+    parser.add_argument("--cold-only", action="store_true", help="only the cold-start measurement")
+    parser.add_argument("--cold-docs", type=int, default=10, help="documents scored by the cold-start process")
     args = parser.parse_args()
     import onnxruntime
     import sentence_transformers
@@ -197,9 +203,12 @@ def main() -> None:
     if args.memory_only:
         peak_memory(*load_workload(args.memory_docs))
         return
+    if args.cold_only:
+        cold_start(*load_workload(args.cold_docs), args.cold_runs, sys.executable, n_docs=args.cold_docs)
+        return
     query, docs = load_workload(30 if args.quick else args.docs)
     speed(query, docs, 1 if args.quick else args.rounds)
-    cold_start(query, docs, 1 if args.quick else args.cold_runs, sys.executable)
+    cold_start(query, docs, 1 if args.quick else args.cold_runs, sys.executable, n_docs=args.cold_docs)
     print(f"load average {os.getloadavg()}\n")
     peak_memory(*load_workload(100 if args.quick else args.memory_docs))
     if args.env_size:
