@@ -8,6 +8,7 @@ for speed: speed is in benchmarks/load.py.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import os
 import threading
@@ -28,17 +29,23 @@ ASYNC_CALLS = 1000
 THREADS = 200
 
 
-def open_fds() -> int:
-    gc.collect()  # sockets of earlier tests that are only waiting for the collector must not count either way
-    return len(os.listdir("/proc/self/fd"))
+def open_descriptors() -> set[tuple[str, str]]:
+    """Each open descriptor with what it points at, so a leaked socket is told apart from a reused number."""
+    gc.collect()  # sockets of earlier tests that are only waiting for the collector must not count
+    found = set()
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):  # the listing's own descriptor is closed by now
+            found.add((fd, os.readlink(f"/proc/self/fd/{fd}")))
+    return found
 
 
-def wait_for_fds(baseline: int, deadline_s: float = 10.0) -> int:
-    """The emulator's handler threads close their side once they see ours closed: wait for that, bounded."""
+def opened_since(baseline: set[tuple[str, str]], deadline_s: float = 10.0) -> set[tuple[str, str]]:
+    """Descriptors opened since `baseline` and still open. The emulator's handler threads close their side once
+    they see ours closed: wait for that, bounded. (One that other code closed meanwhile is no leak of ours.)"""
     end = time.monotonic() + deadline_s
-    while open_fds() > baseline and time.monotonic() < end:
+    while (opened := open_descriptors() - baseline) and time.monotonic() < end:
         time.sleep(0.05)
-    return open_fds()
+    return opened
 
 
 def documents_of(call: int) -> list[str]:
@@ -71,14 +78,14 @@ async def hammer(reranker: Reranker) -> None:
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts descriptors through /proc")
 async def test_1000_async_calls_and_200_threads_on_one_reranker(start_emulator: StartEmulator) -> None:
     emu = start_emulator("generic", api_key=KEY)
-    baseline = open_fds()
+    baseline = open_descriptors()
     reranker = load_reranker(generic(emu, max_connections=16, timeout=30))
     assert isinstance(reranker, HTTPReranker)
     await asyncio.wait_for(hammer(reranker), timeout=180)
     assert emu.request_count == ASYNC_CALLS + THREADS
     assert emu.peak_in_flight <= 16  # the reranker-wide limit held across threads and tasks
     await reranker.aclose()
-    assert wait_for_fds(baseline) == baseline
+    assert opened_since(baseline) == set()
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts descriptors through /proc")
@@ -86,12 +93,12 @@ async def test_the_same_load_through_a_fallback_chain(start_emulator: StartEmula
     down = start_emulator("generic", api_key=KEY)
     down.fail_always(Fault(status=503))
     healthy = start_emulator("generic", api_key=KEY)
-    baseline = open_fds()
+    baseline = open_descriptors()
     chain = load_reranker(generic(down, max_retries=0, fallback=[generic(healthy, max_connections=16)]))
     await asyncio.wait_for(hammer(chain), timeout=180)
     assert healthy.request_count == ASYNC_CALLS + THREADS  # every call answered by the member that works
     await chain.aclose()
-    assert wait_for_fds(baseline) == baseline
+    assert opened_since(baseline) == set()
 
 
 async def test_calls_split_into_batches_share_the_limit(start_emulator: StartEmulator) -> None:
