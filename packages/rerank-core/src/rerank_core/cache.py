@@ -15,6 +15,7 @@ import hashlib
 import logging
 import sqlite3
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
@@ -95,13 +96,25 @@ class SQLiteScoreCache:
             # One connection shared across threads, serialized by the lock; other processes wait up to
             # `busy_timeout` seconds for a write lock instead of failing at once.
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=busy_timeout)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("CREATE TABLE IF NOT EXISTS scores (key TEXT PRIMARY KEY, score REAL, kind TEXT)")
+            self._set_up(time.monotonic() + busy_timeout)
         except (OSError, sqlite3.Error) as error:
             raise ConfigurationError(
                 f"cache: cannot open the sqlite file {str(self.path)!r} ({error})",
                 hint='Point cache="sqlite:///path/to/scores.db" at a writable file (its folder is created)',
             ) from None
+
+    def _set_up(self, deadline: float) -> None:
+        # Switching a new file to WAL can answer SQLITE_BUSY at once, without the busy handler, while another
+        # process opening the same file does the same: try again until the deadline.
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("CREATE TABLE IF NOT EXISTS scores (key TEXT PRIMARY KEY, score REAL, kind TEXT)")
+                return
+            except sqlite3.OperationalError as error:
+                if error.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.02)
 
     def get_many(self, keys: Sequence[str]) -> dict[str, CachedScore]:
         found: dict[str, CachedScore] = {}
