@@ -8,6 +8,7 @@ score), peak memory for 1,000 documents, and the size of a fresh `pip install "r
     python -m benchmarks.local_onnx --env-size         # also build a temp venv and measure it (needs PyPI)
     python -m benchmarks.local_onnx --quick            # smoke run
     python -m benchmarks.local_onnx --cold-only --cold-docs 1   # start-up alone: new process to one score
+    python -m benchmarks.local_onnx --env-size-only    # only the fresh-venv size and its cold start
 """
 
 from __future__ import annotations
@@ -157,19 +158,25 @@ def env_size() -> None:
             check=True, capture_output=True,
         )  # fmt: skip
         sizes = {venv.name: du(venv) for venv in (bare, full)}
+        compiled = du(full) - du(full, bytecode=False)
         site = next((full / "lib").glob("python*/site-packages"))
         biggest = sorted(((du(p), p.name) for p in site.iterdir() if p.is_dir()), reverse=True)[:6]
         cold_start(*load_workload(10), runs=5, python=str(full / "bin" / "python"), names=("ONNX engine",))
     print(
         f"fresh `pip install rerank-core[onnx]` venv: {sizes['onnx'] / 1e6:.0f} MB "
         f"(a bare venv with pip and setuptools: {sizes['bare'] / 1e6:.0f} MB, so the install adds "
-        f"{(sizes['onnx'] - sizes['bare']) / 1e6:.0f} MB); largest: "
+        f"{(sizes['onnx'] - sizes['bare']) / 1e6:.0f} MB; {compiled / 1e6:.0f} MB of it is the bytecode pip compiles, "
+        f"which `pip install --no-compile` skips); largest: "
         + ", ".join(f"{name} {size / 1e6:.0f} MB" for size, name in biggest)
     )
 
 
-def du(path: Path) -> int:
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())
+def du(path: Path, bytecode: bool = True) -> int:
+    return sum(
+        f.stat().st_size
+        for f in path.rglob("*")
+        if f.is_file() and not f.is_symlink() and (bytecode or "__pycache__" not in f.parts)
+    )
 
 
 def bench_env() -> dict[str, str]:
@@ -187,6 +194,7 @@ def main() -> None:
     parser.add_argument("--memory-only", action="store_true", help="only the peak-memory measurement")
     parser.add_argument("--cold-only", action="store_true", help="only the cold-start measurement")
     parser.add_argument("--cold-docs", type=int, default=10, help="documents scored by the cold-start process")
+    parser.add_argument("--env-size-only", action="store_true", help="only the fresh [onnx] venv (uses PyPI)")
     args = parser.parse_args()
     import onnxruntime
     import sentence_transformers
@@ -202,6 +210,9 @@ def main() -> None:
     build_onnx()
     if args.memory_only:
         peak_memory(*load_workload(args.memory_docs))
+        return
+    if args.env_size_only:
+        env_size()
         return
     if args.cold_only:
         cold_start(*load_workload(args.cold_docs), args.cold_runs, sys.executable, n_docs=args.cold_docs)
