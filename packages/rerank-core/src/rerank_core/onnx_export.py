@@ -12,13 +12,14 @@ printed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import inspect
 import logging
 import os
 import sys
 import tempfile
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -170,18 +171,18 @@ def export(
 def fuse_graph(path: Path, config: Any, inputs: dict[str, Any], want: Any) -> str:
     """Replace the fp32 graph at `path` by ONNX Runtime's fused one (Attention, SkipLayerNormalization, BiasGelu)
     if the optimizer fuses anything and the result still follows torch; say what happened either way."""
-    from onnxruntime.transformers.optimizer import optimize_model
-
     staged = path.with_name(path.stem + ".fused.onnx")
-    logging.disable(logging.WARNING)  # the optimizer logs every fusion pass, under module-level logger names
     try:
-        optimized = optimize_model(
-            str(path),
-            model_type="bert",  # the optimizer's name for BERT-like encoders (RoBERTa, XLM-R, ELECTRA, ...)
-            num_heads=int(getattr(config, "num_attention_heads", 0) or 0),
-            hidden_size=int(getattr(config, "hidden_size", 0) or 0),
-            opt_level=0,  # fusions only: the session applies ONNX Runtime's own graph optimizations at load
-        )
+        from onnxruntime.transformers.optimizer import optimize_model
+
+        with quiet_logging():  # the optimizer logs every fusion pass, under module-level logger names
+            optimized = optimize_model(
+                str(path),
+                model_type="bert",  # the optimizer's name for BERT-like encoders (RoBERTa, XLM-R, ELECTRA, ...)
+                num_heads=int(getattr(config, "num_attention_heads", 0) or 0),
+                hidden_size=int(getattr(config, "hidden_size", 0) or 0),
+                opt_level=0,  # fusions only: the session applies ONNX Runtime's own graph optimizations at load
+            )
         fused = {name: count for name, count in optimized.get_fused_operator_statistics().items() if count}
         if not fused:
             return "kept the graph unfused: ONNX Runtime's optimizer found nothing to fuse in this model"
@@ -190,8 +191,6 @@ def fuse_graph(path: Path, config: Any, inputs: dict[str, Any], want: Any) -> st
     except Exception as exc:  # an architecture the optimizer does not know: the plain graph is still correct
         staged.unlink(missing_ok=True)
         return f"kept the graph unfused: ONNX Runtime's optimizer failed ({type(exc).__name__}: {str(exc)[:200]})"
-    finally:
-        logging.disable(logging.NOTSET)
     if error > FP32_TOLERANCE:
         staged.unlink()
         return f"kept the graph unfused: the fused one differs from torch by {error:.2e} in logits"
@@ -207,11 +206,19 @@ def quantize(source: Path, destination: Path) -> None:
 
     # Fused operators come from ONNX Runtime's own domain, where shape inference gives no output types.
     extra = {"DefaultTensorType": onnx.TensorProto.FLOAT}
-    logging.disable(logging.WARNING)  # it advises pre-processing on every call, fused graph or not
-    try:
+    with quiet_logging():  # it advises pre-processing on every call, fused graph or not
         quantize_dynamic(source, destination, weight_type=QuantType.QInt8, per_channel=True, extra_options=extra)
+
+
+@contextlib.contextmanager
+def quiet_logging() -> Iterator[None]:
+    """Drop log records below ERROR while the block runs (the export is a command; its report says what matters)."""
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    try:
+        yield
     finally:
-        logging.disable(logging.NOTSET)
+        logging.disable(previous)
 
 
 def max_error(path: Path, inputs: dict[str, Any], want: Any) -> float:
