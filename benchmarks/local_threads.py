@@ -61,22 +61,32 @@ def variants(query: str, docs: list[str]) -> dict[str, Callable[[], object]]:
             default_threads, lambda: st.predict(pairs, batch_size=32)
         )
     }
-    batching: dict[str, dict[str, Any]] = {
-        "1280-token batches": {},
-        "32-pair batches": {"max_batch_tokens": None},
+    torch_engines: dict[str, tuple[int, dict[str, Any]]] = {  # name: (caller's torch threads, settings)
+        "torch engine defaults (one single-threaded worker per core)": (default_threads, {}),
+        f"torch engine, num_threads={default_threads} (torch's threads split each batch)": (
+            default_threads,
+            {"num_threads": default_threads},
+        ),
+        "torch engine, num_threads=1": (1, {"num_threads": 1}),
+        f"torch engine, num_threads={default_threads}, 32-pair batches": (
+            default_threads,
+            {"num_threads": default_threads, "max_batch_tokens": None},
+        ),
     }
-    for threads in (1, 2):
-        for name, policy in batching.items() if threads == 2 else list(batching.items())[:1]:
-            engine = LocalCrossEncoder(str(MINILM_DIR), device="cpu", **policy)
-            runs[f"torch engine, {threads} thread(s), {name}"] = with_torch_threads(
-                threads, partial(engine.rerank, query, docs)
-            )
-            onnx = OnnxCrossEncoder(str(ONNX_DIR), num_threads=threads, **policy)
-            runs[f"ONNX engine, {threads} thread(s), {name}"] = partial(onnx.rerank, query, docs)
-    spinning = SpinningOnnx(str(ONNX_DIR), num_threads=2)
-    runs["ONNX engine, 2 threads, 1280-token batches, spin-waiting workers"] = partial(spinning.rerank, query, docs)
-    default = OnnxCrossEncoder(str(ONNX_DIR))
-    runs["ONNX engine defaults (threads unset)"] = partial(default.rerank, query, docs)
+    for name, (threads, settings) in torch_engines.items():
+        engine = LocalCrossEncoder(str(MINILM_DIR), device="cpu", **settings)
+        engine.warm_up()
+        runs[name] = with_torch_threads(threads, partial(engine.rerank, query, docs))
+    onnx_engines: dict[str, dict[str, Any]] = {
+        "ONNX engine defaults (threads unset, workers sleep)": {},
+        "ONNX engine, num_threads=1": {"num_threads": 1},
+        "ONNX engine, 32-pair batches": {"max_batch_tokens": None},
+    }
+    for name, settings in onnx_engines.items():
+        onnx = OnnxCrossEncoder(str(ONNX_DIR), **settings)
+        runs[name] = partial(onnx.rerank, query, docs)
+    spinning = SpinningOnnx(str(ONNX_DIR))
+    runs["ONNX engine, spin-waiting workers (ONNX Runtime's default)"] = partial(spinning.rerank, query, docs)
     return runs
 
 

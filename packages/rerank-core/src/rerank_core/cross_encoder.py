@@ -13,7 +13,7 @@ import json
 import math
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -358,9 +358,14 @@ class CrossEncoderBase(Reranker):
         features = self._encode(query, texts)
         lengths = [len(ids) for ids in features["input_ids"]]
         scores = [0.0] * len(texts)
-        for batch in length_sorted_batches(lengths, self.batch_size, self.max_batch_tokens):
+        batches = list(length_sorted_batches(lengths, self.batch_size, self.max_batch_tokens))
+
+        def score(batch: list[int]) -> list[float]:
             inputs = pad_batch(features, batch, meta.input_names, meta.pad_id, meta.padding_side)
-            for index, value in zip(batch, self._forward(network, inputs, meta.num_labels), strict=True):
+            return self._forward(network, inputs, meta.num_labels)
+
+        for batch, values in zip(batches, self._run_batches(score, batches), strict=True):
+            for index, value in zip(batch, values, strict=True):
                 scores[index] = value
         if not all(math.isfinite(x) for x in scores):
             raise ConfigurationError(
@@ -405,6 +410,12 @@ class CrossEncoderBase(Reranker):
     def _forward(self, network: Any, inputs: dict[str, np.ndarray], num_labels: int) -> list[float]:
         """The relevance logit of each row of one padded batch."""
         raise NotImplementedError
+
+    def _run_batches(
+        self, score: Callable[[list[int]], list[float]], batches: list[list[int]]
+    ) -> Iterable[list[float]]:
+        """`score` over the batches, in order; an engine may run them side by side."""
+        return map(score, batches)
 
     # -- loading ----------------------------------------------------------------------------------------------
 

@@ -9,9 +9,12 @@ this engine shares with the ONNX Runtime one (`onnx_engine.py`) lives in `cross_
 from __future__ import annotations
 
 import importlib.util
+import threading
 import warnings
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Literal
 
+from rerank_core._torch_workers import TorchBatchWorkers, openmp_backend
 from rerank_core.base import Normalize
 from rerank_core.cross_encoder import (
     DEFAULT_BATCH_SIZE,
@@ -62,7 +65,8 @@ DTYPES = ("float32", "float16", "bfloat16")
 
 class LocalCrossEncoder(CrossEncoderBase):
     """A cross-encoder run locally with PyTorch: the engine for GPUs and for exact sentence-transformers parity.
-    Thread-safe; the model loads once, on first use or `warm_up()`.
+    Thread-safe; the model loads once, on first use or `warm_up()`. On CPU, unless `num_threads` is given, batches
+    run side by side on single-threaded workers, one per torch thread (see `_torch_workers`).
 
     Scores are probabilities (sigmoid of the single logit, or softmax of label 1 for two-label models), or the
     raw relevance logit with `activation="none"`.
@@ -117,6 +121,7 @@ class LocalCrossEncoder(CrossEncoderBase):
         self.quantize = quantize
         self.trust_remote_code = trust_remote_code
         self._torch_device: torch.device | None = None
+        self._workers: TorchBatchWorkers | None = None
 
     def __repr__(self) -> str:
         return (
@@ -185,7 +190,45 @@ class LocalCrossEncoder(CrossEncoderBase):
         if self.quantize == "int8":
             network = quantize_int8(network)
         self._torch_device = device
+        self._workers = self._start_workers(device)
         return network
+
+    def _start_workers(self, device: torch.device) -> TorchBatchWorkers | None:
+        """One single-threaded worker per torch thread on CPU, unless `num_threads` asks for torch's own threads."""
+        import torch
+
+        if device.type != "cpu" or self.num_threads is not None or not openmp_backend():
+            return None
+        threads = torch.get_num_threads()
+        if threads < 2:
+            return None
+        try:
+            return TorchBatchWorkers(threads)
+        except threading.BrokenBarrierError:  # threads that cannot start: score on the caller's thread instead
+            return None
+
+    def _run_batches(
+        self, score: Callable[[list[int]], list[float]], batches: list[list[int]]
+    ) -> Iterable[list[float]]:
+        workers = self._workers
+        if workers is None or len(batches) < 2:
+            return map(score, batches)  # one batch: torch's own threads split it
+        if not workers.alive():  # a forked child: the parent's threads did not come along
+            with self._lock:
+                if self._workers is workers:
+                    self._workers = TorchBatchWorkers(workers.count)
+                workers = self._workers
+            if workers is None:  # closed meanwhile
+                return map(score, batches)
+        return workers.map(score, batches)
+
+    def close(self) -> None:
+        """Drop the model, the tokenizer and the CPU workers; the next call loads them again."""
+        with self._lock:
+            workers, self._workers = self._workers, None
+        if workers is not None and workers.alive():
+            workers.close()
+        super().close()
 
 
 def refuse_folder_without_tokenizer(folder: str) -> None:
