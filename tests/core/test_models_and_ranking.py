@@ -12,10 +12,12 @@ from rerank_core import (
     DocumentInput,
     InvalidInputError,
     Reranker,
+    RerankResult,
     ResponseFormatError,
     ScoreKind,
     Scores,
     Usage,
+    Window,
 )
 from rerank_core.base import build_response
 from rerank_core.dialects._parse import parse_results
@@ -74,6 +76,29 @@ def test_ranking_sorts_ties_by_index_and_accounts_for_every_input() -> None:
     assert [r.index for r in response.results] == [1, 2]
     assert [(d.index, d.reason) for d in response.dropped] == [(0, "top_n"), (3, "score_threshold"), (4, "top_n")]
     assert sorted([r.index for r in response.results] + [d.index for d in response.dropped]) == list(range(5))
+
+
+def test_ties_rank_by_index_whatever_order_the_scores_arrived_in() -> None:
+    # Batches and providers answer in any order; the scores dict keeps arrival order. -0.0 ties with 0.0.
+    docs = [Document(str(i)) for i in range(7)]
+    arrived = {5: 0.5, 3: 0.0, 6: 0.5, 0: -0.0, 4: 0.9, 1: 0.5, 2: 0.9}
+    response = build_response(Scores(arrived, "p", "m"), docs, None, None)
+    assert [r.index for r in response.results] == [2, 4, 1, 5, 6, 0, 3]
+    assert [r.relevance_score for r in response.results] == [0.9, 0.9, 0.5, 0.5, 0.5, 0.0, 0.0]
+
+
+def test_results_are_the_public_models_with_their_documents_and_windows() -> None:
+    docs = [Document("a", id="x", metadata={"k": 1}), Document("b")]
+    window = Window(index=0, start=0, end=1, text="a")
+    response = build_response(Scores({0: 0.4, 1: 0.6}, "p", "m", windows={0: window}), docs, None, 0.5)
+    expected = RerankResult(index=1, relevance_score=0.6, document=docs[1], window=None)
+    assert response.results == [expected]
+    assert type(response.results[0]) is RerankResult
+    assert response.results[0].model_fields_set == expected.model_fields_set
+    assert response.results[0].document is docs[1]  # the caller's own object, not a copy
+    with_window = build_response(Scores({0: 0.4, 1: 0.6}, "p", "m", windows={0: window}), docs, None, None)
+    assert with_window.results[1].window == window
+    assert [(d.index, d.reason) for d in response.dropped] == [(0, "score_threshold")]
 
 
 def test_indices_a_provider_left_out_under_a_top_n_hint_are_dropped_for_top_n() -> None:
