@@ -163,6 +163,13 @@ def test_usage_adds_up_and_keeps_unknown_as_none() -> None:
         ({"results": [{"index": 0, "relevance_score": "high"}]}, "non-numeric"),
         ({"results": [{"index": "0", "relevance_score": 0.1}]}, "integer index"),
         ({"results": [{"index": 0}]}, "no score"),
+        # The common shape (int index, float relevance_score) has a fast path; its checks must hold as well.
+        ({"results": [{"index": 0, "relevance_score": 0.5}, {"index": 0, "relevance_score": 0.4}]}, "more than once"),
+        ({"results": [{"index": 1, "relevance_score": 0.5}, {"index": 1, "score": 0.4}]}, "more than once"),
+        ({"results": [{"index": 0, "relevance_score": 0.5}, {"index": 2, "relevance_score": 0.4}]}, "outside"),
+        ({"results": [{"index": -1, "relevance_score": 0.5}]}, "outside"),
+        ({"results": [{"index": 0, "relevance_score": math.inf}]}, "non-finite"),
+        ({"results": [{"index": True, "relevance_score": 0.5}]}, "integer index"),
     ],
 )
 def test_parser_rejects_broken_responses(payload: object, message: str) -> None:
@@ -176,6 +183,10 @@ def test_parser_reads_every_list_and_score_shape() -> None:
     assert parse_results({"data": [{"index": 0, "relevance_score": 1}]}, n_documents=1, provider="p") == [(0, 1.0)]
     assert parse_results({"rankings": [{"index": 0, "logit": -3.5}]}, n_documents=1, provider="p") == [(0, -3.5)]
     assert parse_results({"data": [{"index": 0, "score": [0.25]}]}, n_documents=1, provider="p") == [(0, 0.25)]
+    mixed = [{"index": 2, "relevance_score": 0.5}, {"index": 0, "relevance_score": 1}, {"index": 1, "score": 0.1}]
+    assert parse_results(mixed, n_documents=3, provider="p") == [(2, 0.5), (0, 1.0), (1, 0.1)]
+    parsed = parse_results({"results": [{"index": 0, "relevance_score": 1}]}, n_documents=1, provider="p")
+    assert type(parsed[0][1]) is float
 
 
 def test_errors_render_provider_status_and_hint_and_survive_pickling() -> None:
