@@ -68,3 +68,52 @@ async def _take(limit: InFlightLimit, order: list[str] | None = None) -> int:
         if order is not None:
             order.append("task")
         return slot
+
+
+async def test_a_slot_released_on_the_waiters_own_loop_is_granted_without_a_cross_thread_wake_up() -> None:
+    # A grant on the same loop needs no self-pipe write: the waiter's future is resolved at once.
+    limit = InFlightLimit(1)
+    loop = asyncio.get_running_loop()
+    cross_thread: list[object] = []
+    original = loop.call_soon_threadsafe
+
+    def counting(callback: object, *args: object, **kwargs: object) -> object:
+        cross_thread.append(callback)
+        return original(callback, *args, **kwargs)  # type: ignore[arg-type]
+
+    loop.call_soon_threadsafe = counting  # type: ignore[method-assign,assignment]
+    try:
+        async with limit.ahold():
+            waiter = asyncio.ensure_future(_take(limit))
+            await asyncio.sleep(0)  # let it queue
+        assert await waiter == 0
+    finally:
+        del loop.call_soon_threadsafe
+    assert cross_thread == []
+    assert limit.in_use == 0
+
+
+def test_a_slot_released_by_a_thread_still_reaches_a_task_waiting_on_its_loop() -> None:
+    limit = InFlightLimit(1)
+    holding = threading.Event()
+    release = threading.Event()
+
+    def holder() -> None:
+        with limit.hold():
+            holding.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    holding.wait(10)
+
+    async def wait_for_slot() -> int:
+        task = asyncio.ensure_future(_take(limit))
+        while not limit._waiters:  # noqa: ASYNC110 - no "queued" hook; the test's timeout bounds the poll
+            await asyncio.sleep(0.001)
+        release.set()  # the thread releases from outside the loop: the grant must cross threads
+        return await task
+
+    assert asyncio.run(wait_for_slot()) == 0
+    thread.join(10)
+    assert limit.in_use == 0

@@ -12,10 +12,12 @@ from rerank_core import (
     DocumentInput,
     InvalidInputError,
     Reranker,
+    RerankResult,
     ResponseFormatError,
     ScoreKind,
     Scores,
     Usage,
+    Window,
 )
 from rerank_core.base import build_response
 from rerank_core.dialects._parse import parse_results
@@ -74,6 +76,29 @@ def test_ranking_sorts_ties_by_index_and_accounts_for_every_input() -> None:
     assert [r.index for r in response.results] == [1, 2]
     assert [(d.index, d.reason) for d in response.dropped] == [(0, "top_n"), (3, "score_threshold"), (4, "top_n")]
     assert sorted([r.index for r in response.results] + [d.index for d in response.dropped]) == list(range(5))
+
+
+def test_ties_rank_by_index_whatever_order_the_scores_arrived_in() -> None:
+    # Batches and providers answer in any order; the scores dict keeps arrival order. -0.0 ties with 0.0.
+    docs = [Document(str(i)) for i in range(7)]
+    arrived = {5: 0.5, 3: 0.0, 6: 0.5, 0: -0.0, 4: 0.9, 1: 0.5, 2: 0.9}
+    response = build_response(Scores(arrived, "p", "m"), docs, None, None)
+    assert [r.index for r in response.results] == [2, 4, 1, 5, 6, 0, 3]
+    assert [r.relevance_score for r in response.results] == [0.9, 0.9, 0.5, 0.5, 0.5, 0.0, 0.0]
+
+
+def test_results_are_the_public_models_with_their_documents_and_windows() -> None:
+    docs = [Document("a", id="x", metadata={"k": 1}), Document("b")]
+    window = Window(index=0, start=0, end=1, text="a")
+    response = build_response(Scores({0: 0.4, 1: 0.6}, "p", "m", windows={0: window}), docs, None, 0.5)
+    expected = RerankResult(index=1, relevance_score=0.6, document=docs[1], window=None)
+    assert response.results == [expected]
+    assert type(response.results[0]) is RerankResult
+    assert response.results[0].model_fields_set == expected.model_fields_set
+    assert response.results[0].document is docs[1]  # the caller's own object, not a copy
+    with_window = build_response(Scores({0: 0.4, 1: 0.6}, "p", "m", windows={0: window}), docs, None, None)
+    assert with_window.results[1].window == window
+    assert [(d.index, d.reason) for d in response.dropped] == [(0, "score_threshold")]
 
 
 def test_indices_a_provider_left_out_under_a_top_n_hint_are_dropped_for_top_n() -> None:
@@ -138,6 +163,13 @@ def test_usage_adds_up_and_keeps_unknown_as_none() -> None:
         ({"results": [{"index": 0, "relevance_score": "high"}]}, "non-numeric"),
         ({"results": [{"index": "0", "relevance_score": 0.1}]}, "integer index"),
         ({"results": [{"index": 0}]}, "no score"),
+        # The common shape (int index, float relevance_score) has a fast path; its checks must hold as well.
+        ({"results": [{"index": 0, "relevance_score": 0.5}, {"index": 0, "relevance_score": 0.4}]}, "more than once"),
+        ({"results": [{"index": 1, "relevance_score": 0.5}, {"index": 1, "score": 0.4}]}, "more than once"),
+        ({"results": [{"index": 0, "relevance_score": 0.5}, {"index": 2, "relevance_score": 0.4}]}, "outside"),
+        ({"results": [{"index": -1, "relevance_score": 0.5}]}, "outside"),
+        ({"results": [{"index": 0, "relevance_score": math.inf}]}, "non-finite"),
+        ({"results": [{"index": True, "relevance_score": 0.5}]}, "integer index"),
     ],
 )
 def test_parser_rejects_broken_responses(payload: object, message: str) -> None:
@@ -151,6 +183,10 @@ def test_parser_reads_every_list_and_score_shape() -> None:
     assert parse_results({"data": [{"index": 0, "relevance_score": 1}]}, n_documents=1, provider="p") == [(0, 1.0)]
     assert parse_results({"rankings": [{"index": 0, "logit": -3.5}]}, n_documents=1, provider="p") == [(0, -3.5)]
     assert parse_results({"data": [{"index": 0, "score": [0.25]}]}, n_documents=1, provider="p") == [(0, 0.25)]
+    mixed = [{"index": 2, "relevance_score": 0.5}, {"index": 0, "relevance_score": 1}, {"index": 1, "score": 0.1}]
+    assert parse_results(mixed, n_documents=3, provider="p") == [(2, 0.5), (0, 1.0), (1, 0.1)]
+    parsed = parse_results({"results": [{"index": 0, "relevance_score": 1}]}, n_documents=1, provider="p")
+    assert type(parsed[0][1]) is float
 
 
 def test_errors_render_provider_status_and_hint_and_survive_pickling() -> None:

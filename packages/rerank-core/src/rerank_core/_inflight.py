@@ -89,6 +89,7 @@ class InFlightLimit:
         return waiter
 
     def _release(self, slot: int) -> None:
+        running = _running_loop()
         with self._lock:
             while self._waiters:
                 waiter = self._waiters.popleft()
@@ -98,13 +99,23 @@ class InFlightLimit:
                     waiter.granted = True
                     waiter.event.set()
                     return
-                try:
-                    waiter.loop.call_soon_threadsafe(_grant, waiter.future)
-                except RuntimeError:  # its loop is closed: nobody is waiting there any more
-                    continue
+                if waiter.loop is running:  # same loop, same thread: grant now, without waking the loop's selector
+                    _grant(waiter.future)
+                else:
+                    try:
+                        waiter.loop.call_soon_threadsafe(_grant, waiter.future)
+                    except RuntimeError:  # its loop is closed: nobody is waiting there any more
+                        continue
                 waiter.granted = True
                 return
             self._free.append(slot)
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:  # a thread without a loop
+        return None
 
 
 def _grant(future: asyncio.Future[None] | None) -> None:

@@ -202,17 +202,24 @@ def build_response(
     """Sort by score (desc, ties by index), apply the threshold then `top_n`, and account for every input."""
     scores, kind = normalized(scored.scores, scored.score_kind, normalize)
 
-    ranked = sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+    # Indices ascending, then a stable sort by score descending: ties stay in index order. Sorting plain ints
+    # with a C-level key is faster than (score, index) tuple keys and allocates no tuple per document.
+    ranked = sorted(scores)
+    ranked.sort(key=scores.__getitem__, reverse=True)
     dropped = [DroppedDocument(index=i, reason="top_n") for i in range(len(documents)) if i not in scores]
     if score_threshold is not None and not scored.passthrough:
-        dropped += [DroppedDocument(index=i, reason="score_threshold") for i, s in ranked if s < score_threshold]
-        ranked = [(i, s) for i, s in ranked if s >= score_threshold]
+        below = [i for i in ranked if scores[i] < score_threshold]
+        if below:
+            dropped += [DroppedDocument(index=i, reason="score_threshold") for i in below]
+            ranked = [i for i in ranked if scores[i] >= score_threshold]
     if top_n is not None:
-        dropped += [DroppedDocument(index=i, reason="top_n") for i, _ in ranked[top_n:]]
+        dropped += [DroppedDocument(index=i, reason="top_n") for i in ranked[top_n:]]
         ranked = ranked[:top_n]
 
+    windows = scored.windows
     results = [
-        RerankResult(index=i, relevance_score=s, document=documents[i], window=scored.windows.get(i)) for i, s in ranked
+        _result({"index": i, "relevance_score": scores[i], "document": documents[i], "window": windows.get(i)})
+        for i in ranked
     ]
     return RerankResponse(
         results=results,
@@ -225,3 +232,8 @@ def build_response(
         cache=scored.cache,
         passthrough=scored.passthrough,
     )
+
+
+# The results are built from a mapping in one call into pydantic-core, not through `RerankResult.__init__`: the
+# same validation and the same models, about a third cheaper per result (measured on 10,000 results).
+_result = RerankResult.__pydantic_validator__.validate_python

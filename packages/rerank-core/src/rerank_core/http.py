@@ -193,6 +193,7 @@ class HTTPReranker(Reranker):
         # Credentials in the URL go out as a header, so the URL that httpx logs carries no password.
         self._auth = httpx.BasicAuth(url.username, url.password) if url.username or url.password else None
         self.url = str(url.copy_with(username=None, password=None)) if self._auth else str(url)
+        self._wire_url = httpx.URL(self.url)  # parsed once: httpx parses a str URL again on every request
         secret_headers = [
             v for k, v in self._extra_headers.items() if any(w in k.lower() for w in _SECRET_HEADER_WORDS)
         ]
@@ -336,7 +337,7 @@ class HTTPReranker(Reranker):
             deadline = time.monotonic() + self.timeout
             try:
                 request = client.build_request(
-                    "POST", self.url, content=content, headers=self._request_headers, timeout=self.timeout
+                    "POST", self._wire_url, content=content, headers=self._request_headers, timeout=self.timeout
                 )
                 response = client.send(request, stream=True, follow_redirects=False, **self._auth_argument())
                 try:
@@ -356,7 +357,7 @@ class HTTPReranker(Reranker):
             try:
                 async with asyncio.timeout(self.timeout):  # the whole attempt, slow-drip bodies included
                     request = client.build_request(
-                        "POST", self.url, content=content, headers=self._request_headers, timeout=self.timeout
+                        "POST", self._wire_url, content=content, headers=self._request_headers, timeout=self.timeout
                     )
                     response = await client.send(request, stream=True, follow_redirects=False, **self._auth_argument())
                     try:

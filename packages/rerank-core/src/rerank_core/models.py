@@ -109,12 +109,12 @@ class RerankResponse(BaseModel):
 
 
 def to_document(item: DocumentInput, position: int) -> Document:
+    if isinstance(item, str):  # the common case first
+        check_text(item, f"documents[{position}]")
+        return Document(text=item)
     if isinstance(item, Document):
         check_text(item.text, f"documents[{position}].text")
         return item
-    if isinstance(item, str):
-        check_text(item, f"documents[{position}]")
-        return Document(text=item)
     if isinstance(item, Mapping):
         text = item.get("text")
         if not isinstance(text, str):

@@ -50,7 +50,22 @@ def parse_results(payload: Any, *, n_documents: int, provider: str) -> list[tupl
     """Validated (index, score) pairs, in the order the provider sent them."""
     seen: set[int] = set()
     pairs: list[tuple[int, float]] = []
+    isfinite = math.isfinite
     for position, item in enumerate(find_list(payload, provider)):
+        # Fast path for the common shape (an int index, a float `relevance_score`); anything else takes the full
+        # checks below, which decide the same cases the same way and name what is wrong.
+        if type(item) is dict:
+            index, score = item.get("index"), item.get("relevance_score")
+            if (
+                type(index) is int
+                and type(score) is float
+                and 0 <= index < n_documents
+                and index not in seen
+                and isfinite(score)
+            ):
+                seen.add(index)
+                pairs.append((index, score))
+                continue
         if not isinstance(item, dict):
             raise ResponseFormatError(f"result {position} is not an object", provider=provider)
         index = item.get("index")
