@@ -74,18 +74,36 @@ def test_int8_export_follows_fp32_closely(tiny_onnx: str) -> None:
     ops = {node.op_type for node in onnx.load(str(Path(tiny_onnx) / "onnx" / "model_int8.onnx")).graph.node}
     assert {"DynamicQuantizeLinear", "MatMulInteger"} & ops, "the int8 file really holds int8 matmuls"
 
-    fp32 = OnnxCrossEncoder(tiny_onnx, activation="none")
     int8 = OnnxCrossEncoder(tiny_onnx, activation="none", quantize="int8")
     assert int8.batch_size == 4, "int8 keeps small batches: activations are scaled once per batch"
+    assert_int8_follows_fp32(tiny_onnx)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_int8_follows_fp32_on_other_random_models(seed: int, tmp_path: Path) -> None:
+    from tests.support.tiny_models import build_tiny_cross_encoder, export_tiny_onnx
+
+    model = build_tiny_cross_encoder(tmp_path / "model", seed=seed)
+    assert_int8_follows_fp32(export_tiny_onnx(model, tmp_path / "onnx"))
+
+
+def assert_int8_follows_fp32(folder: str) -> None:
+    """Bounds relative to each query's fp32 logit spread, so they hold whatever the CPU's int8 kernels are.
+
+    With 8-bit weights, saturating u8*s8 sums (x86-64 without VNNI) moved these models' logits by 60-180% of their
+    spread and swapped clearly separated documents. With 7-bit weights nothing saturates, the integer sums are the
+    same on every CPU, and the quantization noise of these 32-wide models stays within a third of the spread.
+    """
+    fp32 = OnnxCrossEncoder(folder, activation="none")
+    int8 = OnnxCrossEncoder(folder, activation="none", quantize="int8")
     for query in QUERIES:
         want, got = fp32.predict_logits(query, TEXTS), int8.predict_logits(query, TEXTS)
-        # A 32-wide random model is a harsh case for int8 (MiniLM agreement is in docs/benchmarks.md): its
-        # logits span 1-4 units, int8 moves them by up to ~0.25, so near-ties may swap but clear gaps may not.
         assert got != want, "int8 really ran a different network"
-        assert max(abs(a - b) for a, b in zip(got, want, strict=True)) < 0.3
+        spread = max(want) - min(want)
+        assert max(abs(a - b) for a, b in zip(got, want, strict=True)) < 0.4 * spread, query
         for i in range(len(TEXTS)):
             for j in range(len(TEXTS)):
-                if want[i] - want[j] > 0.6:
+                if want[i] - want[j] > 0.4 * spread:
                     assert got[i] > got[j], (query, i, j)
 
 
