@@ -84,5 +84,5 @@ def test_bad_arguments_and_missing_models_return_an_exit_code(
     assert main(["--help"]) == 0
     assert "export-onnx" in capsys.readouterr().out
     assert main([str(tmp_path / "no-such-model"), str(tmp_path / "out")]) == 1
-    assert "cannot load" in capsys.readouterr().err
+    assert "no model directory at" in capsys.readouterr().err
     assert not (tmp_path / "out").exists(), "nothing is written for a model that cannot load"

@@ -18,6 +18,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+from rerank_core._hub import MODEL_ENV as MODEL_ENV
+from rerank_core._hub import cache_only, looks_like_path, refuse_missing_folder
 from rerank_core.base import Normalize, Reranker, Scores, sigmoid
 from rerank_core.errors import ConfigurationError, InvalidInputError
 from rerank_core.models import Document, ScoreKind, Usage
@@ -26,7 +28,6 @@ if TYPE_CHECKING:
     import numpy as np
 
 DEFAULT_MODEL = "cross-encoder/ms-marco-MiniLM-L-6-v2"
-MODEL_ENV = "RERANK_LOCAL_MODEL"
 DEFAULT_BATCH_SIZE = 32
 """Most pairs in one batch."""
 INT8_BATCH_SIZE = 4
@@ -64,9 +65,7 @@ def default_model() -> str:
     return os.environ.get(MODEL_ENV) or DEFAULT_MODEL
 
 
-def is_path(model: str) -> bool:
-    """True for a value that can only be a filesystem path, never a hub id (which looks like `org/name`)."""
-    return model.startswith(("/", "./", "../", "~")) or os.path.isabs(model)
+is_path = looks_like_path
 
 
 def local_folder(model: str) -> str | None:
@@ -267,6 +266,7 @@ class CrossEncoderBase(Reranker):
         self._tokenize_lock = threading.Lock()  # a tokenizer's truncation state is shared: one caller at a time
         self._text: ModelText | None = None
         self._network: Any = None
+        self._cache_only = False
 
     def __repr__(self) -> str:
         return (
@@ -424,7 +424,8 @@ class CrossEncoderBase(Reranker):
         if loaded is None:
             with self._lock:
                 if self._text is None:
-                    self._check_path()
+                    refuse_missing_folder(self.model_name)
+                    self._cache_only = self._hub_unreachable()
                     with self.explain_load_errors():
                         text = self._read_text()
                     self._check_text(text)
@@ -449,14 +450,16 @@ class CrossEncoderBase(Reranker):
     def _read_network(self, text: ModelText) -> Any:
         raise NotImplementedError
 
-    def _check_path(self) -> None:
-        """Fail at once for a path that names no folder: asking the hub for it only spends retries (~20 s)."""
-        if is_path(self.model_name) and local_folder(self.model_name) is None:
-            raise ConfigurationError(
-                f"no model directory at {self.model_name!r}",
-                provider=self.provider,
-                hint=f"Check the path (and {MODEL_ENV}); a hub id looks like 'org/name'",
-            )
+    def _hub_unreachable(self) -> bool:
+        """True if a hub id must come from the local cache alone; raises at once if it is not there either."""
+        if self.local_files_only or local_folder(self.model_name) is not None:
+            return False
+        return cache_only(self.model_name, self.revision)
+
+    @property
+    def _local_only(self) -> bool:
+        """What the hub libraries are told as `local_files_only`: asked for, or the hub cannot be reached."""
+        return self.local_files_only or self._cache_only
 
     def _check_text(self, text: ModelText) -> None:
         refuse_empty_vocabulary(text.backend, self.model_name)

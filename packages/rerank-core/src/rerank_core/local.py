@@ -144,7 +144,7 @@ class LocalCrossEncoder(CrossEncoderBase):
 
     def _hub_options(self) -> dict[str, Any]:
         return {
-            "local_files_only": self.local_files_only,
+            "local_files_only": self._local_only,
             "trust_remote_code": self.trust_remote_code,
             "revision": self.revision,
         }

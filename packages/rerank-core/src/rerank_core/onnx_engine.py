@@ -116,7 +116,7 @@ class OnnxCrossEncoder(CrossEncoderBase):
         return relevance(logits, num_labels)
 
     def _read_text(self) -> ModelText:
-        tokenizer_path = self._file("tokenizer.json", optional=False)
+        tokenizer_path = self._file("tokenizer.json")
         if tokenizer_path is None:
             raise ConfigurationError(
                 f"model {self.model_name!r} has no tokenizer.json, which the ONNX engine needs",
@@ -206,7 +206,7 @@ class OnnxCrossEncoder(CrossEncoderBase):
         else:
             candidates = ONNX_FILES
         for name in candidates:
-            path = self._file(name, optional=False)
+            path = self._file(name)
             if path is not None:
                 self._file(name + "_data")  # weights over 2 GB sit in a side file next to the graph
                 return path
@@ -217,26 +217,21 @@ class OnnxCrossEncoder(CrossEncoderBase):
             "folder, pass onnx_file='<path inside the model>', or use the torch engine (engine='torch')",
         )
 
-    def _file(self, name: str, optional: bool = True) -> str | None:
+    def _file(self, name: str) -> str | None:
         """The local path of `name` inside the model folder or hub repo, or None if the model has no such file.
-        Offline, a required file missing from the cache is an error; an optional one is taken as absent."""
+        From the cache alone, a file missing from the cached snapshot is taken as absent (the loader checked
+        first that the snapshot is there, so "not cached" cannot pass for "no such model")."""
         folder = local_folder(self.model_name)
         if folder is not None:
             path = os.path.join(folder, name)
             return path if os.path.isfile(path) else None
         from huggingface_hub import hf_hub_download
-        from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
+        from huggingface_hub.errors import EntryNotFoundError
 
         try:
-            return hf_hub_download(
-                self.model_name, name, revision=self.revision, local_files_only=self.local_files_only
-            )
-        except EntryNotFoundError:
+            return hf_hub_download(self.model_name, name, revision=self.revision, local_files_only=self._local_only)
+        except EntryNotFoundError:  # LocalEntryNotFoundError too: a file missing from a cached snapshot is absent
             return None
-        except LocalEntryNotFoundError:
-            if optional:
-                return None
-            raise
 
 
 def is_quantized_name(name: str) -> bool:

@@ -24,6 +24,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from rerank_core._hub import cache_only, refuse_missing_folder
 from rerank_core.cross_encoder import FEATURES
 from rerank_core.errors import ConfigurationError
 
@@ -97,12 +98,14 @@ def export(
         raise ConfigurationError(f"cannot export: {exc}", provider="local", hint=EXPORT_HINT) from exc
 
     target = Path(folder)
+    refuse_missing_folder(model)
+    local_only = not os.path.isdir(os.path.expanduser(model)) and cache_only(model, revision)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(model, revision=revision)
+        tokenizer = AutoTokenizer.from_pretrained(model, revision=revision, local_files_only=local_only)
         # Eager attention traces to the pattern ONNX Runtime's optimizer fuses; the SDPA trace does not fuse and
         # scored MiniLM-L6 1.5x slower (docs/benchmarks.md). The weights and the logits are the same.
         network = AutoModelForSequenceClassification.from_pretrained(
-            model, revision=revision, attn_implementation="eager"
+            model, revision=revision, attn_implementation="eager", local_files_only=local_only
         ).eval()
     except Exception as exc:  # a missing, offline or corrupt model: say so, whatever transformers raised
         raise ConfigurationError(
