@@ -15,6 +15,7 @@ import logging
 import math
 import os
 import re
+import ssl
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
@@ -28,6 +29,7 @@ from typing import Any, Generic, TypeVar
 import httpx
 from pydantic import SecretStr
 
+from rerank_core._deadline import attempt_deadline, deadline_client
 from rerank_core._errors_map import (
     Scrubber,
     describe_response,
@@ -333,8 +335,7 @@ class HTTPReranker(Reranker):
 
     def _attempt(self, client: httpx.Client, content: bytes) -> _Answer | httpx.TransportError:
         """Send once and read the whole answer. The wait for a free slot comes first and is not timed."""
-        with self._in_flight.hold():
-            deadline = time.monotonic() + self.timeout
+        with self._in_flight.hold(), attempt_deadline(self.timeout) as deadline:
             try:
                 request = client.build_request(
                     "POST", self._wire_url, content=content, headers=self._request_headers, timeout=self.timeout
@@ -557,9 +558,7 @@ class HTTPReranker(Reranker):
             return
         with self._lock:
             if self._sync_lease is None:
-                self._sync_lease = _Lease(
-                    httpx.Client(limits=self._limits(self.max_connections), follow_redirects=False)
-                )
+                self._sync_lease = _Lease(deadline_client(self._limits(self.max_connections), self._ssl_context))
             lease = self._sync_lease
             lease.users += 1
         try:
@@ -582,7 +581,10 @@ class HTTPReranker(Reranker):
                     del self._async_leases[stale]
                 shards = math.ceil(self.max_connections / ASYNC_POOL_SHARD)
                 size = min(self.max_connections, ASYNC_POOL_SHARD)
-                clients = [httpx.AsyncClient(limits=self._limits(size), follow_redirects=False) for _ in range(shards)]
+                clients = [
+                    httpx.AsyncClient(limits=self._limits(size), follow_redirects=False, verify=self._ssl_context)
+                    for _ in range(shards)
+                ]
                 lease = self._async_leases[loop] = _Lease(clients)
             lease.users += 1
         try:
@@ -601,6 +603,11 @@ class HTTPReranker(Reranker):
         """Under the lock: no new call gets `lease`; True if nobody is using it (close it now)."""
         lease.retired = True
         return lease.users == 0
+
+    @cached_property
+    def _ssl_context(self) -> ssl.SSLContext:
+        # One per reranker, shared by its pools: building one reads the CA bundle, which costs more than a request.
+        return httpx.create_ssl_context()
 
     def _limits(self, size: int) -> httpx.Limits:
         # Exactly as many connections as slots that lead to this client: a request never waits in httpx's pool.
