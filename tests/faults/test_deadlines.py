@@ -67,7 +67,7 @@ def test_the_timed_out_connection_is_closed_not_pooled(start_emulator: StartEmul
         assert lease is not None
         assert lease.client._transport._pool.connections == []  # type: ignore[attr-defined]
         response = reranker.rerank("apple", DOCS)
-    assert [r.document.text for r in response.results][0] == "apple pie"
+    assert response.results[0].document.text == "apple pie"
 
 
 def test_a_deadline_does_not_cut_a_slow_but_timely_answer(start_emulator: StartEmulator) -> None:

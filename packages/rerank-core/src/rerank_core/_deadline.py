@@ -100,7 +100,7 @@ class _DeadlineBackend(httpcore.NetworkBackend):
 def deadline_client(limits: httpx.Limits, verify: ssl.SSLContext | bool = True) -> httpx.Client:
     """An `httpx.Client` whose connections (direct or through an environment proxy) obey `attempt_deadline`."""
     client = httpx.Client(limits=limits, follow_redirects=False, verify=verify)
-    transports = [client._transport, *client._mounts.values()]  # noqa: SLF001 - httpx offers no hook for this
+    transports = [client._transport, *client._mounts.values()]  # httpx offers no hook for this
     for transport in filter(None, transports):  # a NO_PROXY entry mounts None
         pool = getattr(transport, "_pool", None)
         backend = getattr(pool, "_network_backend", None)
@@ -108,5 +108,5 @@ def deadline_client(limits: httpx.Limits, verify: ssl.SSLContext | bool = True) 
             client.close()
             raise RuntimeError(f"this httpx/httpcore version hides its network backend ({type(transport).__name__})")
         if not isinstance(backend, _DeadlineBackend):
-            pool._network_backend = _DeadlineBackend(backend)  # type: ignore[union-attr]  # noqa: SLF001
+            pool._network_backend = _DeadlineBackend(backend)  # type: ignore[union-attr]
     return client

@@ -18,6 +18,7 @@ import re
 import ssl
 import threading
 import time
+import weakref
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeoutError
@@ -68,6 +69,18 @@ DEFAULT_MAX_CONNECTIONS = 32
 ASYNC_POOL_SHARD = 8
 """Connections per owned AsyncClient. httpcore's async pool scans every connection for every queued request, so
 one pool of 64 costs more CPU than the network; several pools of 8, one per block of slots, keep that flat."""
+
+_LIVE: weakref.WeakSet[HTTPReranker] = weakref.WeakSet()
+"""Every reranker alive in this process, so a forked child can reset them (weakly held: never kept alive)."""
+
+
+def _reset_after_fork() -> None:
+    for reranker in list(_LIVE):
+        reranker._after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
+    os.register_at_fork(after_in_child=_reset_after_fork)
 
 ClientT = TypeVar("ClientT", httpx.Client, list[httpx.AsyncClient])
 
@@ -210,6 +223,18 @@ class HTTPReranker(Reranker):
         self._async_leases: dict[asyncio.AbstractEventLoop, _Lease[list[httpx.AsyncClient]]] = {}
         self._closing: set[asyncio.Task[None]] = set()
         self._lock = threading.Lock()
+        _LIVE.add(self)
+
+    def _after_fork_in_child(self) -> None:
+        """In a forked child: forget the parent's pools, slots and lock, and build fresh ones on next use.
+
+        The pooled sockets are the parent's too, so sharing them would cross answers between the processes; they
+        are abandoned, not closed (closing would end the parent's connections: a FIN, a TLS close_notify)."""
+        self._lock = threading.Lock()  # another thread may have held it at the fork; that thread is gone
+        self._in_flight = InFlightLimit(self.max_connections)  # slots held by the parent's calls never come back
+        self._sync_lease = None
+        self._async_leases = {}
+        self._closing = set()
 
     @property
     def scoring_signature(self) -> str:
