@@ -58,6 +58,8 @@ class Fault:
     content_type: str = "application/json"
     drip_interval: float = 0.0
     """Send the body a few bytes at a time, this many seconds apart (a slow-drip body)."""
+    head_drip_interval: float = 0.0
+    """Send the status line and headers one byte at a time, this many seconds apart (a slow-drip head)."""
     cut_after: int | None = None
     """Send only this many bytes of the body (content-length promises all of it), then close: a reset mid-body."""
 
@@ -263,6 +265,15 @@ class ProviderEmulator:
     def _send_raw(
         handler: BaseHTTPRequestHandler, status: int, data: bytes, headers: dict[str, str], fault: Fault | None = None
     ) -> None:
+        if fault and fault.head_drip_interval:
+            lines = [f"HTTP/1.1 {status} Dripping", "content-type: application/json", f"content-length: {len(data)}"]
+            head = "\r\n".join([*lines, *(f"{k}: {v}" for k, v in headers.items()), "", ""]).encode()
+            for byte in range(len(head)):
+                handler.wfile.write(head[byte : byte + 1])
+                handler.wfile.flush()
+                time.sleep(fault.head_drip_interval)  # the slowness under test, not synchronization
+            handler.wfile.write(data)
+            return
         handler.send_response(status)
         handler.send_header("content-type", fault.content_type if fault else "application/json")
         handler.send_header("content-length", str(len(data)))

@@ -15,8 +15,10 @@ import logging
 import math
 import os
 import re
+import ssl
 import threading
 import time
+import weakref
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeoutError
@@ -28,6 +30,7 @@ from typing import Any, Generic, TypeVar
 import httpx
 from pydantic import SecretStr
 
+from rerank_core._deadline import attempt_deadline, deadline_client
 from rerank_core._errors_map import (
     Scrubber,
     describe_response,
@@ -66,6 +69,18 @@ DEFAULT_MAX_CONNECTIONS = 32
 ASYNC_POOL_SHARD = 8
 """Connections per owned AsyncClient. httpcore's async pool scans every connection for every queued request, so
 one pool of 64 costs more CPU than the network; several pools of 8, one per block of slots, keep that flat."""
+
+_LIVE: weakref.WeakSet[HTTPReranker] = weakref.WeakSet()
+"""Every reranker alive in this process, so a forked child can reset them (weakly held: never kept alive)."""
+
+
+def _reset_after_fork() -> None:
+    for reranker in list(_LIVE):
+        reranker._after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
+    os.register_at_fork(after_in_child=_reset_after_fork)
 
 ClientT = TypeVar("ClientT", httpx.Client, list[httpx.AsyncClient])
 
@@ -208,6 +223,18 @@ class HTTPReranker(Reranker):
         self._async_leases: dict[asyncio.AbstractEventLoop, _Lease[list[httpx.AsyncClient]]] = {}
         self._closing: set[asyncio.Task[None]] = set()
         self._lock = threading.Lock()
+        _LIVE.add(self)
+
+    def _after_fork_in_child(self) -> None:
+        """In a forked child: forget the parent's pools, slots and lock, and build fresh ones on next use.
+
+        The pooled sockets are the parent's too, so sharing them would cross answers between the processes; they
+        are abandoned, not closed (closing would end the parent's connections: a FIN, a TLS close_notify)."""
+        self._lock = threading.Lock()  # another thread may have held it at the fork; that thread is gone
+        self._in_flight = InFlightLimit(self.max_connections)  # slots held by the parent's calls never come back
+        self._sync_lease = None
+        self._async_leases = {}
+        self._closing = set()
 
     @property
     def scoring_signature(self) -> str:
@@ -333,8 +360,7 @@ class HTTPReranker(Reranker):
 
     def _attempt(self, client: httpx.Client, content: bytes) -> _Answer | httpx.TransportError:
         """Send once and read the whole answer. The wait for a free slot comes first and is not timed."""
-        with self._in_flight.hold():
-            deadline = time.monotonic() + self.timeout
+        with self._in_flight.hold(), attempt_deadline(self.timeout) as deadline:
             try:
                 request = client.build_request(
                     "POST", self._wire_url, content=content, headers=self._request_headers, timeout=self.timeout
@@ -557,9 +583,7 @@ class HTTPReranker(Reranker):
             return
         with self._lock:
             if self._sync_lease is None:
-                self._sync_lease = _Lease(
-                    httpx.Client(limits=self._limits(self.max_connections), follow_redirects=False)
-                )
+                self._sync_lease = _Lease(deadline_client(self._limits(self.max_connections), self._ssl_context))
             lease = self._sync_lease
             lease.users += 1
         try:
@@ -582,7 +606,10 @@ class HTTPReranker(Reranker):
                     del self._async_leases[stale]
                 shards = math.ceil(self.max_connections / ASYNC_POOL_SHARD)
                 size = min(self.max_connections, ASYNC_POOL_SHARD)
-                clients = [httpx.AsyncClient(limits=self._limits(size), follow_redirects=False) for _ in range(shards)]
+                clients = [
+                    httpx.AsyncClient(limits=self._limits(size), follow_redirects=False, verify=self._ssl_context)
+                    for _ in range(shards)
+                ]
                 lease = self._async_leases[loop] = _Lease(clients)
             lease.users += 1
         try:
@@ -601,6 +628,11 @@ class HTTPReranker(Reranker):
         """Under the lock: no new call gets `lease`; True if nobody is using it (close it now)."""
         lease.retired = True
         return lease.users == 0
+
+    @cached_property
+    def _ssl_context(self) -> ssl.SSLContext:
+        # One per reranker, shared by its pools: building one reads the CA bundle, which costs more than a request.
+        return httpx.create_ssl_context()
 
     def _limits(self, size: int) -> httpx.Limits:
         # Exactly as many connections as slots that lead to this client: a request never waits in httpx's pool.
