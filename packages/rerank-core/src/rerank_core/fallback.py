@@ -14,7 +14,8 @@ paying its timeout on every call. After the cool-down the member is half-open: e
 every other call skips it until that probe answers (a success closes the circuit, a failure opens it for another
 cool-down; a probe that ends any other way, cancelled for one, lets the next call probe). When every member fails,
 `on_failure="passthrough"` returns the caller's documents in their original order (marked `passthrough=True`,
-with a warning logged) instead of raising, so a RAG pipeline keeps answering.
+with a warning logged) instead of raising, so a RAG pipeline keeps answering; input that every member refused as
+unsupported is still raised, since no outage is to blame.
 """
 
 from __future__ import annotations
@@ -261,7 +262,10 @@ class FallbackReranker(Reranker):
         if not errors:  # every circuit is open: report why the members were benched
             errors = [slot.last_error for slot in self.slots if slot.last_error is not None]
         summary = "; ".join(f"{type(error).__name__}: {error}" for error in errors)
-        if self.on_failure == "passthrough":
+        # Input that every member refused is the caller's to fix, not an outage to hide: it is raised even with
+        # passthrough. One member skipped or down, and the input might have been taken: passthrough applies.
+        refused = len(errors) == len(self.slots) and all(isinstance(error, MEMBER_SPECIFIC) for error in errors)
+        if self.on_failure == "passthrough" and not refused:
             logger.warning(
                 "rerank fallback: every reranker failed, returning %d documents in their original order (%s)",
                 len(documents),

@@ -206,9 +206,7 @@ class RerankRanker:
             settings["batch_size" if is_local(self.reranker) else "max_documents_per_request"] = self.batch_size
         return settings
 
-    def _request(
-        self, query: object, documents: object, top_k: object, score_threshold: object
-    ) -> Request[Document]:
+    def _request(self, query: object, documents: object, top_k: object, score_threshold: object) -> Request[Document]:
         """The call's input, validated the way the core validates it (`top_k` and `score_threshold` default to the
         init values)."""
         return request(
