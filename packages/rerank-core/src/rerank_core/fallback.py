@@ -3,19 +3,23 @@
 Members are tried in order. Only `InvalidInputError` stops the chain: rerank-core raises it before sending anything,
 from the caller's input alone, so every member would raise it too. Its subclass `UnsupportedInputError` does not:
 it says the input is valid but beyond *this member* (a query longer than a local model's `max_length`, metadata
-it would have to send that JSON cannot encode), and the next member may well take it. Every other `RerankError` hands the call to the
-next member with a WARNING: outages (connection refused, timeout, 5xx, 429), a malformed answer, and everything
-that says *this member* is set up wrongly (401/403, a missing key, a model that fails to load, 404 for a wrong
-model or endpoint, a redirect). A 400/413/422 moves on too: rerank-core has already validated the input, so a
-provider that rejects it is objecting to its own contract (its options, model, size or length limits; a local
-member truncates what a hosted one refuses), and another member may well accept the same documents. A circuit
-breaker per member skips one that failed `failure_threshold` times in a row for `cooldown` seconds, instead of
-paying its timeout on every call. After the cool-down the member is half-open: exactly one call probes it, and
-every other call skips it until that probe answers (a success closes the circuit, a failure opens it for another
-cool-down; a probe that ends any other way, cancelled for one, lets the next call probe). When every member fails,
-`on_failure="passthrough"` returns the caller's documents in their original order (marked `passthrough=True`,
-with a warning logged) instead of raising, so a RAG pipeline keeps answering; input that every member refused as
-unsupported is still raised, since no outage is to blame.
+it would have to send that JSON cannot encode), and the next member may well take it.
+
+Every other `RerankError` hands the call to the next member with a WARNING: outages (connection refused, timeout,
+5xx, 429), a malformed answer, and everything that says *this member* is set up wrongly (401/403, a missing key, a
+model that fails to load, 404 for a wrong model or endpoint, a redirect). A 400/413/422 moves on too: rerank-core
+has already validated the input, so a provider that rejects it is objecting to its own contract (its options,
+model, size or length limits; a local member truncates what a hosted one refuses), and another member may well
+accept the same documents.
+
+A circuit breaker per member skips one that failed `failure_threshold` times in a row for `cooldown` seconds,
+instead of paying its timeout on every call. After the cool-down the member is half-open: exactly one call probes
+it, and every other call skips it until that probe answers (a success closes the circuit, a failure opens it for
+another cool-down; a probe that ends any other way, cancelled for one, lets the next call probe).
+
+When every member fails, `on_failure="passthrough"` returns the caller's documents in their original order (marked
+`passthrough=True`, with a warning logged) instead of raising, so a RAG pipeline keeps answering. Input that every
+member refused as unsupported is still raised: no outage is to blame.
 """
 
 from __future__ import annotations

@@ -301,7 +301,7 @@ def _copy(value: Any, memo: dict[int, Any]) -> Any:
     before = len(memo)
     try:
         return copy.deepcopy(value, memo)
-    except Exception:  # noqa: BLE001 - cannot be copied (a lock, a socket, a client): keep the caller's object
+    except Exception:
         for added in list(memo)[before:]:  # half-built copies must not stand in for objects seen again later
             del memo[added]
         return value

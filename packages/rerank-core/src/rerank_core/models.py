@@ -175,7 +175,7 @@ def document_id(value: object) -> DocumentId | None:
     """An id as the library keeps it: str and integers as they are (a numpy integer as an int), anything else
     (a UUID, a float) as its `str()`. A bool is not an integer id."""
     if value is None or type(value) is str or type(value) is int:
-        return value  # type: ignore[return-value]  # the common cases, checked exactly
+        return value  # the common cases, checked exactly
     if isinstance(value, numbers.Integral) and not isinstance(value, bool):
         return int(value)
     return value if isinstance(value, str) else str(value)

@@ -14,8 +14,8 @@ from rerank_core import Document as CoreDocument
 from rerank_core import Reranker, RerankResponse
 from rerank_core.integration import (
     LazyReranker,
-    RerankerLike,
     Request,
+    RerankerLike,
     arerank,
     check_threshold,
     output_metadata,

@@ -20,8 +20,8 @@ from rerank_core.errors import InvalidInputError
 from rerank_core.integration import (
     WINDOW_KEY,
     LazyReranker,
-    RerankerLike,
     Request,
+    RerankerLike,
     arerank,
     check_threshold,
     output_metadata,
@@ -190,7 +190,8 @@ def _require_query(query_bundle: QueryBundle | None) -> object:
     if query_bundle is None:
         raise InvalidInputError(
             "RerankPostprocessor needs a query",
-            hint="Call postprocess_nodes(nodes, query_bundle=QueryBundle(...)) or postprocess_nodes(nodes, query_str=...)",
+            hint="Call postprocess_nodes(nodes, query_bundle=QueryBundle(...)) or "
+            "postprocess_nodes(nodes, query_str=...)",
         )
     return query_bundle.query_str
 
