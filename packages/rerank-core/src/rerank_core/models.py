@@ -133,29 +133,27 @@ class RerankResponse(BaseModel):
     """True when every reranker failed and the documents came back in their original order."""
 
 
-def to_document(item: DocumentInput, position: int) -> Document:
+def to_document(item: DocumentInput, position: int | str) -> Document:
+    """`item` as a `Document`; `position` is its index in the input (or, as a str, how an error names it)."""
+    where = f"documents[{position}]" if isinstance(position, int) else position
     if isinstance(item, str):  # the common case first
-        check_text(item, f"documents[{position}]")
+        check_text(item, where)
         return Document(text=item)
     if isinstance(item, Document):
-        check_text(item.text, f"documents[{position}].text")
+        check_text(item.text, f"{where}.text")
         return item
     if isinstance(item, Mapping):
         text = item.get("text")
         if not isinstance(text, str):
-            raise InvalidInputError(f"documents[{position}] is a mapping without a string 'text' key")
-        check_text(text, f"documents[{position}]['text']")
+            raise InvalidInputError(f"{where} is a mapping without a string 'text' key")
+        check_text(text, f"{where}['text']")
         given = item.get("metadata")
         if given is not None and not isinstance(given, Mapping):
-            raise InvalidInputError(
-                f"documents[{position}]['metadata'] must be a mapping (dict), not {type(given).__name__}"
-            )
+            raise InvalidInputError(f"{where}['metadata'] must be a mapping (dict), not {type(given).__name__}")
         metadata = dict(given or {})
         metadata.update({k: v for k, v in item.items() if k not in ("text", "id", "metadata")})
         return Document(text=text, id=item.get("id"), metadata=metadata)
-    raise InvalidInputError(
-        f"documents[{position}] has type {type(item).__name__}; expected str, Document or a mapping with 'text'"
-    )
+    raise InvalidInputError(f"{where} has type {type(item).__name__}; expected str, Document or a mapping with 'text'")
 
 
 def check_text(text: str, where: str) -> None:
