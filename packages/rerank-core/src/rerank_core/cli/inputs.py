@@ -179,11 +179,11 @@ def json_document(item: Any, name: str, where: int | str) -> Document:
 
 
 def csv_documents(source: Source, total: int) -> Iterator[tuple[Document, float]]:
-    done = 0
+    done = line = 0
 
     def text_lines() -> Iterator[str]:
-        nonlocal done
-        for _, text, read in source.lines():
+        nonlocal done, line
+        for line, text, read in source.lines():  # noqa: B007 - `line` names the line a CSV error is on
             done = read
             yield text + "\n"
 
@@ -198,7 +198,7 @@ def csv_documents(source: Source, total: int) -> Iterator[tuple[Document, float]
             metadata = {k: v for k, v in row.items() if k not in ("text", "id") and k is not None}
             yield Document(text=row["text"] or "", id=raw_id or None, metadata=metadata), done / total
     except csv.Error as error:
-        raise UserError(f"{source.name}:{reader.line_num}: not valid CSV ({error})") from None
+        raise UserError(f"{source.name}:{line}: not valid CSV ({error})") from None
 
 
 def parse_queries(source: Source) -> list[Query]:
