@@ -10,10 +10,10 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from tests.cli.helpers import wait_until
-from tests.support.emulator import Fault, ProviderEmulator, overlap_score
 
 from rerank_core import FallbackReranker, HTTPReranker, RerankResponse
+from tests.cli.helpers import wait_until
+from tests.support.emulator import Fault, ProviderEmulator, overlap_score
 
 Start = Callable[..., ProviderEmulator]
 QUERY = "capital of france"
@@ -61,7 +61,8 @@ def tripped_chain(start_emulator: Start, held: Held) -> tuple[FallbackReranker, 
     )
     primary.fail_next(Fault(status=500))
     assert chain.rerank(QUERY, DOCS).model == "backup-m"  # the primary failed once: its circuit is open
-    assert chain.rerank(QUERY, DOCS).model == "backup-m" and primary.request_count == 1  # skipped while open
+    assert chain.rerank(QUERY, DOCS).model == "backup-m"
+    assert primary.request_count == 1
     clock.now += 11  # past the cool-down: half-open
     held.hold.set()
     return chain, primary, clock
@@ -83,14 +84,25 @@ def test_half_open_lets_exactly_one_probe_through(start_emulator: Start, held: H
     assert primary.request_count == 3
 
 
-def test_a_failed_probe_opens_the_circuit_again(start_emulator: Start, held: Held) -> None:
+def test_a_failed_probe_opens_the_circuit_again_and_the_next_probe_is_one_call(
+    start_emulator: Start, held: Held
+) -> None:
     chain, primary, clock = tripped_chain(start_emulator, held)
     held.hold.clear()
     primary.fail_next(Fault(status=503))
     assert chain.rerank(QUERY, DOCS).model == "backup-m"  # the probe failed
-    assert chain.rerank(QUERY, DOCS).model == "backup-m" and primary.request_count == 2  # open again
+    assert chain.rerank(QUERY, DOCS).model == "backup-m"
+    assert primary.request_count == 2
     clock.now += 11
-    assert chain.rerank(QUERY, DOCS).model == "primary-m" and primary.request_count == 3
+    held.hold.set()
+    with ThreadPoolExecutor(WAITING + 1) as pool:
+        probe = pool.submit(chain.rerank, QUERY, DOCS)
+        wait_until(lambda: primary.request_count == 3)
+        others = [pool.submit(chain.rerank, QUERY, DOCS).result(timeout=60).model for _ in range(WAITING)]
+        assert others == ["backup-m"] * WAITING
+        assert primary.request_count == 3
+        held.release.set()
+        assert probe.result(timeout=60).model == "primary-m"
 
 
 async def test_half_open_async_one_probe_and_a_cancelled_probe_hands_over(start_emulator: Start, held: Held) -> None:

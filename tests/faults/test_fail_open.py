@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.cli.helpers import run
-from tests.support.emulator import Fault, ProviderEmulator
 
 from rerank_core import FallbackReranker, HTTPReranker, InvalidInputError, LocalCrossEncoder, UnsupportedInputError
+from tests.cli.helpers import run
+from tests.support.emulator import Fault, ProviderEmulator
 
 Start = Callable[..., ProviderEmulator]
 MODES = ["sync", "async"]
@@ -95,7 +95,8 @@ def test_a_query_too_long_for_the_local_member_moves_the_chain_on(
     with caplog.at_level(logging.WARNING, logger="rerank_core"):
         response = call(mode, chain, LONG_QUERY, DOCS)
 
-    assert response.provider == "generic" and hosted.request_count == 1
+    assert response.provider == "generic"
+    assert hosted.request_count == 1
     assert sorted(result.index for result in response.results) == list(range(len(DOCS)))
     assert any("cannot take this input" in record.getMessage() for record in caplog.records)
     # The local member is not down: its breaker did not trip, so the next ordinary query is its own.
@@ -111,6 +112,7 @@ def test_input_no_member_can_take_is_raised_even_with_passthrough(
     chain = FallbackReranker([short_local, other], on_failure="passthrough")
     with pytest.raises(UnsupportedInputError, match="every reranker in the fallback chain") as caught:
         call(mode, chain, LONG_QUERY, DOCS)
-    assert caught.value.hint is not None and "Shorten the query" in caught.value.hint
+    assert caught.value.hint is not None
+    assert "Shorten the query" in caught.value.hint
     with pytest.raises(InvalidInputError, match="query is empty or blank"):  # a caller error stops it at once
         call(mode, chain, "\u200b", DOCS)

@@ -7,10 +7,12 @@ well-formed but unusual (a CSV cell larger than the csv module's default limit, 
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from tests.cli.helpers import run
 from tests.support.emulator import ProviderEmulator
 
@@ -26,9 +28,9 @@ def provider(emu: ProviderEmulator) -> list[str]:
     return ["--provider", "generic:m", "--base-url", emu.base_url]
 
 
-def user_error(done: object, *messages: str) -> None:
-    assert getattr(done, "returncode") == 2, getattr(done, "stderr")
-    stderr: str = getattr(done, "stderr")
+def user_error(done: subprocess.CompletedProcess[str], *messages: str) -> None:
+    assert done.returncode == 2, done.stderr
+    stderr = done.stderr
     assert "Traceback" not in stderr
     assert stderr.startswith("rerank: error: ")
     assert len(stderr.strip().splitlines()) == 1, stderr
