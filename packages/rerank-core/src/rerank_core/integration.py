@@ -260,7 +260,10 @@ def output_metadata(metadata: Mapping[Any, Any], result: RerankResult, **added: 
     Values that cannot be copied (a lock, a connection, a client) are kept by reference rather than lost; a
     structure that refers to itself is copied with the same shape."""
     memo: dict[int, Any] = {}
-    copied = {key: copy_value(value, memo) for key, value in metadata.items()}
+    try:
+        copied = {key: value if type(value) in _ATOMIC else _copy(value, memo) for key, value in metadata.items()}
+    except RecursionError:  # a value nested deeper than Python recurses: that one is kept whole, by reference
+        copied = {key: copy_value(value, {}) for key, value in metadata.items()}
     copied.update(added)
     if result.window is not None:
         copied[WINDOW_KEY] = result.window.model_dump()
@@ -280,28 +283,27 @@ def copy_value(value: Any, memo: dict[int, Any]) -> Any:
 
 
 def _copy(value: Any, memo: dict[int, Any]) -> Any:
-    # JSON-like values (nearly all metadata) by hand: faster than copy.deepcopy's memo machinery.
-    kind = type(value)
-    if kind in _ATOMIC:
-        return value
+    # JSON-like values (nearly all metadata) by hand: faster than copy.deepcopy's memo machinery. Atomic values
+    # are checked inline, so only containers pay for a call and a memo lookup.
     known = memo.get(id(value), memo)
     if known is not memo:
         return known
+    kind = type(value)
     if kind is dict:
         copied: dict[Any, Any] = {}
         memo[id(value)] = copied
         for key, item in value.items():
-            copied[key] = _copy(item, memo)
+            copied[key] = item if type(item) in _ATOMIC else _copy(item, memo)
         return copied
     if kind is list:
         items: list[Any] = []
         memo[id(value)] = items
-        items.extend(_copy(item, memo) for item in value)
+        items.extend([item if type(item) in _ATOMIC else _copy(item, memo) for item in value])
         return items
     before = len(memo)
     try:
         return copy.deepcopy(value, memo)
-    except Exception:
+    except Exception:  # cannot be copied (a lock, a socket, a client): keep the caller's object
         for added in list(memo)[before:]:  # half-built copies must not stand in for objects seen again later
             del memo[added]
         return value
