@@ -181,10 +181,11 @@ class FallbackReranker(Reranker):
             except RerankError as error:
                 self._failed(slot, error, errors)
                 continue
+            else:  # before `finally`: the circuit closes before the probe is released
+                return self._succeeded(slot, scored, reranker.normalize)
             finally:
                 if probe:
                     self._end_probe(slot)
-            return self._succeeded(slot, scored, reranker.normalize)
         return self._all_failed(documents, errors)
 
     async def _ascore(self, query: str, documents: list[Document], top_n: int | None) -> Scores:
@@ -204,10 +205,11 @@ class FallbackReranker(Reranker):
             except RerankError as error:
                 self._failed(slot, error, errors)
                 continue
+            else:  # before `finally`: the circuit closes before the probe is released
+                return self._succeeded(slot, scored, reranker.normalize)
             finally:
                 if probe:
                     self._end_probe(slot)
-            return self._succeeded(slot, scored, reranker.normalize)
         return self._all_failed(documents, errors)
 
     # -- breaker bookkeeping ----------------------------------------------------------------------------------
