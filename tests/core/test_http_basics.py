@@ -53,11 +53,13 @@ async def test_documents_and_dicts_keep_ids_metadata_and_are_not_mutated(emu: Pr
     assert docs == before
     by_index = {r.index: r.document for r in response.results}
     assert by_index[0] is doc
-    assert by_index[1] == Document("car engine", id="42", metadata={"tags": ["x"], "lang": "en"})
+    assert by_index[1] == Document("car engine", id=42, metadata={"tags": ["x"], "lang": "en"})
+    assert by_index[1].id == 42  # ids keep their type
     assert by_index[2] == Document("apple")
     # With send_metadata, the wire carries id and metadata the generic platform's way; strings stay strings.
     sent = emu.requests[0].body["documents"]
     assert sent[0] == {"text": "apple pie", "id": "d-1", "metadata": {"source": "cookbook", "page": 7}}
+    assert sent[1]["id"] == "42"  # the platform takes string ids; the caller gets its int back
     assert sent[2] == "apple"
 
 

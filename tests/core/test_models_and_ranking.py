@@ -56,7 +56,7 @@ def test_inputs_of_every_kind_become_documents_without_mutation() -> None:
     snapshot = dict(mapping)
     docs = to_documents(["plain", Document("doc", id="x"), mapping])
     assert [d.text for d in docs] == ["plain", "doc", "t"]
-    assert docs[2].id == "7"
+    assert docs[2].id == 7
     assert docs[2].metadata == {"k": "v", "title": "T"}
     assert mapping == snapshot
 

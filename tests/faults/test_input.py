@@ -163,7 +163,7 @@ def test_100k_documents_each_come_back_once_with_their_own_score(reranker: HTTPR
     assert docs == before
     accounted(response, len(docs))
     for result in response.results[:100]:
-        assert result.document.id == str(result.index)
+        assert result.document.id == result.index
         assert result.relevance_score == overlap_score("capital", docs[result.index]["text"])
 
 
@@ -178,7 +178,7 @@ def test_mappings_documents_and_metadata_survive_unchanged(call: Call) -> None:
     response = call(QUERY, docs)
     assert docs == before
     by_index = {r.index: r.document for r in response.results}
-    assert by_index[0].id == "7"
+    assert by_index[0].id == 7
     assert by_index[0].metadata == {**meta, "source": "wiki"}
     assert by_index[1] is docs[1]
     accounted(response, 3)

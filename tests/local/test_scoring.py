@@ -136,7 +136,7 @@ def test_ids_and_metadata_survive_and_inputs_are_not_mutated(reranker: LocalCros
     response = reranker.rerank(query, inputs)
     by_index = {r.index: r.document for r in response.results}
     assert by_index[0] == inputs[0]
-    assert by_index[1].id == "7"
+    assert by_index[1].id == 7
     assert by_index[1].metadata == {"page": 2}
     assert inputs == snapshot
 

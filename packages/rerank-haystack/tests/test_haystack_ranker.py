@@ -20,7 +20,7 @@ from haystack.utils import ComponentDevice, Secret
 from tests.support.emulator import ProviderEmulator
 
 from haystack_integrations.components.rankers.rerank import RerankRanker
-from rerank_core import ConfigurationError, Reranker, load_reranker
+from rerank_core import ConfigurationError, InvalidInputError, Reranker, load_reranker
 from rerank_core import Document as CoreDocument
 from rerank_core.base import Scores
 from rerank_core.local import LocalCrossEncoder
@@ -175,7 +175,7 @@ def test_every_parameter_survives_yaml(tiny_cross_encoder: str) -> None:
 def test_invalid_top_k_fails_at_init_naming_top_k(emulator_config: dict[str, Any], top_k: Any) -> None:
     with pytest.raises(ConfigurationError, match="top_k"):
         RerankRanker(emulator_config, top_k=top_k)
-    with pytest.raises(ConfigurationError, match="top_k"):
+    with pytest.raises(InvalidInputError, match="top_k"):  # a bad per-call value is bad input
         RerankRanker(emulator_config).run(QUERY, make_documents(), top_k=top_k)
 
 

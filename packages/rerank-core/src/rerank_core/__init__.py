@@ -17,6 +17,7 @@ from rerank_core.errors import (
     RerankError,
     RerankTimeoutError,
     ResponseFormatError,
+    UnsupportedInputError,
 )
 from rerank_core.fallback import Deferred, FallbackReranker
 from rerank_core.http import HTTPReranker
@@ -71,6 +72,7 @@ __all__ = [
     "ScoreCache",
     "ScoreKind",
     "Scores",
+    "UnsupportedInputError",
     "Usage",
     "Window",
     "load_reranker",

@@ -70,6 +70,16 @@ def request_id_from(headers: Mapping[str, str], payload: Any = None) -> str | No
 
 def provider_message(payload: Any, raw_text: str) -> str:
     """The provider's own words: `error.message`, `message`, `detail` (str or `[].msg`), `error`, else raw text."""
+    message = error_message(payload)
+    if message is not None:
+        return message
+    text = raw_text.strip()
+    return truncate(text) if text else "(empty body)"
+
+
+def error_message(payload: Any) -> str | None:
+    """The message of an error object (`error.message`, `message`, `detail` as str or `[].msg`, `error`), if
+    `payload` is one."""
     if isinstance(payload, dict):
         error = payload.get("error")
         if isinstance(error, dict) and isinstance(error.get("message"), str):
@@ -85,8 +95,7 @@ def provider_message(payload: Any, raw_text: str) -> str:
                 return "; ".join(messages)
         if isinstance(error, str):
             return error
-    text = raw_text.strip()
-    return truncate(text) if text else "(empty body)"
+    return None
 
 
 def truncate(text: str, limit: int = MAX_TEXT) -> str:

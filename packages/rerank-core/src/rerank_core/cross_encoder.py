@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from rerank_core._hub import MODEL_ENV as MODEL_ENV
 from rerank_core._hub import cache_only, looks_like_path, refuse_missing_folder
 from rerank_core.base import Normalize, Reranker, Scores, sigmoid
-from rerank_core.errors import ConfigurationError, InvalidInputError
+from rerank_core.errors import ConfigurationError, UnsupportedInputError
 from rerank_core.models import Document, ScoreKind, Usage
 
 if TYPE_CHECKING:
@@ -383,7 +383,7 @@ class CrossEncoderBase(Reranker):
             query_tokens = len(backend.encode(query, add_special_tokens=False).ids)
             room = meta.max_length - query_tokens - backend.num_special_tokens_to_add(True)
             if room < 1:
-                raise InvalidInputError(
+                raise UnsupportedInputError(
                     f"the query is {query_tokens} tokens, which leaves no room for the document within "
                     f"max_length={meta.max_length}",
                     provider=self.provider,

@@ -59,6 +59,12 @@ class InvalidInputError(RerankError, ValueError):
     """The caller passed something rerank-core cannot rerank; raised before any request is sent."""
 
 
+class UnsupportedInputError(InvalidInputError):
+    """Valid input that this reranker cannot take, though another may: a query longer than a local model's
+    `max_length`, metadata it must send (`rank_fields`) that JSON cannot encode. A fallback chain moves on to
+    its next member instead of stopping."""
+
+
 class AuthenticationError(RerankError):
     """401 or 403: the API key is missing, wrong or lacks access."""
 

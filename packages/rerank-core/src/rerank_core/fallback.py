@@ -1,16 +1,25 @@
 """`FallbackReranker`: keep answering when a provider is down, rate-limited or not configured.
 
 Members are tried in order. Only `InvalidInputError` stops the chain: rerank-core raises it before sending anything,
-from the caller's input alone, so every member would raise it too. Every other `RerankError` hands the call to the
-next member with a WARNING: outages (connection refused, timeout, 5xx, 429), a malformed answer, and everything
-that says *this member* is set up wrongly (401/403, a missing key, a model that fails to load, 404 for a wrong
-model or endpoint, a redirect). A 400/413/422 moves on too: rerank-core has already validated the input, so a
-provider that rejects it is objecting to its own contract (its options, model, size or length limits; a local
-member truncates what a hosted one refuses), and another member may well accept the same documents. A circuit
-breaker per member skips one that failed `failure_threshold` times in a row for `cooldown` seconds, instead of
-paying its timeout on every call; after the cool-down one call probes it again. When every member fails,
-`on_failure="passthrough"` returns the caller's documents in their original order (marked `passthrough=True`,
-with a warning logged) instead of raising, so a RAG pipeline keeps answering.
+from the caller's input alone, so every member would raise it too. Its subclass `UnsupportedInputError` does not:
+it says the input is valid but beyond *this member* (a query longer than a local model's `max_length`, metadata
+it would have to send that JSON cannot encode), and the next member may well take it.
+
+Every other `RerankError` hands the call to the next member with a WARNING: outages (connection refused, timeout,
+5xx, 429), a malformed answer, and everything that says *this member* is set up wrongly (401/403, a missing key, a
+model that fails to load, 404 for a wrong model or endpoint, a redirect). A 400/413/422 moves on too: rerank-core
+has already validated the input, so a provider that rejects it is objecting to its own contract (its options,
+model, size or length limits; a local member truncates what a hosted one refuses), and another member may well
+accept the same documents.
+
+A circuit breaker per member skips one that failed `failure_threshold` times in a row for `cooldown` seconds,
+instead of paying its timeout on every call. After the cool-down the member is half-open: exactly one call probes
+it, and every other call skips it until that probe answers (a success closes the circuit, a failure opens it for
+another cool-down; a probe that ends any other way, cancelled for one, lets the next call probe).
+
+When every member fails, `on_failure="passthrough"` returns the caller's documents in their original order (marked
+`passthrough=True`, with a warning logged) instead of raising, so a RAG pipeline keeps answering. Input that every
+member refused as unsupported is still raised: no outage is to blame.
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ from rerank_core.errors import (
     InvalidRequestError,
     ProviderError,
     RerankError,
+    UnsupportedInputError,
 )
 from rerank_core.limits import MAX_COOLDOWN
 from rerank_core.models import Document
@@ -57,6 +67,9 @@ Member = Reranker | Deferred
 FATAL = (InvalidInputError,)
 """Errors about the caller's input, found before any request: every other member would raise them too."""
 
+MEMBER_SPECIFIC = (UnsupportedInputError,)
+"""Input errors that only this member has: valid input beyond its own limits, which the next member may take."""
+
 MISCONFIGURED = (ConfigurationError, AuthenticationError, InvalidRequestError)
 """Errors that say a member is set up wrongly (logged as such, so the fix is obvious) rather than down."""
 
@@ -69,6 +82,8 @@ class _Slot:
         self.reranker = member if isinstance(member, Reranker) else None
         self.failures = 0
         self.open_until = 0.0
+        self.probing = False
+        """True while one call probes a half-open member; every other call skips it meanwhile."""
         self.last_error: RerankError | None = None
         self._build_lock = threading.Lock()
 
@@ -151,42 +166,79 @@ class FallbackReranker(Reranker):
 
     def _score(self, query: str, documents: list[Document], top_n: int | None) -> Scores:
         errors: list[RerankError] = []
-        for slot in self._available():
+        for slot in self.slots:
+            probe = self._claim(slot)
+            if probe is None:
+                continue
             try:
                 reranker = slot.get()
                 scored = reranker._score(query, documents, top_n)
+            except MEMBER_SPECIFIC as error:
+                self._passed_over(slot, error, errors)
+                continue
             except FATAL:
                 raise
             except RerankError as error:
                 self._failed(slot, error, errors)
                 continue
-            return self._succeeded(slot, scored, reranker.normalize)
+            else:  # before `finally`: the circuit closes before the probe is released
+                return self._succeeded(slot, scored, reranker.normalize)
+            finally:
+                if probe:
+                    self._end_probe(slot)
         return self._all_failed(documents, errors)
 
     async def _ascore(self, query: str, documents: list[Document], top_n: int | None) -> Scores:
         errors: list[RerankError] = []
-        for slot in self._available():
+        for slot in self.slots:
+            probe = self._claim(slot)
+            if probe is None:
+                continue
             try:
                 reranker = slot.get()
                 scored = await reranker._ascore(query, documents, top_n)
+            except MEMBER_SPECIFIC as error:
+                self._passed_over(slot, error, errors)
+                continue
             except FATAL:
                 raise
             except RerankError as error:
                 self._failed(slot, error, errors)
                 continue
-            return self._succeeded(slot, scored, reranker.normalize)
+            else:  # before `finally`: the circuit closes before the probe is released
+                return self._succeeded(slot, scored, reranker.normalize)
+            finally:
+                if probe:
+                    self._end_probe(slot)
         return self._all_failed(documents, errors)
 
     # -- breaker bookkeeping ----------------------------------------------------------------------------------
 
-    def _available(self) -> list[_Slot]:
-        now = self.clock()
+    def _claim(self, slot: _Slot) -> bool | None:
+        """Whether this call may try `slot`: False for a closed circuit, True for the one probe of a half-open
+        one, None to skip it (open, or half-open with a probe already in flight)."""
         with self._lock:
-            ready = [slot for slot in self.slots if slot.open_until <= now]
-        for slot in self.slots:
-            if slot not in ready:
-                logger.debug("rerank fallback: skipping %s, its circuit is open", slot.name())
-        return ready
+            if slot.failures < self.failure_threshold:
+                return False
+            if slot.open_until <= self.clock() and not slot.probing:
+                slot.probing = True
+                return True
+        logger.debug("rerank fallback: skipping %s, its circuit is open", slot.name())
+        return None
+
+    def _end_probe(self, slot: _Slot) -> None:
+        with self._lock:
+            slot.probing = False
+
+    def _passed_over(self, slot: _Slot, error: RerankError, errors: list[RerankError]) -> None:
+        """This input is beyond the member, which is neither down nor misconfigured: its breaker is untouched."""
+        errors.append(error)
+        logger.warning(
+            "rerank fallback: %s cannot take this input (%s: %s); trying the next reranker",
+            slot.name(),
+            type(error).__name__,
+            error,
+        )
 
     def _failed(self, slot: _Slot, error: RerankError, errors: list[RerankError]) -> None:
         errors.append(error)
@@ -216,7 +268,10 @@ class FallbackReranker(Reranker):
         if not errors:  # every circuit is open: report why the members were benched
             errors = [slot.last_error for slot in self.slots if slot.last_error is not None]
         summary = "; ".join(f"{type(error).__name__}: {error}" for error in errors)
-        if self.on_failure == "passthrough":
+        # Input that every member refused is the caller's to fix, not an outage to hide: it is raised even with
+        # passthrough. One member skipped or down, and the input might have been taken: passthrough applies.
+        refused = len(errors) == len(self.slots) and all(isinstance(error, MEMBER_SPECIFIC) for error in errors)
+        if self.on_failure == "passthrough" and not refused:
             logger.warning(
                 "rerank fallback: every reranker failed, returning %d documents in their original order (%s)",
                 len(documents),
@@ -233,5 +288,7 @@ class FallbackReranker(Reranker):
             provider=last.provider if last else self.provider,
             status_code=last.status_code if last else None,
             request_id=last.request_id if last else None,
-            hint="Check the providers' status and keys, or set on_failure='passthrough' to keep answering",
+            hint=last.hint
+            if isinstance(last, InvalidInputError)
+            else "Check the providers' status and keys, or set on_failure='passthrough' to keep answering",
         ) from last

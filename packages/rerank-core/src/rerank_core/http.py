@@ -42,9 +42,10 @@ from rerank_core._errors_map import (
     with_context,
 )
 from rerank_core._inflight import InFlightLimit
+from rerank_core._json import dumps as encode_json
 from rerank_core.base import Normalize, Reranker, Scores
 from rerank_core.dialects import ParsedResponse, get_dialect
-from rerank_core.errors import ConfigurationError, InvalidInputError, RerankError
+from rerank_core.errors import ConfigurationError, RerankError
 from rerank_core.limits import (
     DEFAULT_MAX_RESPONSE_BYTES,
     DEFAULT_MAX_RETRY_AFTER,
@@ -245,7 +246,11 @@ class HTTPReranker(Reranker):
     def scored_content(self, document: Document) -> str:
         # Exactly what goes on the wire for this document (the dialect decides), for the score cache's key.
         payload = self.dialect.documents_payload([document], self.options)[0]
-        return payload if isinstance(payload, str) else json.dumps(payload, sort_keys=True, default=str)
+        return (
+            payload
+            if isinstance(payload, str)
+            else encode_json(payload, provider=self.provider, sort_keys=True, where="document")
+        )
 
     @property
     def max_retries(self) -> int:
@@ -467,14 +472,8 @@ class HTTPReranker(Reranker):
         # Per-batch top_n is safe: the global top n is contained in the union of every batch's top n.
         batch_top_n = min(top_n, len(documents)) if top_n is not None and self.dialect.sends_top_n else None
         body = self.dialect.build_body(query, documents, model=self.model, top_n=batch_top_n, options=self.options)
-        try:
-            # default=str: metadata may hold dates and the like; the provider only sees it, results keep originals.
-            content = json.dumps(body, ensure_ascii=False, allow_nan=False, default=str).encode()
-        except ValueError as exc:
-            raise InvalidInputError(
-                f"the request cannot be encoded as JSON: {exc}", provider=self.provider, hint="Remove NaN/inf values"
-            ) from None
-        return content, batch_top_n
+        # Metadata may hold dates and the like (sent as str()); the provider only sees it, results keep originals.
+        return encode_json(body, provider=self.provider).encode(), batch_top_n
 
     def _build_headers(self) -> dict[str, str]:
         key = self._api_key.get_secret_value() if self._api_key else None

@@ -1,4 +1,4 @@
-"""What the framework wrappers share: building and rebuilding their reranker, validating `top_n`/`top_k`, the
+"""What the framework wrappers share: building and rebuilding their reranker, validating each call's input, the
 rerank call itself, what a response adds to the framework's documents, and serializing without secrets.
 
 The wrappers keep only the mapping between their framework's types and these functions.
@@ -8,14 +8,27 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from collections.abc import Mapping, Sequence
-from typing import Any, TypeAlias
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeAlias, TypeVar
 
 from rerank_core.base import Reranker, sigmoid
 from rerank_core.config import RerankerConfig
-from rerank_core.errors import ConfigurationError
+from rerank_core.errors import ConfigurationError, InvalidInputError
 from rerank_core.loader import load_reranker
-from rerank_core.models import DocumentInput, DroppedDocument, RerankResponse, RerankResult
+from rerank_core.models import (
+    DocumentInput,
+    DroppedDocument,
+    RerankResponse,
+    RerankResult,
+    to_documents,
+    validate_documents,
+    validate_query,
+    validate_threshold,
+    validate_top_n,
+)
+
+T = TypeVar("T")
 
 RerankerLike: TypeAlias = Reranker | str | dict[str, Any]
 """A reranker object, a spec such as `"cohere:rerank-v3.5"`, or a `load_reranker` config dict."""
@@ -133,40 +146,87 @@ def refuse_pickling(reranker: RerankerLike) -> None:
 
 
 def check_top(name: str, value: object) -> int | None:
-    """`top_n`/`top_k` as the wrappers accept it: None keeps everything, 0 keeps nothing."""
+    """`top_n`/`top_k` as a wrapper is configured with it: None keeps everything, 0 keeps nothing."""
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
         raise ConfigurationError(f"{name} must be an int >= 0 or None, not {value!r}")
     return value
 
 
-def rerank(
-    core: Reranker,
-    query: str,
-    documents: Sequence[DocumentInput],
-    top_n: int | None,
-    score_threshold: float | None = None,
-) -> RerankResponse:
-    """`core.rerank`, where `top_n=0` keeps nothing (without a call to the backend)."""
-    if top_n == 0:
-        return keep_nothing(core, len(documents))
-    return core.rerank(query, documents, top_n=top_n, score_threshold=score_threshold)
+def check_threshold(name: str, value: object) -> float | None:
+    """`score_threshold` as a wrapper is configured with it: a finite number or None."""
+    try:
+        return validate_threshold(value, name)
+    except InvalidInputError as error:
+        raise ConfigurationError(error.message, hint=error.hint) from None
 
 
-async def arerank(
-    core: Reranker,
-    query: str,
-    documents: Sequence[DocumentInput],
-    top_n: int | None,
-    score_threshold: float | None = None,
-) -> RerankResponse:
+@dataclass(frozen=True)
+class Request(Generic[T]):
+    """One wrapper call, validated: the caller's own documents (`originals`, indexed by the results) and what the
+    core scores (`documents`)."""
+
+    query: str
+    originals: Sequence[T]
+    documents: list[DocumentInput]
+    top_n: int | None
+    score_threshold: float | None
+
+
+def request(
+    query: object,
+    documents: object,
+    top_n: object,
+    score_threshold: object = None,
+    *,
+    to_core: Callable[[T], DocumentInput],
+    kind: type[T] | tuple[type, ...] | None = None,
+    name: str = "documents",
+    expected: str = "a list of documents",
+    top_name: str = "top_n",
+) -> Request[T]:
+    """The checks `Reranker.rerank` makes (query, documents, top_n >= 0, a finite score_threshold), made before a
+    wrapper maps its framework's documents, so bad input is an `InvalidInputError` naming the parameter (`name`
+    for the documents, `top_name` for the cut-off), never a raw error from the mapping. `kind` is what each
+    document must be (checked before `to_core` reads it)."""
+    checked_query = validate_query(query)
+    originals: Sequence[T] = validate_documents(documents, name, expected)
+    for position, item in enumerate(originals):
+        if kind is not None and not isinstance(item, kind):
+            raise InvalidInputError(
+                f"{name}[{position}] has type {type(item).__name__}; expected {_names(kind)}",
+                hint=f"Pass {expected}",
+            )
+    return Request(
+        query=checked_query,
+        originals=originals,
+        documents=[to_core(item) for item in originals],
+        top_n=validate_top_n(top_n, top_name, allow_zero=True),
+        score_threshold=validate_threshold(score_threshold),
+    )
+
+
+def _names(kind: type | tuple[type, ...]) -> str:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    return " or ".join(item.__name__ for item in kinds)
+
+
+def rerank(core: Reranker, call: Request[Any]) -> RerankResponse:
+    """`core.rerank` for a validated call, where `top_n=0` keeps nothing (without a call to the backend)."""
+    if call.top_n == 0:
+        return keep_nothing(core, call.documents)
+    return core.rerank(call.query, call.documents, top_n=call.top_n, score_threshold=call.score_threshold)
+
+
+async def arerank(core: Reranker, call: Request[Any]) -> RerankResponse:
     """Async twin of `rerank`."""
-    if top_n == 0:
-        return keep_nothing(core, len(documents))
-    return await core.arerank(query, documents, top_n=top_n, score_threshold=score_threshold)
+    if call.top_n == 0:
+        return keep_nothing(core, call.documents)
+    return await core.arerank(call.query, call.documents, top_n=call.top_n, score_threshold=call.score_threshold)
 
 
-def keep_nothing(core: Reranker, count: int) -> RerankResponse:
-    dropped = [DroppedDocument(index=index, reason="top_n") for index in range(count)]
+def keep_nothing(core: Reranker, documents: list[DocumentInput]) -> RerankResponse:
+    to_documents(documents)  # the same checks as a call that scores them
+    dropped = [DroppedDocument(index=index, reason="top_n") for index in range(len(documents))]
     return RerankResponse(results=[], model=core.model, provider=core.provider, dropped=dropped)
 
 
@@ -174,6 +234,7 @@ def rescored(response: RerankResponse, *, scale: bool, score_threshold: float | 
     """With `scale`, logit scores squashed into (0, 1) by a sigmoid; then `score_threshold` applied to the final
     scores. Other score kinds are already bounded and are never squashed. A sigmoid keeps the order, so `top_n`
     can be cut before this runs: the threshold removes the same documents either way."""
+    score_threshold = validate_threshold(score_threshold)
     results = response.results
     kind = response.score_kind
     if scale and kind == "logit":
@@ -192,10 +253,17 @@ def rescored(response: RerankResponse, *, scale: bool, score_threshold: float | 
     )
 
 
-def output_metadata(metadata: Mapping[str, Any], result: RerankResult, **added: Any) -> dict[str, Any]:
+def output_metadata(metadata: Mapping[Any, Any], result: RerankResult, **added: Any) -> dict[Any, Any]:
     """A returned document's metadata: a deep copy of the input's (so changing nested values never reaches the
-    caller's documents), plus `added` and, for a chunked long document, the winning window."""
-    copied = {key: _deep_copy(value) for key, value in metadata.items()}
+    caller's documents), plus `added` and, for a chunked long document, the winning window.
+
+    Values that cannot be copied (a lock, a connection, a client) are kept by reference rather than lost; a
+    structure that refers to itself is copied with the same shape."""
+    memo: dict[int, Any] = {}
+    try:
+        copied = {key: value if type(value) in _ATOMIC else _copy(value, memo) for key, value in metadata.items()}
+    except RecursionError:  # a value nested deeper than Python recurses: that one is kept whole, by reference
+        copied = {key: copy_value(value, {}) for key, value in metadata.items()}
     copied.update(added)
     if result.window is not None:
         copied[WINDOW_KEY] = result.window.model_dump()
@@ -205,16 +273,40 @@ def output_metadata(metadata: Mapping[str, Any], result: RerankResult, **added: 
 _ATOMIC = frozenset({str, int, float, bool, type(None)})
 
 
-def _deep_copy(value: Any) -> Any:
-    # JSON-like values (nearly all metadata) by hand: faster than copy.deepcopy's memo machinery.
-    kind = type(value)
-    if kind in _ATOMIC:
+def copy_value(value: Any, memo: dict[int, Any]) -> Any:
+    """A deep copy of `value`, sharing `memo` (as `copy.deepcopy` does) so shared and cyclic parts stay so.
+    Whatever cannot be copied is kept by reference; nothing raises."""
+    try:
+        return _copy(value, memo)
+    except RecursionError:  # nested deeper than Python recurses: the original, whole
         return value
+
+
+def _copy(value: Any, memo: dict[int, Any]) -> Any:
+    # JSON-like values (nearly all metadata) by hand: faster than copy.deepcopy's memo machinery. Atomic values
+    # are checked inline, so only containers pay for a call and a memo lookup.
+    known = memo.get(id(value), memo)
+    if known is not memo:
+        return known
+    kind = type(value)
     if kind is dict:
-        return {key: _deep_copy(item) for key, item in value.items()}
+        copied: dict[Any, Any] = {}
+        memo[id(value)] = copied
+        for key, item in value.items():
+            copied[key] = item if type(item) in _ATOMIC else _copy(item, memo)
+        return copied
     if kind is list:
-        return [_deep_copy(item) for item in value]
-    return copy.deepcopy(value)
+        items: list[Any] = []
+        memo[id(value)] = items
+        items.extend([item if type(item) in _ATOMIC else _copy(item, memo) for item in value])
+        return items
+    before = len(memo)
+    try:
+        return copy.deepcopy(value, memo)
+    except Exception:  # cannot be copied (a lock, a socket, a client): keep the caller's object
+        for added in list(memo)[before:]:  # half-built copies must not stand in for objects seen again later
+            del memo[added]
+        return value
 
 
 def response_info(response: RerankResponse) -> dict[str, Any]:

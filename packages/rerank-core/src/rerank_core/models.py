@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Mapping, Sequence
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal, TypeAlias
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from rerank_core.errors import InvalidInputError
 
@@ -15,19 +17,42 @@ ScoreKind: TypeAlias = Literal["probability", "logit", "cosine", "unknown"]
 DropReason: TypeAlias = Literal["top_n", "score_threshold"]
 
 
+DocumentId: TypeAlias = str | int
+"""A document's own id: a string or an integer, kept as given (any other value is converted with `str()`)."""
+
+
 class Document(BaseModel):
-    """A document to rerank: its text, plus an optional id and metadata that are carried through untouched."""
+    """A document to rerank: its text, plus an optional id and metadata that are carried through untouched.
+
+    The id keeps its type: a str stays a str, an integer (numpy's too) an int; anything else becomes its `str()`.
+    Metadata keys may be any hashable value; values are kept by reference, never copied or encoded here.
+    """
 
     model_config = ConfigDict(frozen=True)
 
     text: str
-    id: str | None = None
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    id: DocumentId | None = None
+    metadata: dict[Any, Any] = Field(default_factory=dict)
 
     def __init__(self, text: str | None = None, /, **data: Any) -> None:
         if text is not None:
             data["text"] = text
-        super().__init__(**data)
+        try:
+            super().__init__(**data)
+        except ValidationError as error:
+            problems = "; ".join(
+                f"{'.'.join(str(part) for part in item['loc']) or 'Document'}: {item['msg']}"
+                for item in error.errors(include_url=False, include_input=False)
+            )
+            raise InvalidInputError(
+                f"invalid Document ({problems})",
+                hint="A Document takes text: str, id: str | int | None and metadata: a dict",
+            ) from None
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _keep_id_type(cls, value: object) -> object:
+        return document_id(value)
 
 
 DocumentInput: TypeAlias = str | Document | Mapping[str, Any]
@@ -108,30 +133,27 @@ class RerankResponse(BaseModel):
     """True when every reranker failed and the documents came back in their original order."""
 
 
-def to_document(item: DocumentInput, position: int) -> Document:
+def to_document(item: DocumentInput, position: int | str) -> Document:
+    """`item` as a `Document`; `position` is its index in the input (or, as a str, how an error names it)."""
+    where = f"documents[{position}]" if isinstance(position, int) else position
     if isinstance(item, str):  # the common case first
-        check_text(item, f"documents[{position}]")
+        check_text(item, where)
         return Document(text=item)
     if isinstance(item, Document):
-        check_text(item.text, f"documents[{position}].text")
+        check_text(item.text, f"{where}.text")
         return item
     if isinstance(item, Mapping):
         text = item.get("text")
         if not isinstance(text, str):
-            raise InvalidInputError(f"documents[{position}] is a mapping without a string 'text' key")
-        check_text(text, f"documents[{position}]['text']")
+            raise InvalidInputError(f"{where} is a mapping without a string 'text' key")
+        check_text(text, f"{where}['text']")
         given = item.get("metadata")
         if given is not None and not isinstance(given, Mapping):
-            raise InvalidInputError(
-                f"documents[{position}]['metadata'] must be a mapping (dict), not {type(given).__name__}"
-            )
-        raw_id = item.get("id")
+            raise InvalidInputError(f"{where}['metadata'] must be a mapping (dict), not {type(given).__name__}")
         metadata = dict(given or {})
         metadata.update({k: v for k, v in item.items() if k not in ("text", "id", "metadata")})
-        return Document(text=text, id=None if raw_id is None else str(raw_id), metadata=metadata)
-    raise InvalidInputError(
-        f"documents[{position}] has type {type(item).__name__}; expected str, Document or a mapping with 'text'"
-    )
+        return Document(text=text, id=item.get("id"), metadata=metadata)
+    raise InvalidInputError(f"{where} has type {type(item).__name__}; expected str, Document or a mapping with 'text'")
 
 
 def check_text(text: str, where: str) -> None:
@@ -147,43 +169,95 @@ def check_text(text: str, where: str) -> None:
         ) from None
 
 
+def document_id(value: object) -> DocumentId | None:
+    """An id as the library keeps it: str and integers as they are (a numpy integer as an int), anything else
+    (a UUID, a float) as its `str()`. A bool is not an integer id."""
+    if value is None or type(value) is str or type(value) is int:
+        return value  # the common cases, checked exactly
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return int(value)
+    return value if isinstance(value, str) else str(value)
+
+
+EXPECTED_DOCUMENTS = "a list of str, Document or mappings with a 'text' key"
+
+
+def validate_documents(documents: object, name: str = "documents", expected: str = EXPECTED_DOCUMENTS) -> Sequence[Any]:
+    """The documents container: any sequence (list, tuple...) but not a str or bytes, which are one document."""
+    if isinstance(documents, Sequence) and not isinstance(documents, str | bytes | bytearray):
+        return documents
+    once = isinstance(documents, Iterable) and not isinstance(documents, str | bytes | bytearray | Mapping)
+    raise InvalidInputError(
+        f"{name} must be {expected}, not {type(documents).__name__}",
+        hint=f"Pass list({name}): results refer to documents by their position, so they must be indexable"
+        if once
+        else f"Pass {expected}; wrap a single document in a list",
+    )
+
+
 def to_documents(documents: Sequence[DocumentInput]) -> list[Document]:
-    if isinstance(documents, str | bytes) or not isinstance(documents, Sequence):
-        raise InvalidInputError(
-            f"documents must be a list of str, Document or mappings with a 'text' key, not {type(documents).__name__}"
-        )
-    return [to_document(item, i) for i, item in enumerate(documents)]
+    return [to_document(item, i) for i, item in enumerate(validate_documents(documents))]
 
 
-def validate_query(query: object) -> str:
+# Characters that show nothing: a query made only of them (and whitespace) is blank. Format characters (zero-width
+# space, joiners, BOM, soft hyphen, bidi marks), controls, lone combining marks, and the filler letters that
+# render as blanks.
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Mn", "Me", "Zs", "Zl", "Zp"})
+_FILLERS = frozenset("\u115f\u1160\u2800\u3164\uffa0")
+_VISIBLE_ASCII = re.compile(r"[!-~]")
+
+
+def is_blank(text: str) -> bool:
+    """True if `text` shows nothing: only whitespace, zero-width and other invisible characters."""
+    if text.isascii():
+        return _VISIBLE_ASCII.search(text) is None
+    return not any(_visible(char) for char in text)
+
+
+def _visible(char: str) -> bool:
+    if char.isascii():
+        return _VISIBLE_ASCII.match(char) is not None
+    return char not in _FILLERS and unicodedata.category(char) not in _INVISIBLE_CATEGORIES
+
+
+def validate_query(query: object, name: str = "query") -> str:
     if not isinstance(query, str):
-        raise InvalidInputError(f"query must be a str, not {type(query).__name__}")
-    if not query.strip():
-        raise InvalidInputError("query is empty or blank", hint="Pass the user's question as the query")
-    check_text(query, "query")
+        raise InvalidInputError(
+            f"{name} must be a str, not {type(query).__name__}", hint="Pass the user's question as a string"
+        )
+    if is_blank(query):
+        raise InvalidInputError(
+            f"{name} is empty or blank (only whitespace or invisible characters such as U+200B)",
+            hint="Pass the user's question as the query",
+        )
+    check_text(query, name)
     return query
 
 
-def validate_top_n(top_n: object) -> int | None:
-    """Any integral number (int, numpy.int64, ...) >= 1; not a bool, not a float."""
+def validate_top_n(top_n: object, name: str = "top_n", *, allow_zero: bool = False) -> int | None:
+    """Any integral number (int, numpy.int64, ...) >= 1 (>= 0 with `allow_zero`); not a bool, not a float."""
     if top_n is None:
         return None
+    least = 0 if allow_zero else 1
+    wanted = "an integer >= 0 or None" if allow_zero else "a positive integer or None"
     if isinstance(top_n, bool) or not isinstance(top_n, numbers.Integral):
-        raise InvalidInputError(f"top_n must be a positive integer or None, not {type(top_n).__name__} {top_n!r}")
-    if top_n < 1:
-        raise InvalidInputError(f"top_n must be a positive integer or None, not {top_n!r}", hint="Use None for all")
+        raise InvalidInputError(f"{name} must be {wanted}, not {type(top_n).__name__} {top_n!r}")
+    if top_n < least:
+        raise InvalidInputError(f"{name} must be {wanted}, not {top_n!r}", hint="Use None for all")
     return int(top_n)
 
 
-def validate_threshold(score_threshold: object) -> float | None:
+def validate_threshold(score_threshold: object, name: str = "score_threshold") -> float | None:
     """Any real number (int, float, numpy.float32, ...), finite; not a bool."""
     if score_threshold is None:
         return None
     if isinstance(score_threshold, bool) or not isinstance(score_threshold, numbers.Real):
         raise InvalidInputError(
-            f"score_threshold must be a number or None, not {type(score_threshold).__name__} {score_threshold!r}"
+            f"{name} must be a number or None, not {type(score_threshold).__name__} {score_threshold!r}"
         )
     value = float(score_threshold)
     if not math.isfinite(value):
-        raise InvalidInputError(f"score_threshold must be finite, not {value}")
+        raise InvalidInputError(
+            f"{name} must be finite, not {value}", hint="Use None to keep every score (a NaN threshold keeps none)"
+        )
     return value

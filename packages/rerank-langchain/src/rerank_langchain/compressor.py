@@ -14,11 +14,14 @@ from rerank_core import Document as CoreDocument
 from rerank_core import Reranker, RerankResponse
 from rerank_core.integration import (
     LazyReranker,
+    Request,
     RerankerLike,
     arerank,
+    check_threshold,
     output_metadata,
     public_config,
     refuse_pickling,
+    request,
     rerank,
     response_info,
     share_reranker_object,
@@ -53,6 +56,7 @@ class RerankCompressor(BaseDocumentCompressor):
             super().__init__(**data)
             # Built here, outside pydantic's validation, so a bad spec or a missing key raises rerank-core's own
             # ConfigurationError instead of a ValidationError wrapping it.
+            check_threshold("score_threshold", self.score_threshold)
             self._lazy = LazyReranker(self.reranker, api_key=_secret(self.api_key))
             self._lazy.get()
 
@@ -87,16 +91,14 @@ class RerankCompressor(BaseDocumentCompressor):
         """`[{"index": ..., "relevance_score": ...}]`, best first, as LangChain's `CohereRerank.rerank` returns.
 
         `top_n=-1` uses the compressor's `top_n`; None returns every document."""
-        response = rerank(self._core(), query, _to_core_documents(documents), self._top_n(top_n), self.score_threshold)
+        response = rerank(self._core(), self._request(query, documents, self._top_n(top_n), ANY_DOCUMENT))
         return [{"index": result.index, "relevance_score": result.relevance_score} for result in response.results]
 
     async def arerank(
         self, documents: Sequence[str | Document | dict[str, Any]], query: str, *, top_n: int | None = -1
     ) -> list[dict[str, Any]]:
         """Async twin of `rerank`."""
-        response = await arerank(
-            self._core(), query, _to_core_documents(documents), self._top_n(top_n), self.score_threshold
-        )
+        response = await arerank(self._core(), self._request(query, documents, self._top_n(top_n), ANY_DOCUMENT))
         return [{"index": result.index, "relevance_score": result.relevance_score} for result in response.results]
 
     def compress_documents(
@@ -130,32 +132,42 @@ class RerankCompressor(BaseDocumentCompressor):
         core = self._core()
         return {"callbacks": callbacks, "metadata": {"rerank_provider": core.provider, "rerank_model": core.model}}
 
-    def _rerank(self, inputs: dict[str, Any], config: RunnableConfig) -> list[Document]:
-        documents = inputs["documents"]
-        response = rerank(
-            self._core(), inputs["query"], _to_core_documents(documents), self.top_n, self.score_threshold
+    def _request(self, query: object, documents: object, top_n: object, kind: Any) -> Request[Any]:
+        return request(
+            query,
+            documents,
+            top_n,
+            self.score_threshold,
+            to_core=_to_core,
+            kind=kind,
+            expected="a list of LangChain Documents" if kind is Document else "a list of str, Document or dict",
         )
+
+    def _rerank(self, inputs: dict[str, Any], config: RunnableConfig) -> list[Document]:
+        call = self._request(inputs["query"], inputs["documents"], self.top_n, Document)
+        response = rerank(self._core(), call)
         dispatch_custom_event(RESPONSE_EVENT, response_info(response), config=config)
-        return _from_results(response, documents)
+        return _from_results(response, call.originals)
 
     async def _arerank(self, inputs: dict[str, Any], config: RunnableConfig) -> list[Document]:
-        documents = inputs["documents"]
-        response = await arerank(
-            self._core(), inputs["query"], _to_core_documents(documents), self.top_n, self.score_threshold
-        )
+        call = self._request(inputs["query"], inputs["documents"], self.top_n, Document)
+        response = await arerank(self._core(), call)
         await adispatch_custom_event(RESPONSE_EVENT, response_info(response), config=config)
-        return _from_results(response, documents)
+        return _from_results(response, call.originals)
 
 
 def _secret(value: SecretStr | None) -> str | None:
     return value.get_secret_value() if value is not None else None
 
 
-def _to_core_documents(documents: Sequence[str | Document | dict[str, Any]]) -> list[Any]:
-    return [
-        CoreDocument(doc.page_content, id=doc.id, metadata=doc.metadata) if isinstance(doc, Document) else doc
-        for doc in documents
-    ]
+ANY_DOCUMENT = (str, Document, dict)
+"""What `rerank()` takes, as LangChain's `CohereRerank.rerank` does."""
+
+
+def _to_core(doc: str | Document | dict[str, Any]) -> Any:
+    if isinstance(doc, Document):
+        return CoreDocument(doc.page_content, id=doc.id, metadata=doc.metadata)
+    return doc
 
 
 def _from_results(response: RerankResponse, documents: Sequence[Document]) -> list[Document]:

@@ -16,14 +16,18 @@ from pydantic import ConfigDict, Field, PrivateAttr, SecretStr, field_serializer
 
 from rerank_core import Document as CoreDocument
 from rerank_core import Reranker, RerankResponse
+from rerank_core.errors import InvalidInputError
 from rerank_core.integration import (
     WINDOW_KEY,
     LazyReranker,
+    Request,
     RerankerLike,
     arerank,
+    check_threshold,
     output_metadata,
     public_config,
     refuse_pickling,
+    request,
     rerank,
     response_info,
     share_reranker_object,
@@ -64,6 +68,7 @@ class RerankPostprocessor(BaseNodePostprocessor):
             super().__init__(**data)
             # Built here, outside pydantic's validation, so a bad spec or a missing key raises rerank-core's own
             # ConfigurationError instead of a ValidationError wrapping it.
+            check_threshold("score_threshold", self.score_threshold)
             self._lazy = LazyReranker(self.reranker, api_key=_secret(self.api_key))
             self._lazy.get()
 
@@ -100,10 +105,9 @@ class RerankPostprocessor(BaseNodePostprocessor):
         self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None
     ) -> list[NodeWithScore]:
         with self._observed(nodes, query_bundle) as call:
-            response = rerank(
-                self._core(), _require_query(query_bundle), _to_core_documents(nodes), self.top_n, self.score_threshold
-            )
-            call.finish(response, _from_results(response, nodes, self.keep_retrieval_score))
+            checked = self._request(nodes, query_bundle)
+            response = rerank(self._core(), checked)
+            call.finish(response, _from_results(response, checked.originals, self.keep_retrieval_score))
         return call.nodes
 
     @dispatcher.span
@@ -111,11 +115,22 @@ class RerankPostprocessor(BaseNodePostprocessor):
         self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None
     ) -> list[NodeWithScore]:
         with self._observed(nodes, query_bundle) as call:
-            response = await arerank(
-                self._core(), _require_query(query_bundle), _to_core_documents(nodes), self.top_n, self.score_threshold
-            )
-            call.finish(response, _from_results(response, nodes, self.keep_retrieval_score))
+            checked = self._request(nodes, query_bundle)
+            response = await arerank(self._core(), checked)
+            call.finish(response, _from_results(response, checked.originals, self.keep_retrieval_score))
         return call.nodes
+
+    def _request(self, nodes: object, query_bundle: QueryBundle | None) -> Request[NodeWithScore]:
+        return request(
+            _require_query(query_bundle),
+            nodes,
+            self.top_n,
+            self.score_threshold,
+            to_core=_to_core,
+            kind=NodeWithScore,
+            name="nodes",
+            expected="a list of NodeWithScore",
+        )
 
     def _core(self) -> Reranker:
         return self._current().get()
@@ -128,11 +143,14 @@ class RerankPostprocessor(BaseNodePostprocessor):
         return self._lazy
 
     @contextmanager
-    def _observed(self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None) -> Iterator[_Call]:
+    def _observed(self, given: object, query_bundle: QueryBundle | None) -> Iterator[_Call]:
         """Emit the ReRank start/end events and the RERANKING callback around the block, balanced even on error
         or without a query. The end event's `tags` carry `response_info` (usage, request ids, ...)."""
         core = self._core()
         model_name = core.model or core.provider
+        # Input that is not a list of nodes is refused inside the block; the events then show no nodes.
+        valid = isinstance(given, list) and all(isinstance(item, NodeWithScore) for item in given)
+        nodes: list[NodeWithScore] = given if valid else []  # type: ignore[assignment]
         top_n = len(nodes) if self.top_n is None else self.top_n
         dispatcher.event(ReRankStartEvent(query=query_bundle, nodes=nodes, top_n=top_n, model_name=model_name))
         call = _Call()
@@ -168,22 +186,19 @@ def _secret(value: SecretStr | None) -> str | None:
     return value.get_secret_value() if value is not None else None
 
 
-def _require_query(query_bundle: QueryBundle | None) -> str:
+def _require_query(query_bundle: QueryBundle | None) -> object:
     if query_bundle is None:
-        raise ValueError(
-            "RerankPostprocessor needs a query: call postprocess_nodes(nodes, query_bundle=QueryBundle(...)) "
-            "or postprocess_nodes(nodes, query_str=...)"
+        raise InvalidInputError(
+            "RerankPostprocessor needs a query",
+            hint="Call postprocess_nodes(nodes, query_bundle=QueryBundle(...)) or "
+            "postprocess_nodes(nodes, query_str=...)",
         )
     return query_bundle.query_str
 
 
-def _to_core_documents(nodes: Sequence[NodeWithScore]) -> list[CoreDocument]:
-    return [
-        CoreDocument(
-            item.node.get_content(metadata_mode=MetadataMode.EMBED), id=item.node.node_id, metadata=item.node.metadata
-        )
-        for item in nodes
-    ]
+def _to_core(item: NodeWithScore) -> CoreDocument:
+    node = item.node
+    return CoreDocument(node.get_content(metadata_mode=MetadataMode.EMBED), id=node.node_id, metadata=node.metadata)
 
 
 def _from_results(

@@ -277,7 +277,7 @@ async def rerank_system(
                 stats.latency = time.perf_counter() - started
                 stats.tokens = response.usage.total_tokens or response.usage.prompt_tokens
                 stats.cache_hits = response.cache.hits if response.cache else 0
-                scores = {result.document.id or "": result.relevance_score for result in response.results}
+                scores = {str(result.document.id or ""): result.relevance_score for result in response.results}
         system.stats[query_id] = stats
         if scores is not None:
             system.run[query_id] = scores

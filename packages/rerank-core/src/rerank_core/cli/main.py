@@ -30,6 +30,7 @@ from rerank_core.cli.run import Settings, rerank_many, rerank_stream
 from rerank_core.config import RerankerConfig
 from rerank_core.errors import ConfigurationError, InvalidInputError, RerankError
 from rerank_core.loader import load_reranker
+from rerank_core.models import validate_query
 
 SUBCOMMANDS = ("eval", "export-onnx")
 
@@ -111,6 +112,7 @@ def run_rerank(args: argparse.Namespace) -> int:
         return 1 if failed else 0
     if len(args.inputs) != 2:
         raise UserError('expected a QUERY and a DOCS file, e.g. rerank "my question" docs.jsonl')
+    validate_query(args.inputs[0])  # also when DOCS turns out empty
     source = Source(args.inputs[1])
     fmt = detect_format(source, args.docs_format)
     single: Reranker = load_reranker(reranker_config(args))

@@ -127,7 +127,12 @@ def render_table(outcome: Outcome) -> str:
     for row in result_rows(response):
         text = " ".join(row["text"].split())
         text = text if len(text) <= 70 else text[:69] + "…"
-        lines.append(f"{row['rank']:>4}  {row['score']:>8.4f}  {row['index']:>5}  {row['id'] or ''!s:<12}  {text}")
-    note = " (passthrough: every reranker failed, original order)" if response.passthrough else ""
+        shown_id = "" if row["id"] is None else str(row["id"])  # an id of 0 is still an id
+        lines.append(f"{row['rank']:>4}  {row['score']:>8.4f}  {row['index']:>5}  {shown_id:<12}  {text}")
+    note = (
+        " (passthrough: reranking failed, so every document is in its original order and no score is a relevance)"
+        if response.passthrough
+        else ""
+    )
     lines.append(f"-- {response.provider}:{response.model or 'default'}, {outcome.documents} documents{note}")
     return "\n".join(lines) + "\n"

@@ -39,10 +39,17 @@ def batches(documents: Iterable[tuple[Document, float]], size: int) -> Iterator[
 
 @dataclass
 class Merged:
-    """The running ranking of one query over its batches; holds only what the output will show."""
+    """The running ranking of one query over its batches; holds only what the output will show.
+
+    A batch that came back in passthrough (every reranker failed on it, with `on_failure="passthrough"`) makes
+    the whole answer passthrough: every document in its original order, as one call would have returned it.
+    Its placeholder scores are never ranked against the real scores of other batches, and no further batch is
+    sent (their scores could no longer change the answer)."""
 
     top_n: int | None
     results: list[RerankResult] = field(default_factory=list)
+    head: list[Document] = field(default_factory=list)
+    """The first `top_n` documents (all without it): the answer if a batch falls back to passthrough."""
     scored: int = 0
     usage: Usage = field(default_factory=Usage)
     cache: CacheStats | None = None
@@ -50,13 +57,24 @@ class Merged:
     provider: str = ""
     model: str | None = None
 
+    def keep_head(self, batch: list[Document]) -> None:
+        room = len(batch) if self.top_n is None else max(self.top_n - len(self.head), 0)
+        self.head.extend(batch[:room])
+
     def add(self, response: RerankResponse, size: int) -> None:
-        shifted = [r.model_copy(update={"index": r.index + self.scored}) for r in response.results]
-        # Scores are per (query, document), so the best of every batch contain the best overall; same order
-        # as a single call: score descending, ties by input position.
-        self.results = sorted([*self.results, *shifted], key=lambda r: (-r.relevance_score, r.index))
-        if self.top_n is not None:
-            del self.results[self.top_n :]
+        if response.passthrough:
+            self.passthrough = True
+            self.results = []
+        if not self.passthrough:
+            shifted = [r.model_copy(update={"index": r.index + self.scored}) for r in response.results]
+            # Scores are per (query, document), so the best of every batch contain the best overall; same order
+            # as a single call: score descending, ties by input position.
+            self.results = sorted([*self.results, *shifted], key=lambda r: (-r.relevance_score, r.index))
+            if self.top_n is not None:
+                del self.results[self.top_n :]
+            self.provider, self.model = response.provider, response.model
+        else:
+            self.provider, self.model = "passthrough", None
         self.scored += size
         self.usage = self.usage + response.usage
         if response.cache is not None:
@@ -64,12 +82,20 @@ class Merged:
             self.cache = CacheStats(
                 hits=before.hits + response.cache.hits, misses=before.misses + response.cache.misses
             )
-        self.passthrough = self.passthrough or response.passthrough
-        self.provider, self.model = response.provider, response.model
+
+    def skip(self, size: int) -> None:
+        """A batch read after the answer became passthrough: counted, not sent."""
+        self.scored += size
 
     def response(self) -> RerankResponse:
+        results = self.results
+        if self.passthrough:
+            results = [
+                RerankResult(index=index, relevance_score=0.0, document=document)
+                for index, document in enumerate(self.head)
+            ]
         return RerankResponse(
-            results=self.results,
+            results=results,
             model=self.model,
             provider=self.provider,
             usage=self.usage,
@@ -91,10 +117,14 @@ async def rerank_stream(
     INTERRUPT.summary = lambda: f"{merged.scored} documents scored; no ranking written (it needs every document)"
     try:
         for batch, fraction in batches(documents, settings.batch_size):
-            response = await reranker.arerank(
-                query.text, batch, settings.top_n, score_threshold=settings.score_threshold
-            )
-            merged.add(response, len(batch))
+            merged.keep_head(batch)
+            if merged.passthrough:
+                merged.skip(len(batch))
+            else:
+                response = await reranker.arerank(
+                    query.text, batch, settings.top_n, score_threshold=settings.score_threshold
+                )
+                merged.add(response, len(batch))
             progress.show(merged.scored, None, fraction)
         progress.show(merged.scored, None, 1.0, force=True)
         progress.finish()

@@ -11,10 +11,14 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from rerank_core._errors_map import error_message
 from rerank_core.errors import ResponseFormatError
 
 LIST_KEYS = ("results", "data", "rankings")
 SCORE_KEYS = ("relevance_score", "score", "logit")
+MAX_MESSAGE = 500
+"""A provider's message longer than this is left out of the error, not cut (a cut could split an echoed key
+that the scrubber would then no longer recognise)."""
 
 
 def find_list(payload: Any, provider: str) -> list[Any]:
@@ -24,6 +28,15 @@ def find_list(payload: Any, provider: str) -> list[Any]:
         for key in LIST_KEYS:
             if isinstance(payload.get(key), list):
                 return list(payload[key])
+    message = error_message(payload)
+    if message is not None:
+        said = repr(message) if len(message) <= MAX_MESSAGE else f"a message of {len(message)} characters"
+        raise ResponseFormatError(
+            f"the provider answered with an error instead of a result list: {said}",
+            provider=provider,
+            hint="The request was accepted but failed on the provider's side; retry later, or check the model and "
+            "options",
+        )
     raise ResponseFormatError(
         f"response has no result list (looked for {', '.join(LIST_KEYS)} or a bare list)",
         provider=provider,

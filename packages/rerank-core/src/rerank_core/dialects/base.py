@@ -7,6 +7,8 @@ that provider's dialect module and nowhere else.
 
 from __future__ import annotations
 
+import logging
+import math
 import re
 import warnings
 from collections.abc import Mapping, Sequence
@@ -19,6 +21,8 @@ from rerank_core.dialects._documents import rank_fields_of, texts_or_objects
 from rerank_core.dialects._parse import parse_results
 from rerank_core.errors import ConfigurationError
 from rerank_core.models import Document, ScoreKind, Usage
+
+logger = logging.getLogger("rerank_core")
 
 
 @dataclass
@@ -266,19 +270,44 @@ def choices(**allowed: tuple[object, ...]) -> Mapping[str, tuple[object, ...]]:
     return MappingProxyType(allowed)
 
 
+MAX_USAGE = 2**53
+"""Above this a usage counter is not a count (and would lose precision as a float): it is dropped."""
+
+
+def usage_count(value: object) -> int | None:
+    """A usage counter as a provider reports it: a non-negative integer, or a float with an integral value (some
+    send `3.0`), below `MAX_USAGE`. Anything else (NaN, 1e400, a string, a negative or absurd number) is dropped
+    rather than trusted: usage is accounting, and a broken counter must not refuse a valid ranking."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        number = None
+    elif isinstance(value, float):
+        number = int(value) if math.isfinite(value) and value.is_integer() and 0 <= value < MAX_USAGE else None
+    else:
+        number = value if 0 <= value < MAX_USAGE else None
+    if number is None and value is not None:
+        logger.debug("rerank: ignoring a usage counter that is not a count: %.40r", value)
+    return number
+
+
+def usage_count_text(raw: str | None) -> int | None:
+    """`usage_count` of a header value: ASCII digits only (`str.isdigit` also accepts "²")."""
+    if raw is None:
+        return None
+    text = raw.strip()
+    return usage_count(int(text)) if _DIGITS.fullmatch(text) else usage_count(text)
+
+
+_DIGITS = re.compile(r"[0-9]{1,16}")
+
+
 def usage_from(raw: object) -> Usage:
     if not isinstance(raw, dict):
         return Usage()
-
-    def number(key: str) -> int | None:
-        value = raw.get(key)
-        return value if isinstance(value, int) and not isinstance(value, bool) else None
-
     return Usage(
-        prompt_tokens=number("prompt_tokens"),
-        total_tokens=number("total_tokens"),
-        search_units=number("search_units"),
-        rerank_units=number("rerank_units"),
+        prompt_tokens=usage_count(raw.get("prompt_tokens")),
+        total_tokens=usage_count(raw.get("total_tokens")),
+        search_units=usage_count(raw.get("search_units")),
+        rerank_units=usage_count(raw.get("rerank_units")),
     )
 
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from rerank_core.dialects._parse import parse_results
-from rerank_core.dialects.base import Dialect, ParsedResponse, string_or_none
+from rerank_core.dialects.base import Dialect, ParsedResponse, string_or_none, usage_count
 from rerank_core.models import Usage
 
 
@@ -45,7 +45,7 @@ def meta_usage(meta: object) -> Usage:
     def number(section: str, key: str) -> int | None:
         part = meta.get(section) if isinstance(meta, dict) else None
         value = part.get(key) if isinstance(part, dict) else None
-        return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+        return usage_count(value)
 
     input_tokens, output_tokens = number("tokens", "input_tokens"), number("tokens", "output_tokens")
     total = None if input_tokens is None else input_tokens + (output_tokens or 0)

@@ -53,7 +53,7 @@ def _document(doc: Document, send_metadata: bool | list[str]) -> str | dict[str,
         return doc.text
     payload: dict[str, Any] = {"text": doc.text}
     if doc.id is not None:
-        payload["id"] = doc.id
+        payload["id"] = str(doc.id)  # the platform's ids are strings; the caller's result keeps its own type
     if metadata:
         payload["metadata"] = metadata
     return payload

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rerank_core.dialects._parse import parse_results
-from rerank_core.dialects.base import Dialect, ParsedResponse, choices
+from rerank_core.dialects.base import Dialect, ParsedResponse, choices, usage_count_text
 from rerank_core.models import Document, ScoreKind, Usage
 
 
@@ -53,5 +53,5 @@ class TEIDialect(Dialect):
 
 def header_usage(headers: Mapping[str, str]) -> Usage:
     raw = next((value for key, value in headers.items() if key.lower() == "x-compute-tokens"), None)
-    tokens = int(raw) if raw is not None and raw.strip().isdigit() else None
+    tokens = usage_count_text(raw)
     return Usage(prompt_tokens=tokens, total_tokens=tokens)

@@ -14,14 +14,17 @@ from rerank_core import ConfigurationError, Reranker, RerankResponse
 from rerank_core import Document as CoreDocument
 from rerank_core.integration import (
     LazyReranker,
+    Request,
     RerankerLike,
     arerank,
     check_settable,
+    check_threshold,
     check_top,
     holds_secret,
     is_local,
     output_metadata,
     public_config,
+    request,
     rerank,
     rescored,
     response_info,
@@ -84,6 +87,7 @@ class RerankRanker:
                 hint="Pass the key as api_key=Secret.from_env_var(...) instead",
             )
         check_top("top_k", top_k)
+        check_threshold("score_threshold", score_threshold)
         backend = {"batch_size": batch_size, "device": device, "model_kwargs": model_kwargs}
         check_settable(reranker, [name for name, value in backend.items() if value])
         if device is not None and not is_local(reranker):
@@ -164,9 +168,9 @@ class RerankRanker:
     ) -> dict[str, Any]:
         """Rerank `documents` for `query`. `top_k`, `scale_score` and `score_threshold` override the init values
         for this call."""
-        top = self._top_k(top_k)
-        response = rerank(self._core(), self._query(query), self._to_core_documents(documents), top)
-        return self._outputs(response, documents, scale_score, score_threshold)
+        call = self._request(query, documents, top_k, score_threshold)
+        response = rerank(self._core(), self._scored(call))
+        return self._outputs(response, call, scale_score)
 
     @component.output_types(documents=list[Document], meta=dict[str, Any])
     async def run_async(
@@ -178,9 +182,9 @@ class RerankRanker:
         score_threshold: float | None = None,
     ) -> dict[str, Any]:
         """Async twin of `run`, natively async end to end."""
-        top = self._top_k(top_k)
-        response = await arerank(self._core(), self._query(query), self._to_core_documents(documents), top)
-        return self._outputs(response, documents, scale_score, score_threshold)
+        call = self._request(query, documents, top_k, score_threshold)
+        response = await arerank(self._core(), self._scored(call))
+        return self._outputs(response, call, scale_score)
 
     def _core(self) -> Reranker:
         return self._current().get()
@@ -202,41 +206,38 @@ class RerankRanker:
             settings["batch_size" if is_local(self.reranker) else "max_documents_per_request"] = self.batch_size
         return settings
 
-    def _top_k(self, top_k: int | None) -> int | None:
-        return self.top_k if top_k is None else check_top("top_k", top_k)
+    def _request(self, query: object, documents: object, top_k: object, score_threshold: object) -> Request[Document]:
+        """The call's input, validated the way the core validates it (`top_k` and `score_threshold` default to the
+        init values)."""
+        return request(
+            query,
+            documents,
+            self.top_k if top_k is None else top_k,
+            self.score_threshold if score_threshold is None else score_threshold,
+            to_core=self._to_core,
+            kind=Document,
+            expected="a list of Haystack Documents",
+            top_name="top_k",
+        )
 
-    def _query(self, query: str) -> str:
-        return f"{self.query_prefix}{query}{self.query_suffix}"
+    def _scored(self, call: Request[Document]) -> Request[Document]:
+        """What the backend scores: the prefixed query, and no threshold (it applies after `scale_score`)."""
+        return replace(call, query=f"{self.query_prefix}{call.query}{self.query_suffix}", score_threshold=None)
 
-    def _to_core_documents(self, documents: Sequence[Document]) -> list[CoreDocument]:
+    def _to_core(self, doc: Document) -> CoreDocument:
         """Score the chosen metadata values (0 and False included), then the content, as the Haystack rankers do."""
-        return [
-            CoreDocument(
-                self.document_prefix
-                + self.embedding_separator.join(
-                    [str(doc.meta[key]) for key in self.meta_fields_to_embed if doc.meta.get(key) is not None]
-                    + [doc.content or ""]
-                )
-                + self.document_suffix,
-                id=doc.id,
-                metadata=doc.meta,
-            )
-            for doc in documents
-        ]
+        meta = _meta(doc)
+        fields = [str(meta[key]) for key in self.meta_fields_to_embed if meta.get(key) is not None]
+        text = self.embedding_separator.join([*fields, doc.content or ""])
+        return CoreDocument(self.document_prefix + text + self.document_suffix, id=doc.id, metadata=meta)
 
-    def _outputs(
-        self,
-        response: RerankResponse,
-        documents: Sequence[Document],
-        scale_score: bool | None,
-        score_threshold: float | None,
-    ) -> dict[str, Any]:
+    def _outputs(self, response: RerankResponse, call: Request[Document], scale_score: bool | None) -> dict[str, Any]:
         response = rescored(
             response,
             scale=self.scale_score if scale_score is None else scale_score,
-            score_threshold=self.score_threshold if score_threshold is None else score_threshold,
+            score_threshold=call.score_threshold,
         )
-        return {"documents": _from_results(response, documents), "meta": response_info(response)}
+        return {"documents": _from_results(response, call.originals), "meta": response_info(response)}
 
 
 def _from_results(response: RerankResponse, documents: Sequence[Document]) -> list[Document]:
@@ -246,7 +247,11 @@ def _from_results(response: RerankResponse, documents: Sequence[Document]) -> li
         replace(
             documents[result.index],
             score=result.relevance_score,
-            meta=output_metadata(documents[result.index].meta, result),
+            meta=output_metadata(_meta(documents[result.index]), result),
         )
         for result in response.results
     ]
+
+
+def _meta(doc: Document) -> dict[str, Any]:
+    return doc.meta if isinstance(doc.meta, dict) else {}  # a Document built with meta=None has none

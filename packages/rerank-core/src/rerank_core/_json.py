@@ -1,0 +1,78 @@
+"""Request bodies as JSON, whatever the caller's metadata holds.
+
+Most bodies encode at the first try. Metadata the caller sends (`rank_fields`, `send_metadata`) may hold what JSON
+cannot say as it is: keys that are tuples or of mixed types, values nested past Python's recursion limit, a
+structure that contains itself, NaN. Keys then become strings, unknown values their `str()` (as the first try
+does), and what has no JSON form at all is an `UnsupportedInputError` naming where it is: another reranker (a
+local one, which sends nothing) may still take the same documents.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from rerank_core.errors import UnsupportedInputError
+
+MAX_DEPTH = 200
+"""Nesting levels a body may have when it needs the careful encoding (the first try goes as deep as Python)."""
+
+
+def dumps(value: Any, *, provider: str, sort_keys: bool = False, where: str = "body") -> str:
+    """`value` as compact JSON (non-ASCII kept, no NaN); see the module docstring for what is converted. `where`
+    names `value` in an error."""
+    try:
+        return json.dumps(value, ensure_ascii=False, allow_nan=False, default=str, sort_keys=sort_keys)
+    except (TypeError, ValueError, RecursionError):
+        pass
+    plain = _Plain(provider).convert(value, where, 0)
+    return json.dumps(plain, ensure_ascii=False, allow_nan=False, sort_keys=sort_keys)
+
+
+_SCALARS = (str, int, bool, type(None))
+
+
+class _Plain:
+    """Converts to plain JSON values, tracking the containers on the current path to find cycles."""
+
+    def __init__(self, provider: str) -> None:
+        self.provider = provider
+        self.open: set[int] = set()
+
+    def convert(self, value: Any, where: str, depth: int) -> Any:
+        if isinstance(value, _SCALARS):
+            return value
+        if isinstance(value, float):
+            if not math.isfinite(value):
+                raise self._refuse(f"{where} is {value}: JSON has no NaN or infinity", "Remove NaN and infinite values")
+            return value
+        if not isinstance(value, dict | list | tuple):
+            return str(value)
+        if depth >= MAX_DEPTH:
+            raise self._refuse(f"{where} is nested deeper than {MAX_DEPTH} levels", "Flatten the metadata you send")
+        if id(value) in self.open:
+            raise self._refuse(f"{where} contains itself", "Send metadata without a reference to itself")
+        self.open.add(id(value))
+        try:
+            if isinstance(value, dict):
+                return {_key(key): self.convert(item, f"{where}[{key!r}]", depth + 1) for key, item in value.items()}
+            return [self.convert(item, f"{where}[{index}]", depth + 1) for index, item in enumerate(value)]
+        finally:
+            self.open.discard(id(value))
+
+    def _refuse(self, problem: str, fix: str) -> UnsupportedInputError:
+        return UnsupportedInputError(
+            f"the request cannot be encoded as JSON: {problem}",
+            provider=self.provider,
+            hint=f"{fix} (from the metadata named in rank_fields or send_metadata, or from options)",
+        )
+
+
+def _key(key: object) -> str:
+    """A key as JSON writes it: str as is, numbers, booleans and None as json.dumps spells them, else `str()`."""
+    if isinstance(key, str):
+        return key
+    if isinstance(key, bool | int | float) or key is None:
+        return json.dumps(key)
+    return str(key)
