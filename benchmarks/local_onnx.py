@@ -83,7 +83,22 @@ def speed(query: str, docs: list[str], rounds: int) -> None:
     )
 
 
+# The floor a cold start cannot beat: onnxruntime and tokenizers alone, the same model file and pairs, no library.
+RAW_ONNX = """
+import numpy, onnxruntime, tokenizers
+tokenizer = tokenizers.Tokenizer.from_file('{onnx}/tokenizer.json')
+tokenizer.enable_truncation(512)
+tokenizer.enable_padding()
+session = onnxruntime.InferenceSession('{onnx}/onnx/model.onnx', providers=['CPUExecutionProvider'])
+pairs = tokenizer.encode_batch([(query, d) for d in docs])
+feeds = {{'input_ids': [p.ids for p in pairs], 'attention_mask': [p.attention_mask for p in pairs],
+         'token_type_ids': [p.type_ids for p in pairs]}}
+wanted = {{i.name for i in session.get_inputs()}}
+session.run(None, {{k: numpy.array(v, dtype=numpy.int64) for k, v in feeds.items() if k in wanted}})
+"""
+
 COLD = {
+    "onnxruntime + tokenizers alone (baseline)": RAW_ONNX,
     "ONNX engine": "from rerank_core import load_reranker\n"
     "load_reranker('local:{onnx}', options={{'engine': 'onnx'}}).rerank(query, docs)",
     "torch engine": "from rerank_core import load_reranker\n"
@@ -91,6 +106,9 @@ COLD = {
     "sentence-transformers": "from sentence_transformers import CrossEncoder\n"
     "CrossEncoder('{torch}', device='cpu').predict([(query, d) for d in docs])",
 }
+
+
+BASELINE = "onnxruntime + tokenizers alone (baseline)"
 
 
 def cold_start(
@@ -107,8 +125,10 @@ def cold_start(
             subprocess.run([python, "-c", code], check=True, capture_output=True, env=bench_env())
             timings[name].append(time.perf_counter() - start)
     print(f"cold start, new process to first score of {n_docs} documents ({python}), median of {runs}:")
+    baseline = timings.get(BASELINE)
     for name, times in timings.items():
-        print(f"- {name}: {statistics.median(times):.2f} s (runs: {', '.join(f'{t:.2f}' for t in times)})")
+        versus = f", {median_ratio(times, baseline):.2f}× the baseline" if baseline and name != BASELINE else ""
+        print(f"- {name}: {statistics.median(times):.2f} s{versus} (runs: {', '.join(f'{t:.2f}' for t in times)})")
 
 
 PEAK = """
@@ -161,7 +181,7 @@ def env_size() -> None:
         compiled = du(full) - du(full, bytecode=False)
         site = next((full / "lib").glob("python*/site-packages"))
         biggest = sorted(((du(p), p.name) for p in site.iterdir() if p.is_dir()), reverse=True)[:6]
-        cold_start(*load_workload(10), runs=5, python=str(full / "bin" / "python"), names=("ONNX engine",))
+        cold_start(*load_workload(10), runs=5, python=str(full / "bin" / "python"), names=(BASELINE, "ONNX engine"))
     print(
         f"fresh `pip install rerank-core[onnx]` venv: {sizes['onnx'] / 1e6:.0f} MB "
         f"(a bare venv with pip and setuptools: {sizes['bare'] / 1e6:.0f} MB, so the install adds "

@@ -1,45 +1,87 @@
-"""rerank-core: one normalized reranking API over hosted providers and a local cross-encoder."""
+"""rerank-core: one normalized reranking API over hosted providers and a local cross-encoder.
 
-from importlib import metadata as _metadata
+Names are imported on first use (PEP 562), so a purely local program never pays for the HTTP stack, the cache
+or the chunker, and `import rerank_core` stays cheap for command-line tools and serverless cold starts.
+"""
 
-from rerank_core.base import Reranker, Scores
-from rerank_core.cache import CachingReranker, MemoryScoreCache, ScoreCache, SQLiteScoreCache
-from rerank_core.chunking import ChunkingReranker
-from rerank_core.config import RerankerConfig
-from rerank_core.errors import (
-    AuthenticationError,
-    ConfigurationError,
-    InvalidInputError,
-    InvalidRequestError,
-    ProviderError,
-    RateLimitError,
-    RerankConnectionError,
-    RerankError,
-    RerankTimeoutError,
-    ResponseFormatError,
-    UnsupportedInputError,
-)
-from rerank_core.fallback import Deferred, FallbackReranker
-from rerank_core.http import HTTPReranker
-from rerank_core.loader import load_reranker
-from rerank_core.local import LocalCrossEncoder  # imports torch only on first use
-from rerank_core.models import (
-    CacheStats,
-    Document,
-    DocumentInput,
-    DroppedDocument,
-    RerankResponse,
-    RerankResult,
-    ScoreKind,
-    Usage,
-    Window,
-)
-from rerank_core.onnx_engine import OnnxCrossEncoder  # imports onnxruntime only on first use
+from __future__ import annotations
 
-try:
-    __version__ = _metadata.version("rerank-core")  # the one version, from VERSION via the package metadata
-except _metadata.PackageNotFoundError:  # a source tree that was never installed
-    __version__ = "0+unknown"
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    __version__: str
+
+    from rerank_core.base import Reranker, Scores
+    from rerank_core.cache import CachingReranker, MemoryScoreCache, ScoreCache, SQLiteScoreCache
+    from rerank_core.chunking import ChunkingReranker
+    from rerank_core.config import RerankerConfig
+    from rerank_core.errors import (
+        AuthenticationError,
+        ConfigurationError,
+        InvalidInputError,
+        InvalidRequestError,
+        ProviderError,
+        RateLimitError,
+        RerankConnectionError,
+        RerankError,
+        RerankTimeoutError,
+        ResponseFormatError,
+        UnsupportedInputError,
+    )
+    from rerank_core.fallback import Deferred, FallbackReranker
+    from rerank_core.http import HTTPReranker
+    from rerank_core.loader import load_reranker
+    from rerank_core.local import LocalCrossEncoder
+    from rerank_core.models import (
+        CacheStats,
+        Document,
+        DocumentInput,
+        DroppedDocument,
+        RerankResponse,
+        RerankResult,
+        ScoreKind,
+        Usage,
+        Window,
+    )
+    from rerank_core.onnx_engine import OnnxCrossEncoder
+
+_HOMES = {
+    "base": ("Reranker", "Scores"),
+    "cache": ("CachingReranker", "MemoryScoreCache", "SQLiteScoreCache", "ScoreCache"),
+    "chunking": ("ChunkingReranker",),
+    "config": ("RerankerConfig",),
+    "errors": (
+        "AuthenticationError",
+        "ConfigurationError",
+        "InvalidInputError",
+        "InvalidRequestError",
+        "ProviderError",
+        "RateLimitError",
+        "RerankConnectionError",
+        "RerankError",
+        "RerankTimeoutError",
+        "ResponseFormatError",
+        "UnsupportedInputError",
+    ),
+    "fallback": ("Deferred", "FallbackReranker"),
+    "http": ("HTTPReranker",),
+    "loader": ("load_reranker",),
+    "local": ("LocalCrossEncoder",),  # imports torch only on first use
+    "models": (
+        "CacheStats",
+        "Document",
+        "DocumentInput",
+        "DroppedDocument",
+        "RerankResponse",
+        "RerankResult",
+        "ScoreKind",
+        "Usage",
+        "Window",
+    ),
+    "onnx_engine": ("OnnxCrossEncoder",),  # imports onnxruntime only on first use
+}
+_HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
 
 __all__ = [
     "AuthenticationError",
@@ -77,3 +119,25 @@ __all__ = [
     "Window",
     "load_reranker",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        from importlib import metadata
+
+        try:
+            version = metadata.version("rerank-core")  # the one version, from VERSION via the package metadata
+        except metadata.PackageNotFoundError:  # a source tree that was never installed
+            version = "0+unknown"
+        globals()["__version__"] = version
+        return version
+    module = _HOME_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module 'rerank_core' has no attribute {name!r}")
+    value = getattr(import_module(f"rerank_core.{module}"), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__, "__version__"})

@@ -8,7 +8,6 @@ reads its tokenizer metadata (`_read_text`), loads its network (`_read_network`)
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 import os
@@ -345,6 +344,8 @@ class CrossEncoderBase(Reranker):
         )
 
     async def _ascore(self, query: str, documents: list[Document], top_n: int | None) -> Scores:
+        import asyncio  # here, not at the top: a sync local program never needs the event loop machinery
+
         return await asyncio.to_thread(self._score, query, documents, top_n)
 
     # -- inference --------------------------------------------------------------------------------------------

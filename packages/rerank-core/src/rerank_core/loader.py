@@ -14,14 +14,16 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from rerank_core.base import Reranker
-from rerank_core.cache import CachingReranker, ScoreCache, open_cache
-from rerank_core.chunking import ChunkingReranker, local_token_budget
 from rerank_core.config import CHAIN_WIDE, ConfigSource, RerankerConfig, changed_settings
 from rerank_core.errors import ConfigurationError
-from rerank_core.fallback import Deferred, FallbackReranker, Member
 
+# The cache, the chunker, the chain and the HTTP stack are imported when a config uses them, so a purely local
+# reranker starts without them.
 if TYPE_CHECKING:
     import httpx
+
+    from rerank_core.cache import ScoreCache
+    from rerank_core.fallback import Member
 
 
 def load_reranker(
@@ -82,19 +84,27 @@ def is_chain(config: RerankerConfig) -> bool:
     return bool(config.fallback) or config.on_failure == "passthrough" or "circuit_breaker" in changed_settings(config)
 
 
+def _open_cache(setting: bool | str, max_entries: int) -> ScoreCache | None:
+    if setting is False:
+        return None
+    from rerank_core.cache import open_cache
+
+    return open_cache(setting, max_entries=max_entries)
+
+
 def _build(config: RerankerConfig, clients: Mapping[str, Any]) -> Reranker:
-    cache = open_cache(config.cache, max_entries=config.cache_size)
+    cache = _open_cache(config.cache, config.cache_size)
     if not is_chain(config):
         return build_member(config, cache, clients)
+    from rerank_core.fallback import FallbackReranker
+
     primary = config.model_copy(update={"fallback": []})
     members: list[Member] = [member_or_factory(primary, cache, clients)]
     for member in config.fallback:
         # Chain-wide settings apply to every member that does not set its own; a member without its own cache
         # shares the chain's store (keys include provider and model, so members never mix scores).
         inherited = {key: getattr(config, key) for key in CHAIN_WIDE if key not in member.model_fields_set}
-        member_cache = (
-            open_cache(member.cache, max_entries=member.cache_size) if "cache" in member.model_fields_set else cache
-        )
+        member_cache = _open_cache(member.cache, member.cache_size) if "cache" in member.model_fields_set else cache
         members.append(member_or_factory(member.with_overrides(inherited), member_cache, {}))
     breaker = config.circuit_breaker
     return FallbackReranker(
@@ -111,6 +121,8 @@ def member_or_factory(config: RerankerConfig, cache: ScoreCache | None, clients:
     if config.fallback:
         return _build(config, clients)
     if key_is_missing(config):
+        from rerank_core.fallback import Deferred
+
         label = f"{config.provider}:{config.model}" if config.model else config.provider
         return Deferred(lambda: build_member(config, cache, clients), label=label)
     return build_member(config, cache, clients)
@@ -119,8 +131,14 @@ def member_or_factory(config: RerankerConfig, cache: ScoreCache | None, clients:
 def build_member(config: RerankerConfig, cache: ScoreCache | None, clients: Mapping[str, Any]) -> Reranker:
     """One provider, wrapped by the cache and the long-document chunker as configured."""
     base = build_provider(config, clients)
-    reranker: Reranker = CachingReranker(base, cache, owns_cache=True) if cache is not None else base
+    reranker: Reranker = base
+    if cache is not None:
+        from rerank_core.cache import CachingReranker
+
+        reranker = CachingReranker(base, cache, owns_cache=True)
     if config.long_documents == "chunk":
+        from rerank_core.chunking import ChunkingReranker, local_token_budget
+
         reranker = ChunkingReranker(
             reranker,
             max_tokens_per_document=config.max_tokens_per_document,
