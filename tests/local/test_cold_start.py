@@ -61,4 +61,4 @@ def test_every_public_name_resolves_lazily() -> None:
     assert set(dir(rerank_core)) >= set(rerank_core.__all__)
     assert rerank_core.__version__
     with pytest.raises(AttributeError, match="NoSuchName"):
-        rerank_core.NoSuchName  # type: ignore[attr-defined]  # noqa: B018
+        rerank_core.NoSuchName  # noqa: B018
