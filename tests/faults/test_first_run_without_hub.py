@@ -1,5 +1,6 @@
 """The first run on a machine that cannot reach the Hugging Face hub: one line, at once, with the cause and the
-offline routes, from both engines, the CLI and export-onnx; a model already cached loads without the hub."""
+offline routes, from both engines, the three wrappers' warm_up(), the CLI, `rerank eval` and export-onnx; a model
+already cached loads without the hub."""
 
 from __future__ import annotations
 
@@ -145,3 +146,30 @@ def test_the_probe_is_made_once_per_process(unreachable_hub: dict[str, str], mon
         with pytest.raises(ConfigurationError, match="cannot be reached"):
             OnnxCrossEncoder(MODEL).warm_up()
     assert len(connects) == 1
+
+
+def test_the_wrappers_warm_up_says_so_too(unreachable_hub: dict[str, str]) -> None:
+    from haystack_integrations.components.rankers.rerank import RerankRanker
+    from rerank_langchain import RerankCompressor
+    from rerank_llamaindex import RerankPostprocessor
+
+    for wrapper in (RerankCompressor, RerankPostprocessor, RerankRanker):
+        with pytest.raises(ConfigurationError) as caught:
+            wrapper(reranker=f"local:{MODEL}").warm_up()
+        assert_names_the_routes(str(caught.value), MODEL)
+
+
+def test_rerank_eval_says_so_in_one_line(unreachable_hub: dict[str, str], tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    (data / "qrels").mkdir(parents=True)
+    (data / "corpus.jsonl").write_text('{"_id": "d1", "title": "", "text": "Paris is in France."}\n')
+    (data / "queries.jsonl").write_text('{"_id": "q1", "text": "capital of france"}\n')
+    (data / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\n")
+    (tmp_path / "first.trec").write_text("q1 Q0 d1 1 1.0 run\n")
+    command = [sys.executable, "-m", "rerank_core.cli", "eval", str(data), "--run", str(tmp_path / "first.trec")]
+    command += ["--reranker", f"local:{MODEL}"]
+    done = subprocess.run(command, env=unreachable_hub, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    errors = [line for line in done.stderr.splitlines() if "error" in line.lower()]
+    assert len(errors) == 1, done.stderr
+    assert_names_the_routes(errors[0], MODEL)
