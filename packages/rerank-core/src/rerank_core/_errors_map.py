@@ -6,13 +6,13 @@ secrets first, because providers sometimes echo the request's headers back.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
 import httpx
 
+from rerank_core._json import loads
 from rerank_core.errors import (
     AuthenticationError,
     InvalidRequestError,
@@ -104,10 +104,7 @@ def truncate(text: str, limit: int = MAX_TEXT) -> str:
 
 def read_payload(response: Answer) -> Any:
     """The JSON body of an answer, or None when it has none (or it is not JSON, or nested past Python's limit)."""
-    try:
-        return json.loads(response.text) if response.text else None
-    except (ValueError, RecursionError):
-        return None
+    return loads(response.text)
 
 
 def describe_response(response: Answer, scrub: Scrubber) -> str:
@@ -156,10 +153,9 @@ def error_from_response(
     else:
         kind, hint = InvalidRequestError, "The provider rejected the request; check the model name and options"
     if retry_after is not None:
-        when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(time.time() + retry_after))
         hint = (
             f"The provider asks to wait {retry_after:.0f} s, longer than max_retry_after={max_retry_after:g} s: "
-            f"retry after {when}, or raise max_retry_after"
+            f"retry after {_utc_after(retry_after)}, or raise max_retry_after"
         )
     return kind(
         message,
@@ -168,6 +164,13 @@ def error_from_response(
         request_id=scrub(request_id) if request_id else None,
         hint=hint,
     )
+
+
+def _utc_after(seconds: float) -> str:
+    try:
+        return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(time.time() + seconds))
+    except (OverflowError, OSError, ValueError):  # beyond the platform's time_t: no date to name
+        return f"{seconds:.0f} s"
 
 
 def error_from_exception(

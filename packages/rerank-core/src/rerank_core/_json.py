@@ -30,6 +30,15 @@ def dumps(value: Any, *, provider: str, sort_keys: bool = False, where: str = "b
     return json.dumps(plain, ensure_ascii=False, allow_nan=False, sort_keys=sort_keys)
 
 
+def loads(text: str | bytes) -> Any | None:
+    """A response body's JSON, or None when it is not JSON, holds a number too long to read, or is nested past
+    Python's recursion limit: every reader of provider bodies goes through here, so none of those escapes raw."""
+    try:
+        return json.loads(text) if text else None
+    except (ValueError, RecursionError):
+        return None
+
+
 _SCALARS = (str, int, bool, type(None))
 
 

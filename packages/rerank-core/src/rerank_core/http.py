@@ -776,6 +776,13 @@ def _resolve_base_url(base_url: str | None, default: str | None, provider: str) 
         raise ConfigurationError(
             "base_url must be an absolute http(s) URL", provider=provider, hint="e.g. https://api.example.com/v1"
         )
+    # httpx accepts any integer here; the socket layer would wrap 99999 to another port or fail raw.
+    if parsed.port is not None and not 1 <= parsed.port <= 65535:
+        raise ConfigurationError(
+            f"base_url has port {parsed.port}, outside 1-65535",
+            provider=provider,
+            hint="Check the port in base_url, e.g. http://localhost:8080",
+        )
     return url
 
 

@@ -80,8 +80,19 @@ def is_retryable(status: int, headers: Mapping[str, str]) -> bool:
     return status in RETRY_STATUSES or status >= 500
 
 
+# A wait longer than this is "not within any wait we would take" (max_retry_after is far below it); bounding it
+# here keeps every later use (sleeps, the "retry after <date>" hint) inside the platform's time range.
+LONGEST_WAIT = 10 * 365 * 86_400.0
+
+
 def requested_wait(headers: Mapping[str, str]) -> float | None:
-    """The wait the provider asked for, in seconds, if any header states one we can read."""
+    """The wait the provider asked for, in seconds within [0, LONGEST_WAIT], if any header states one we can
+    read. A wait in the past is 0; an absurd one (`Retry-After: 1e17`) is LONGEST_WAIT."""
+    wait = _stated_wait(headers)
+    return None if wait is None else min(max(wait, 0.0), LONGEST_WAIT)
+
+
+def _stated_wait(headers: Mapping[str, str]) -> float | None:
     milliseconds = _number(headers.get("retry-after-ms"))
     if milliseconds is not None:
         return milliseconds / 1000.0
@@ -92,7 +103,7 @@ def requested_wait(headers: Mapping[str, str]) -> float | None:
             return seconds
         try:
             return parsedate_to_datetime(retry_after).timestamp() - time.time()
-        except (TypeError, ValueError, IndexError, OverflowError):
+        except (TypeError, ValueError, IndexError, OverflowError, OSError):
             pass
     reset = _number(headers.get("x-ratelimit-reset"))
     if reset is not None and reset > 1e9:  # an absolute unix time, not a relative count

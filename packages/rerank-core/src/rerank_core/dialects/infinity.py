@@ -9,10 +9,10 @@ documents per request by default (`INFINITY_MAX_CLIENT_BATCH_SIZE`) and answers 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
+from rerank_core._json import loads
 from rerank_core.dialects.base import Dialect, choices
 from rerank_core.models import ScoreKind
 
@@ -33,12 +33,13 @@ class InfinityDialect(Dialect):
             return True
         if status_code != 422:
             return False
-        try:
-            detail = json.loads(body).get("detail")
-        except (ValueError, AttributeError):
-            return False
+        payload = loads(body)
+        detail = payload.get("detail") if isinstance(payload, dict) else None
         return isinstance(detail, list) and any(
-            isinstance(item, dict) and item.get("type") == "too_long" and "documents" in (item.get("loc") or [])
+            isinstance(item, dict)
+            and item.get("type") == "too_long"
+            and isinstance(item.get("loc"), list)
+            and "documents" in item["loc"]
             for item in detail
         )
 
