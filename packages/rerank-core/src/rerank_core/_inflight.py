@@ -33,11 +33,20 @@ class InFlightLimit:
         self._free = list(range(limit - 1, -1, -1))  # a stack: the most recently used connection goes out again
         self._waiters: deque[_Waiter] = deque()
         self._lock = threading.Lock()
+        self._loop_slots: dict[asyncio.AbstractEventLoop, int] = {}
+        """Slots held by (or granted to) async tasks, per event loop."""
 
     @property
     def in_use(self) -> int:
         with self._lock:
             return self.limit - len(self._free)
+
+    def involves(self, loop: asyncio.AbstractEventLoop) -> bool:
+        """Whether tasks of `loop` hold a slot or wait for one. A sync call on that loop's own thread must then not
+        wait for a slot: the loop cannot run to release one while its thread waits (a deadlock). While the sync
+        call runs, the loop is frozen, so it cannot start holding or waiting later."""
+        with self._lock:
+            return loop in self._loop_slots or any(waiter.loop is loop for waiter in self._waiters)
 
     @contextmanager
     def hold(self) -> Iterator[int]:
@@ -56,8 +65,11 @@ class InFlightLimit:
     @asynccontextmanager
     async def ahold(self) -> AsyncIterator[int]:
         """Wait (without blocking the loop) for a slot, keep it for the block; yields its number."""
+        loop = asyncio.get_running_loop()
         with self._lock:
-            taken = self._take_or_queue(asyncio.get_running_loop())
+            taken = self._take_or_queue(loop)
+            if not isinstance(taken, _Waiter):
+                self._count(loop, 1)
         if isinstance(taken, _Waiter):
             assert taken.future is not None
             try:
@@ -68,13 +80,13 @@ class InFlightLimit:
                     if not granted:
                         self._waiters.remove(taken)
                 if granted:  # the slot arrived as we were cancelled: pass it on
-                    self._release(taken.slot)
+                    self._release(taken.slot, loop)
                 raise
             taken = taken.slot
         try:
             yield taken
         finally:
-            self._release(taken)
+            self._release(taken, loop)
 
     def _take_or_queue(self, loop: asyncio.AbstractEventLoop | None) -> int | _Waiter:
         """Under the lock: a free slot's number, or a waiter queued for the next one."""
@@ -88,9 +100,19 @@ class InFlightLimit:
         self._waiters.append(waiter)
         return waiter
 
-    def _release(self, slot: int) -> None:
+    def _count(self, loop: asyncio.AbstractEventLoop, change: int) -> None:
+        """Under the lock."""
+        held = self._loop_slots.get(loop, 0) + change
+        if held > 0:
+            self._loop_slots[loop] = held
+        else:
+            self._loop_slots.pop(loop, None)
+
+    def _release(self, slot: int, holder: asyncio.AbstractEventLoop | None = None) -> None:
         running = _running_loop()
         with self._lock:
+            if holder is not None:
+                self._count(holder, -1)
             while self._waiters:
                 waiter = self._waiters.popleft()
                 waiter.slot = slot
@@ -107,6 +129,7 @@ class InFlightLimit:
                     except RuntimeError:  # its loop is closed: nobody is waiting there any more
                         continue
                 waiter.granted = True
+                self._count(waiter.loop, 1)
                 return
             self._free.append(slot)
 

@@ -265,6 +265,7 @@ class HTTPReranker(Reranker):
     # -- scoring ----------------------------------------------------------------------------------------------
 
     def _score(self, query: str, documents: list[Document], top_n: int | None) -> Scores:
+        self._refuse_to_wait_on_own_loop()
         with self._use_sync_client() as client:
             spans = self._spans(len(documents))
             gate = threading.BoundedSemaphore(self.max_concurrency)
@@ -296,6 +297,23 @@ class HTTPReranker(Reranker):
                 for a, b in self._spans(len(documents))
             ]
             return self._merge(await _gather(jobs))
+
+    def _refuse_to_wait_on_own_loop(self) -> None:
+        """A sync call on an event loop's thread, while that loop's own `arerank` calls hold or await connection
+        slots, would wait for slots only the blocked loop can free: refuse at once instead of hanging."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # the usual case: no loop on this thread
+            return
+        if self._in_flight.involves(loop):
+            raise ConfigurationError(
+                "rerank() was called on the thread of a running event loop whose own arerank() calls are using "
+                f"this reranker's connections (max_connections={self.max_connections}); waiting for them would "
+                "block the loop that has to free them",
+                provider=self.provider,
+                hint="In async code use `await reranker.arerank(...)`; or run the sync call in a worker thread "
+                "(`await asyncio.to_thread(reranker.rerank, ...)`)",
+            )
 
     def _spans(self, n: int) -> list[tuple[int, int]]:
         size = self.max_documents_per_request or n
