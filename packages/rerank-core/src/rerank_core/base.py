@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Literal, Self
 
+from rerank_core import tracing
 from rerank_core.models import (
     CacheStats,
     Document,
@@ -107,7 +108,10 @@ class Reranker(ABC):
         query, docs, top_n, score_threshold = self._prepare(query, documents, top_n, score_threshold)
         if not docs:
             return self._empty()
-        return self._finish(self._score(query, docs, top_n), docs, top_n, score_threshold)
+        with tracing.call_span(self, query, docs, top_n) as call:
+            response = self._finish(self._score(query, docs, top_n), docs, top_n, score_threshold)
+            tracing.record_response(call, response)
+            return response
 
     async def arerank(
         self,
@@ -120,7 +124,10 @@ class Reranker(ABC):
         query, docs, top_n, score_threshold = self._prepare(query, documents, top_n, score_threshold)
         if not docs:
             return self._empty()
-        return self._finish(await self._ascore(query, docs, top_n), docs, top_n, score_threshold)
+        with tracing.call_span(self, query, docs, top_n) as call:
+            response = self._finish(await self._ascore(query, docs, top_n), docs, top_n, score_threshold)
+            tracing.record_response(call, response)
+            return response
 
     def warm_up(self) -> None:  # noqa: B027 - optional hook; most backends have nothing to load
         """Load whatever the first call would otherwise pay for (a local model, a connection pool). Idempotent."""

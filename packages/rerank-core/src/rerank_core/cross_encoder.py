@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+from rerank_core import tracing
 from rerank_core._hub import MODEL_ENV as MODEL_ENV
 from rerank_core._hub import cache_only, looks_like_path, refuse_missing_folder
 from rerank_core.base import Normalize, Reranker, Scores, sigmoid
@@ -362,10 +363,12 @@ class CrossEncoderBase(Reranker):
         batches = list(length_sorted_batches(lengths, self.batch_size, self.max_batch_tokens))
 
         def score(batch: list[int]) -> list[float]:
-            inputs = pad_batch(features, batch, meta.input_names, meta.pad_id, meta.padding_side)
-            return self._forward(network, inputs, meta.num_labels)
+            with tracing.batch_span(self.provider, len(batch)):
+                inputs = pad_batch(features, batch, meta.input_names, meta.pad_id, meta.padding_side)
+                return self._forward(network, inputs, meta.num_labels)
 
-        for batch, values in zip(batches, self._run_batches(score, batches), strict=True):
+        batch_scores = self._run_batches(tracing.in_this_context(score), batches)
+        for batch, values in zip(batches, batch_scores, strict=True):
             for index, value in zip(batch, values, strict=True):
                 scores[index] = value
         if not all(math.isfinite(x) for x in scores):

@@ -32,6 +32,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from rerank_core import tracing
 from rerank_core.base import Normalize, Reranker, Scores, normalized
 from rerank_core.errors import (
     AuthenticationError,
@@ -233,6 +234,7 @@ class FallbackReranker(Reranker):
     def _passed_over(self, slot: _Slot, error: RerankError, errors: list[RerankError]) -> None:
         """This input is beyond the member, which is neither down nor misconfigured: its breaker is untouched."""
         errors.append(error)
+        tracing.event("rerank.fallback.passed_over", member=slot.name(), error_type=type(error).__name__)
         logger.warning(
             "rerank fallback: %s cannot take this input (%s: %s); trying the next reranker",
             slot.name(),
@@ -242,6 +244,7 @@ class FallbackReranker(Reranker):
 
     def _failed(self, slot: _Slot, error: RerankError, errors: list[RerankError]) -> None:
         errors.append(error)
+        tracing.event("rerank.fallback.failed", member=slot.name(), error_type=type(error).__name__)
         with self._lock:
             slot.failures += 1
             slot.last_error = error
@@ -260,6 +263,7 @@ class FallbackReranker(Reranker):
     def _succeeded(self, slot: _Slot, scored: Scores, normalize: Normalize | None) -> Scores:
         with self._lock:
             slot.failures, slot.open_until = 0, 0.0
+        tracing.note("rerank.fallback.member", slot.name())
         # Members may differ in normalize; apply each member's own, since this chain has none of its own.
         scored.scores, scored.score_kind = normalized(scored.scores, scored.score_kind, normalize)
         return scored

@@ -30,6 +30,7 @@ from typing import Any, Generic, TypeVar
 import httpx
 from pydantic import SecretStr
 
+from rerank_core import tracing
 from rerank_core._deadline import attempt_deadline, deadline_client
 from rerank_core._errors_map import (
     Scrubber,
@@ -214,6 +215,7 @@ class HTTPReranker(Reranker):
             v for k, v in self._extra_headers.items() if any(w in k.lower() for w in _SECRET_HEADER_WORDS)
         ]
         self._scrub = Scrubber([key, url.password, *secret_headers])
+        self._traced_url = self._scrub(self.url)
         self._request_headers = self._build_headers()
 
         self._given_client = http_client
@@ -285,6 +287,7 @@ class HTTPReranker(Reranker):
             parts: list[_Part] = []
             with ThreadPoolExecutor(max_workers=min(self.max_concurrency, len(spans))) as pool:
                 # A batch is skipped only after another failed, and that failure is raised here: nothing is lost.
+                batch = tracing.in_this_context(batch)
                 for job in [pool.submit(batch, start, end) for start, end in spans]:
                     parts += job.result()
             return self._merge(parts)
@@ -333,8 +336,9 @@ class HTTPReranker(Reranker):
         or a 5xx (a smaller retry is likelier to pass, and a deterministic failure is narrowed to its document)."""
         content, batch_top_n = self._body(query, documents, top_n)
         while True:
-            with gate:
+            with gate, tracing.request_span(self.provider, self._traced_url, len(documents)) as request:
                 answer = self._attempt(client, content)
+                request.answered(*_traced_outcome(answer))
             step = self._outcome(answer, retries, len(documents), offset, batch_top_n)
             if isinstance(step, _Part):
                 return [step]
@@ -345,7 +349,9 @@ class HTTPReranker(Reranker):
                 break
         half = len(documents) // 2
         with ThreadPoolExecutor(max_workers=1) as helper:  # both halves at once, as the whole batch was
-            first = helper.submit(self._score_span, client, gate, query, documents[:half], offset, top_n, retries)
+            first = helper.submit(
+                tracing.in_this_context(self._score_span), client, gate, query, documents[:half], offset, top_n, retries
+            )
             second = self._score_span(client, gate, query, documents[half:], offset + half, top_n, retries)
             return first.result() + second
 
@@ -362,7 +368,9 @@ class HTTPReranker(Reranker):
         content, batch_top_n = self._body(query, documents, top_n)
         while True:
             async with gate:
-                answer = await self._aattempt(clients, content)
+                with tracing.request_span(self.provider, self._traced_url, len(documents)) as request:
+                    answer = await self._aattempt(clients, content)
+                    request.answered(*_traced_outcome(answer))
             step = self._outcome(answer, retries, len(documents), offset, batch_top_n)
             if isinstance(step, _Part):
                 return [step]
@@ -579,6 +587,7 @@ class HTTPReranker(Reranker):
         )
 
     def _log_retry(self, delay: float, retries_done: int, reason: str) -> None:
+        tracing.count("rerank.retries")
         logger.info(
             "%s: retry %d of %d in %.2f s after %s",
             self.provider,
@@ -589,6 +598,7 @@ class HTTPReranker(Reranker):
         )
 
     def _log_split(self, size: int, reason: str) -> None:
+        tracing.count("rerank.splits")
         logger.info("%s: %s for %d documents; sending the batch as two halves", self.provider, reason, size)
 
     # -- clients ----------------------------------------------------------------------------------------------
@@ -699,6 +709,12 @@ class HTTPReranker(Reranker):
                 asyncio.run_coroutine_threadsafe(_aclose_all(clients), loop).result(timeout=5)
         else:
             loop.run_until_complete(_aclose_all(clients))
+
+
+def _traced_outcome(answer: _Answer | httpx.TransportError) -> tuple[int | None, BaseException | None]:
+    if isinstance(answer, _Answer):
+        return answer.status_code, None
+    return None, answer
 
 
 async def _gather(jobs: Sequence[Any]) -> list[_Part]:
