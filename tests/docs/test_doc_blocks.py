@@ -29,8 +29,15 @@ TEST_KEY = "docs-test-key"
 
 CHECKS: dict[str, str] = {
     "README.md": """
-import re, subprocess
-assert os.path.isfile("minilm-onnx/model.onnx"), "the offline route exports the model"
+import os
+assert os.path.isfile("minilm-onnx/onnx/model.onnx"), "the offline route exports the model to the folder it names"
+""",
+    "docs/configuration.md": """
+from rerank_core import RerankerConfig
+for name in ("app.toml", "rerank.toml", "rerank.yaml"):  # every file example is valid and wastes no setting
+    config = RerankerConfig.load(name)
+    config.check_used()
+    assert config.provider in ("cohere", "together"), name
 """,
     "docs/langchain.md": """
 def descending(scores):
@@ -59,7 +66,9 @@ assert "haystack_integrations.components.rankers.rerank.ranker.RerankRanker" in 
 }
 """Assertions run in a page's namespace after its last block: the examples did what the page says."""
 EXPECTED_OUTPUT: dict[str, list[str]] = {
-    "README.md": [r"^\s*1\s+\d\.\d+\s+\d+\s", r"^\s*3\s+\d\.\d+\s+\d+\s"],  # the first command's ranking
+    # The first command ranks with the default model, the offline route with the folder it exported.
+    "README.md": [r"^\s*3\s+\d\.\d+\s+\d+\s", r"^-- local, 8 documents|^-- local:", r"^-- local:\./minilm-onnx, 8 documents"],
+    "docs/evaluation.md": [r"^bm25 ", r"^local:", r"^fallback "],
     "docs/langchain.md": [r"\[\{'index': 0, 'relevance_score': ", r"local \{'prompt_tokens': "],
     "docs/cli.md": [r"^\s*1\s+\d\.\d+\s+\d+\s+capital|^\s*1\s+\d\.\d+\s+\d+\s"],
 }

@@ -6,8 +6,8 @@ yet writes the shown content to it). A comment just before a block changes what 
 
 - `<!-- not-run: REASON -->`: the block is not run (it installs into another environment, needs a GPU, ...);
   the reason is required.
-- `<!-- file: NAME -->`: the block is written to NAME in the working directory (a config file the next blocks
-  load).
+- `<!-- file: NAME -->`: the block is written to NAME in the working directory before the page runs (a config
+  file the page's code loads).
 
 Run as `python -m tests.support.doc_blocks PAGE` inside the working directory; the test module sets up the
 environment (emulators, the tiny model, the `pip` stand-in, see `tests/docs/test_doc_blocks.py`). After the last
@@ -110,11 +110,12 @@ def run_bash(code: str, *, label: str) -> None:
 
 def run_page(page: str) -> dict[str, Any]:
     namespace: dict[str, Any] = {"__name__": "__main__"}
-    for block in blocks(page):
-        if block.directive == "not-run":
-            continue
+    page_blocks = blocks(page)
+    for block in page_blocks:  # files a page shows are there before any block runs, as on the reader's disk
         if block.directive == "file":
             Path(block.argument).write_text(block.code + "\n", encoding="utf-8")
+    for block in page_blocks:
+        if block.directive in ("not-run", "file"):
             continue
         print(f"--- {block.label}", flush=True)
         if block.lang == "python":
