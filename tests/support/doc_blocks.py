@@ -115,7 +115,7 @@ def run_page(page: str) -> dict[str, Any]:
         if block.directive == "file":
             Path(block.argument).write_text(block.code + "\n", encoding="utf-8")
     for block in page_blocks:
-        if block.directive in ("not-run", "file"):
+        if block.directive in ("not-run", "file") or block.lang not in RUN_LANGUAGES:
             continue
         print(f"--- {block.label}", flush=True)
         if block.lang == "python":

@@ -27,11 +27,15 @@ def declared_extras(requirement: str) -> tuple[str, set[str], set[str]]:
     if match and ("/" in match["base"] or match["base"].startswith(".")):
         folder = Path(match["base"])
         project = tomllib.loads((folder / "pyproject.toml").read_text())["project"]
-        wanted = {canonicalize_name(e) for e in (match["extras"] or "").split(",") if e}
-        return project["name"], wanted, {canonicalize_name(e) for e in project.get("optional-dependencies", {})}
+        wanted = {str(canonicalize_name(e)) for e in (match["extras"] or "").split(",") if e}
+        return project["name"], wanted, {str(canonicalize_name(e)) for e in project.get("optional-dependencies", {})}
     parsed = Requirement(requirement)
     provided = metadata.distribution(parsed.name).metadata.get_all("Provides-Extra") or []
-    return parsed.name, {canonicalize_name(e) for e in parsed.extras}, {canonicalize_name(e) for e in provided}
+    return (
+        parsed.name,
+        {str(canonicalize_name(e)) for e in parsed.extras},
+        {str(canonicalize_name(e)) for e in provided},
+    )
 
 
 def main(argv: list[str]) -> int:

@@ -46,12 +46,12 @@ def with_routed_model(function: Callable[..., Any], position: int) -> Callable[.
 
 
 def patch_http(module: ModuleType) -> None:
-    resolve = module._resolve_base_url
+    resolve = getattr(module, "_resolve_base_url")  # noqa: B009  (private: mypy sees no attribute)
 
     def routed(base_url: str | None, default: str | None, provider: str) -> str:
         return str(resolve(ROUTES.get(provider, base_url), default, provider))
 
-    module._resolve_base_url = routed
+    setattr(module, "_resolve_base_url", routed)  # noqa: B010
 
 
 def patch_class(attribute: str) -> Callable[[ModuleType], None]:
@@ -124,5 +124,5 @@ def loopback_only(self: socket.socket, address: Any) -> None:
     _connect(self, address)
 
 
-socket.socket.connect = loopback_only  # type: ignore[method-assign]
+setattr(socket.socket, "connect", loopback_only)  # noqa: B010  (as monkeypatch.setattr in the test process)
 sys.meta_path.insert(0, PatchingFinder())
