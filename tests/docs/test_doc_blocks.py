@@ -18,7 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.support.doc_blocks import DIRECTIVES, ROOT, RUN_LANGUAGES, blocks, pages
+from tests.support import doc_pip
+from tests.support.doc_blocks import DIRECTIVES, ROOT, RUN_LANGUAGES, blocks, console_commands, console_files, pages
 from tests.support.emulator import ProviderEmulator
 from tests.support.tiny_models import build_tiny_cross_encoder, export_tiny_onnx
 
@@ -155,3 +156,45 @@ def test_the_page_runs_as_written(page: str, page_environment: dict[str, str], t
     assert "Traceback" not in done.stderr, report
     for pattern in EXPECTED_OUTPUT.get(page, []):
         assert re.search(pattern, done.stdout, re.M), f"{pattern!r} not in the output\n{report}"
+
+
+def test_a_console_transcript_runs_its_commands_and_knows_which_may_fail() -> None:
+    transcript = """$ cat queries.jsonl
+"capital of france"
+$ rerank --queries queries.jsonl \\
+    examples/docs.jsonl > run.jsonl
+$ rerank "q" bad.jsonl
+rerank: error: bad.jsonl:2: not valid JSON
+$ rerank "q" missing.jsonl
+$ echo $?
+2"""
+    assert console_files(transcript) == {"queries.jsonl": '"capital of france"\n'}
+    assert console_commands(transcript) == [
+        ("cat queries.jsonl", False),
+        ("rerank --queries queries.jsonl \\\n    examples/docs.jsonl > run.jsonl", False),
+        ('rerank "q" bad.jsonl', True),
+        ('rerank "q" missing.jsonl', True),
+        ("echo $?", False),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("line", "code"),
+    [
+        (["install", "rerank-core[onnx]", "--index-url", "https://example.org/simple"], 0),
+        (["install", "-e", str(ROOT / "packages" / "rerank-core") + "[export]"], 0),
+        (["install", "rerank-core[no-such-extra]"], 1),
+        (["install", "-e", str(ROOT / "packages" / "rerank-cor")], 1),
+        (["install", "surely-not-an-installed-distribution"], 1),
+        (["install", "--break-everything", "rerank-core"], 2),
+        (["uninstall", "-y", "torch"], 2),
+    ],
+)
+def test_the_pip_stand_in_refuses_what_pip_would_not_install(line: list[str], code: int) -> None:
+    assert doc_pip.main(line) == code
+
+
+def test_the_development_command_is_what_ci_runs() -> None:
+    development = [block for block in blocks("README.md") if block.lang == "bash"][-1]
+    assert "bash scripts/check.sh" in development.code
+    assert "scripts/check.sh" in (ROOT / ".ci/run").read_text()
