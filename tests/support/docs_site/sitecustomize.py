@@ -2,8 +2,9 @@
 
 `DOC_ROUTES` (JSON, provider -> base URL of a loopback emulator) replaces every `base_url`, the default one and
 any an example passes, so examples run as written against the emulators. `DOC_TINY_MODEL` (a folder with the tiny
-cross-encoder and its ONNX export) stands in for every local model name that is not an existing folder: the hub
-is never reached. The patches apply when the modules are first imported, so a process that never imports
+cross-encoder and its ONNX export) stands in for every hub id and every absolute path that is not a folder (the
+docs' `/models/...` placeholders for the reader's own model): the hub is never reached. A relative path is left
+alone: it names a folder the page itself makes. The patches apply when the modules are first imported, so a process that never imports
 rerank_core pays nothing.
 """
 
@@ -30,7 +31,10 @@ def routed_model(model: Any) -> Any:
         model = os.environ.get("RERANK_LOCAL_MODEL") or "cross-encoder/ms-marco-MiniLM-L-6-v2"
     if not isinstance(model, str) or not TINY_MODEL or os.path.isdir(os.path.expanduser(model)):
         return model
-    return TINY_MODEL
+    if model.startswith((".", "~")):
+        # A relative path names a folder the page itself makes (`./minilm-onnx`): it must be there.
+        return model
+    return TINY_MODEL  # a hub id, or an absolute placeholder for the reader's own folder (`/models/...`)
 
 
 def with_routed_model(function: Callable[..., Any], position: int) -> Callable[..., Any]:
