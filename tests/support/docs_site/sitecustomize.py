@@ -4,8 +4,8 @@
 any an example passes, so examples run as written against the emulators. `DOC_TINY_MODEL` (a folder with the tiny
 cross-encoder and its ONNX export) stands in for every hub id and every absolute path that is not a folder (the
 docs' `/models/...` placeholders for the reader's own model): the hub is never reached. A relative path is left
-alone: it names a folder the page itself makes. The patches apply when the modules are first imported, so a process that never imports
-rerank_core pays nothing.
+alone: it names a folder the page itself makes. The patches apply when the modules are first imported, so a
+process that never imports rerank_core pays nothing.
 """
 
 from __future__ import annotations
