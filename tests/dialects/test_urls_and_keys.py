@@ -42,6 +42,8 @@ FORMS: list[tuple[str, str, list[str]]] = [
     ("vllm", "http://vllm:8000/v2/rerank", ["http://vllm:8000/v2"]),
     ("infinity", "http://infinity:7997/rerank", []),
     ("infinity", "http://infinity:7997/v1/rerank", ["http://infinity:7997/v1"]),
+    ("bedrock", "https://bedrock-agent-runtime.us-west-2.amazonaws.com/rerank", []),
+    ("bedrock", "https://vpce-0a1b.bedrock-agent-runtime.us-west-2.vpce.amazonaws.com/rerank", []),
 ]
 
 

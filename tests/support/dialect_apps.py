@@ -597,6 +597,55 @@ class InfinityApp(EmulatorApp):
         }, {}
 
 
+class BedrockApp(EmulatorApp):
+    """AWS Bedrock Agent Runtime `Rerank`, per botocore's service model: one TEXT query, 1..1,000 INLINE TEXT
+    sources, `numberOfResults` 1..1,000; `results[{index, relevanceScore}]` best first; AWS JSON errors
+    (`{"message"}` with an `x-amzn-ErrorType` header, sent by the fault). Authentication: a SigV4 `Authorization`
+    header whose credential scope names the expected access key id (the emulator's `api_key`) and `bedrock`."""
+
+    paths = ("/rerank",)
+    allowed: ClassVar[set[str]] = {"queries", "sources", "rerankingConfiguration", "nextToken"}
+    strict = True
+
+    def authenticated(self, headers: dict[str, str], api_key: str) -> bool:
+        auth = headers.get("authorization", "")
+        return auth.startswith(f"AWS4-HMAC-SHA256 Credential={api_key}/") and "/bedrock/aws4_request" in auth
+
+    def error_body(self, status: int, message: str) -> Any:
+        return {"message": message}
+
+    def read_request(self, body: dict[str, Any]) -> tuple[str, list[str], int | None]:
+        self.check_fields(body, {"queries", "sources", "rerankingConfiguration"})
+        queries = body["queries"]
+        if not (isinstance(queries, list) and len(queries) == 1 and queries[0].get("type") == "TEXT"):
+            raise RequestRejected(400, "queries must hold exactly one TEXT query")
+        sources = body["sources"]
+        if not isinstance(sources, list) or not 1 <= len(sources) <= 1000:
+            raise RequestRejected(400, "sources must hold 1 to 1000 items")
+        texts = []
+        for source in sources:
+            inline = source.get("inlineDocumentSource") if isinstance(source, dict) else None
+            if source.get("type") != "INLINE" or not isinstance(inline, dict) or inline.get("type") != "TEXT":
+                raise RequestRejected(400, "each source must be an INLINE TEXT document")
+            texts.append(inline["textDocument"]["text"])
+        config = body["rerankingConfiguration"]
+        if config.get("type") != "BEDROCK_RERANKING_MODEL":
+            raise RequestRejected(400, "rerankingConfiguration.type must be BEDROCK_RERANKING_MODEL")
+        bedrock = config["bedrockRerankingConfiguration"]
+        if not str(bedrock["modelConfiguration"].get("modelArn", "")).startswith("arn:aws"):
+            raise RequestRejected(400, "modelArn must be an ARN")
+        top = optional_top(bedrock, "numberOfResults")
+        if top is not None and top > 1000:
+            raise RequestRejected(400, "numberOfResults must be <= 1000")
+        return queries[0]["textQuery"]["text"], texts, top
+
+    def respond(
+        self, body: dict[str, Any], ranked: list[tuple[int, float]], texts: list[str], top_n: int | None
+    ) -> tuple[Any, dict[str, str]]:
+        results = [{"index": index, "relevanceScore": score} for index, score in ranked[:top_n]]
+        return {"results": results}, {"x-amzn-RequestId": "emulated-bedrock-0001"}
+
+
 APPS: dict[str, EmulatorApp] = {
     "fireworks": FireworksApp(),
     "nebius": NebiusApp(),
@@ -613,4 +662,5 @@ APPS: dict[str, EmulatorApp] = {
     "tei": TEIApp(),
     "vllm": VLLMApp(),
     "infinity": InfinityApp(),
+    "bedrock": BedrockApp(),
 }

@@ -123,6 +123,7 @@ def error_from_response(
     attempts: int,
     scrub: Scrubber,
     api_key_env: str | None,
+    auth_hint: str | None = None,
     retry_after: float | None = None,
     max_retry_after: float | None = None,
 ) -> RerankError:
@@ -136,7 +137,7 @@ def error_from_response(
     if status in (401, 403):
         kind = AuthenticationError
         where = f"pass api_key=... or set {api_key_env}" if api_key_env else "pass api_key=..."
-        hint = f"Check the API key and its access to this model: {where}"
+        hint = auth_hint or f"Check the API key and its access to this model: {where}"
     elif status == 429:
         kind, hint = RateLimitError, tried + "lower max_concurrency, raise max_retries, or ask for a higher limit"
     elif status == 413:

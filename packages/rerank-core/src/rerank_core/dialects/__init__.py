@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rerank_core.dialects.base import Dialect, ParsedResponse, RankFieldsWarning
+from rerank_core.dialects.bedrock import BedrockDialect
 from rerank_core.dialects.cohere import CohereDialect, CohereV1Dialect
 from rerank_core.dialects.fireworks import FireworksDialect
 from rerank_core.dialects.generic import GenericDialect
@@ -37,6 +38,7 @@ DIALECTS: dict[str, type[Dialect]] = {
         TEIDialect,
         VLLMDialect,
         InfinityDialect,
+        BedrockDialect,
     )
 }
 

@@ -17,6 +17,8 @@ from types import MappingProxyType
 from typing import Any, ClassVar
 from urllib.parse import urlencode, urlsplit
 
+import httpx
+
 from rerank_core.dialects._documents import rank_fields_of, texts_or_objects
 from rerank_core.dialects._parse import parse_results
 from rerank_core.errors import ConfigurationError
@@ -64,6 +66,16 @@ class Dialect:
     merges_extra_body: ClassVar[bool] = True
     """`options["extra_body"]` is merged last into the JSON body. False where the API has an `extra_body` field of
     its own (the generic platform), which then carries it as given."""
+
+    auth_hint: ClassVar[str | None] = None
+    """What to check after a 401/403, for an API that authenticates otherwise than with an API key."""
+
+    def request_auth(self, options: Mapping[str, Any]) -> httpx.Auth | None:
+        """Authentication run on every attempt, for clouds that sign or authorize each request from a credential
+        chain (AWS SigV4, Google OAuth tokens) rather than send a fixed key: a retry is signed anew and
+        short-lived credentials refresh. None (most APIs): the key goes in `headers`. Called once per reranker,
+        before `default_base_url_for` and `url`, which may use what it resolved (a region, a project)."""
+        return None
 
     def default_base_url_for(self, api_key: str | None) -> str | None:
         """The base URL used when the caller passes none. Voyage picks it from the key's issuer."""
