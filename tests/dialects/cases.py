@@ -39,7 +39,7 @@ CASES = [
     WireCase("infinity", "documents", "top_n", NO_DOCS_BACK),
 ]
 BY_PROVIDER = {case.provider: case for case in CASES}
-CLOUDS = frozenset({"bedrock"})
+CLOUDS = frozenset({"bedrock", "vertex"})
 """Providers that sign each request from a cloud's credential chain and nest the query and documents in a body
 of their own: they have no `WireCase`, and their own test files (`test_<provider>.py`) cover the same ground."""
 

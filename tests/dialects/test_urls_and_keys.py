@@ -66,7 +66,8 @@ CASES = [
 
 
 def test_every_dialect_is_in_the_table() -> None:
-    assert {provider for provider, _, _ in FORMS} == set(DIALECTS)
+    # Vertex's endpoint names the project and location: its forms are tested in test_vertex.py.
+    assert {provider for provider, _, _ in FORMS} == set(DIALECTS) - {"vertex"}
 
 
 @pytest.mark.parametrize(("provider", "endpoint", "base_url"), CASES, ids=[f"{p}:{b}" for p, _, b in CASES])

@@ -646,6 +646,51 @@ class BedrockApp(EmulatorApp):
         return {"results": results}, {"x-amzn-RequestId": "emulated-bedrock-0001"}
 
 
+VERTEX_PROJECT = "test-project"
+
+
+class VertexApp(EmulatorApp):
+    """Google's Discovery Engine ranking API (v1 REST reference): `query`, 1..200 `records[{id, title?, content}]`,
+    `topN`, `model`, `ignoreRecordDetailsInResponse`, `userLabels`; answers `records` sorted by descending score,
+    as proto3 JSON (a zero score is left out); Google error bodies `{"error": {code, message, status}}`.
+    Authentication: `Authorization: Bearer <access token>` (the emulator's `api_key`)."""
+
+    paths = (f"/v1/projects/{VERTEX_PROJECT}/locations/global/rankingConfigs/default_ranking_config:rank",)
+    allowed: ClassVar[set[str]] = {"model", "query", "records", "topN", "ignoreRecordDetailsInResponse", "userLabels"}
+    strict = True
+
+    def error_body(self, status: int, message: str) -> Any:
+        names = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 429: "RESOURCE_EXHAUSTED"}
+        return {"error": {"code": status, "message": message, "status": names.get(status, "INTERNAL")}}
+
+    def read_request(self, body: dict[str, Any]) -> tuple[str, list[str], int | None]:
+        self.check_fields(body, {"records"})
+        records = body["records"]
+        if not isinstance(records, list) or not 1 <= len(records) <= 200:
+            raise RequestRejected(400, "records must hold 1 to 200 records")
+        texts = []
+        for record in records:
+            if not isinstance(record, dict) or not set(record) <= {"id", "title", "content"}:
+                raise RequestRejected(400, "a record has id, title and content only")
+            texts.append(" ".join(str(record.get(key, "")) for key in ("title", "content")).strip())
+        top = body.get("topN")
+        return str(body.get("query", "")), texts, top if isinstance(top, int) and top > 0 else None
+
+    def respond(
+        self, body: dict[str, Any], ranked: list[tuple[int, float]], texts: list[str], top_n: int | None
+    ) -> tuple[Any, dict[str, str]]:
+        records = []
+        for index, score in ranked[:top_n]:
+            sent = body["records"][index]
+            record: dict[str, Any] = {"id": sent["id"]}
+            if not body.get("ignoreRecordDetailsInResponse"):
+                record.update({key: sent[key] for key in ("title", "content") if key in sent})
+            if score:
+                record["score"] = score
+            records.append(record)
+        return {"records": records}, {}
+
+
 APPS: dict[str, EmulatorApp] = {
     "fireworks": FireworksApp(),
     "nebius": NebiusApp(),
@@ -663,4 +708,5 @@ APPS: dict[str, EmulatorApp] = {
     "vllm": VLLMApp(),
     "infinity": InfinityApp(),
     "bedrock": BedrockApp(),
+    "vertex": VertexApp(),
 }

@@ -16,6 +16,7 @@ from rerank_core.dialects.onerouter import OneRouterDialect
 from rerank_core.dialects.pinecone import PineconeDialect
 from rerank_core.dialects.tei import TEIDialect
 from rerank_core.dialects.together import TogetherDialect
+from rerank_core.dialects.vertex import VertexDialect
 from rerank_core.dialects.vllm import VLLMDialect
 from rerank_core.dialects.voyage import VoyageDialect
 from rerank_core.errors import ConfigurationError
@@ -39,6 +40,7 @@ DIALECTS: dict[str, type[Dialect]] = {
         VLLMDialect,
         InfinityDialect,
         BedrockDialect,
+        VertexDialect,
     )
 }
 
