@@ -37,6 +37,8 @@ CASES = [
     WireCase("tei", "texts", None, {"return_text": False}, sends_model=False),
     WireCase("vllm", "documents", "top_n"),
     WireCase("infinity", "documents", "top_n", NO_DOCS_BACK),
+    WireCase("azure", "documents", "top_n"),
+    WireCase("deepinfra", "documents", None, sends_model=False),
 ]
 BY_PROVIDER = {case.provider: case for case in CASES}
 CLOUDS = frozenset({"bedrock", "vertex"})

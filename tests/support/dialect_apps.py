@@ -691,6 +691,46 @@ class VertexApp(EmulatorApp):
         return {"records": records}, {}
 
 
+class AzureApp(CohereApp):
+    """Cohere v2 on Azure AI Foundry: the same schema at the deployment's endpoint. A Foundry resource serves it
+    under `/providers/cohere/v2/rerank` and takes an `api-key` header; a serverless deployment `/v2/rerank` (and
+    `/v1/rerank`) with a bearer key. This app answers on all three and accepts either header."""
+
+    paths = ("/v2/rerank", "/providers/cohere/v2/rerank", "/v1/rerank")
+
+    def authenticated(self, headers: dict[str, str], api_key: str) -> bool:
+        return headers.get("api-key") == api_key or headers.get("authorization") == f"Bearer {api_key}"
+
+
+class DeepInfraApp(EmulatorApp):
+    """DeepInfra's reranker inference (docs.deepinfra.com/apis/reranker): `POST /v1/inference/{model}` with
+    `{query, documents}`; answers `{"scores": [...]}` in input order (plus `input_tokens`, `request_id` and
+    `inference_status`, as its inference answers carry). Errors `{"detail": {"error": ...}}` are modelled as
+    `{"detail": "..."}`, the FastAPI shape, since the reranker page shows none."""
+
+    paths = ("/v1/inference/test-model", "/v1/inference/BAAI/bge-reranker-v2-m3")
+    allowed: ClassVar[set[str]] = {"query", "documents"}
+    strict = True
+
+    def error_body(self, status: int, message: str) -> Any:
+        return {"detail": message}
+
+    def read_request(self, body: dict[str, Any]) -> tuple[str, list[str], int | None]:
+        self.check_fields(body, {"query", "documents"})
+        return body["query"], require_str_list(body["documents"], "documents"), None
+
+    def respond(
+        self, body: dict[str, Any], ranked: list[tuple[int, float]], texts: list[str], top_n: int | None
+    ) -> tuple[Any, dict[str, str]]:
+        by_index = dict(ranked)
+        return {
+            "scores": [by_index[i] for i in range(len(texts))],
+            "input_tokens": token_count(texts),
+            "request_id": "deepinfra-emulated-1",
+            "inference_status": {"status": "succeeded", "runtime_ms": 1, "cost": 0.0},
+        }, {}
+
+
 APPS: dict[str, EmulatorApp] = {
     "fireworks": FireworksApp(),
     "nebius": NebiusApp(),
@@ -709,4 +749,6 @@ APPS: dict[str, EmulatorApp] = {
     "infinity": InfinityApp(),
     "bedrock": BedrockApp(),
     "vertex": VertexApp(),
+    "azure": AzureApp(),
+    "deepinfra": DeepInfraApp(),
 }

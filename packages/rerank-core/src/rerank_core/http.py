@@ -206,7 +206,7 @@ class HTTPReranker(Reranker):
         self._extra_headers = _check_headers(headers, self.provider)
         cloud_auth = self.dialect.request_auth(self.options)  # first: it may resolve the region or project
         self.base_url = _resolve_base_url(base_url, self.dialect.default_base_url_for(key), self.provider)
-        url = httpx.URL(self.dialect.url(self.base_url, self.options))
+        url = httpx.URL(self.dialect.url(self.base_url, self.options, model=self.model))
         # Credentials in the URL go out as a header, so the URL that httpx logs carries no password.
         userinfo = httpx.BasicAuth(url.username, url.password) if url.username or url.password else None
         self.url = str(url.copy_with(username=None, password=None)) if userinfo else str(url)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from rerank_core.dialects.azure import AzureDialect
 from rerank_core.dialects.base import Dialect, ParsedResponse, RankFieldsWarning
 from rerank_core.dialects.bedrock import BedrockDialect
 from rerank_core.dialects.cohere import CohereDialect, CohereV1Dialect
+from rerank_core.dialects.deepinfra import DeepInfraDialect
 from rerank_core.dialects.fireworks import FireworksDialect
 from rerank_core.dialects.generic import GenericDialect
 from rerank_core.dialects.infinity import InfinityDialect
@@ -41,6 +43,8 @@ DIALECTS: dict[str, type[Dialect]] = {
         InfinityDialect,
         BedrockDialect,
         VertexDialect,
+        AzureDialect,
+        DeepInfraDialect,
     )
 }
 

@@ -76,7 +76,7 @@ class VertexDialect(Dialect):
         self.project = _explicit_project(options) or auth.resolve_project()
         return auth
 
-    def url(self, base_url: str, options: Mapping[str, Any] | None = None) -> str:
+    def url(self, base_url: str, options: Mapping[str, Any] | None = None, *, model: str | None = None) -> str:
         base = base_url.partition("?")[0].rstrip("/")
         if _RANK.search(httpx.URL(base).path):
             return base_url  # a full endpoint (another ranking config, a proxy): as given
