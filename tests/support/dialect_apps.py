@@ -261,7 +261,7 @@ class OneRouterApp(EmulatorApp):
 class CohereApp(EmulatorApp):
     """Cohere v2: string documents only, no `return_documents`; usage in `meta`; errors as `{"message"}`."""
 
-    paths = ("/v2/rerank",)
+    paths: tuple[str, ...] = ("/v2/rerank",)
     allowed: ClassVar[set[str]] = {"model", "query", "documents", "top_n", "max_tokens_per_doc", "priority"}
     strict = True
     objects = False
