@@ -351,3 +351,9 @@ def test_the_langchain_wrapper_reranks_through_bedrock(start_emulator: StartEmul
     ranked = compressor.compress_documents([LangChainDocument(text) for text in DOCS], QUERY)
     assert [doc.page_content for doc in ranked] == [DOCS[2], DOCS[1]]
     assert "SECRET" not in json.dumps(compressor.model_dump(), default=str)
+
+
+def test_an_api_key_is_refused_rather_than_silently_unused() -> None:
+    with pytest.raises(ConfigurationError, match="takes no api_key") as caught:
+        load_reranker(f"bedrock:{MODEL}", api_key="sk-not-for-aws-1234")
+    assert "sk-not-for-aws-1234" not in str(caught.value)

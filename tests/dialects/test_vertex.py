@@ -274,3 +274,44 @@ def test_the_llamaindex_wrapper_reranks_through_vertex(start_emulator: StartEmul
     nodes = [NodeWithScore(node=TextNode(text=text)) for text in DOCS]
     ranked = post.postprocess_nodes(nodes, QueryBundle(QUERY))
     assert [node.node.get_content() for node in ranked] == [DOCS[2], DOCS[1]]
+
+
+def test_the_wire_equals_the_official_discoveryengine_rest_client(start_emulator: StartEmulator) -> None:
+    discoveryengine = pytest.importorskip("google.cloud.discoveryengine_v1")
+    from google.auth.credentials import AnonymousCredentials
+
+    emu = start_emulator("vertex")
+    docs = [{"text": text, "title": f"T{i}"} for i, text in enumerate(DOCS)]
+    with vertex(emu, options={"title_field": "title", "user_labels": {"team": "search"}}) as reranker:
+        ours = reranker.rerank(QUERY, docs, top_n=2)
+    client = discoveryengine.RankServiceClient(
+        transport="rest",
+        credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+        client_options={"api_endpoint": emu.base_url},
+    )
+    theirs = client.rank(
+        request=discoveryengine.RankRequest(
+            ranking_config=f"projects/{VERTEX_PROJECT}/locations/global/rankingConfigs/default_ranking_config",
+            model=MODEL,
+            query=QUERY,
+            top_n=2,
+            ignore_record_details_in_response=True,
+            user_labels={"team": "search"},
+            records=[
+                discoveryengine.RankingRecord(id=str(i), title=f"T{i}", content=text) for i, text in enumerate(DOCS)
+            ],
+        )
+    )
+    ours_request, sdk_request = emu.requests
+    assert ours_request.path == sdk_request.path.split("?", 1)[0] == ENDPOINT  # the SDK adds `$alt=json`
+    assert ours_request.body == sdk_request.body
+    assert [r.index for r in ours.results] == [int(record.id) for record in theirs.records]
+    # The SDK's record score is a proto float (32 bits): close to ours, not equal.
+    pairs = zip([r.relevance_score for r in ours.results], [record.score for record in theirs.records], strict=True)
+    assert all(abs(a - b) < 1e-6 for a, b in pairs)
+
+
+def test_an_api_key_is_refused_rather_than_silently_unused() -> None:
+    with pytest.raises(ConfigurationError, match="takes no api_key") as caught:
+        load_reranker("vertex", api_key="AIza-not-for-ranking-1234")
+    assert "AIza-not-for-ranking-1234" not in str(caught.value)

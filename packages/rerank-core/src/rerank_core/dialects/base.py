@@ -331,3 +331,13 @@ def usage_from(raw: object) -> Usage:
 def string_or_none(payload: object, key: str) -> str | None:
     value = payload.get(key) if isinstance(payload, dict) else None
     return value if isinstance(value, str) else None
+
+
+def refuse_api_key(provider: str, api_key: str | None, instead: str) -> None:
+    """For clouds that sign requests from their own credential chain: a key passed in would be silently unused."""
+    if api_key:
+        raise ConfigurationError(
+            f"provider {provider!r} takes no api_key",
+            provider=provider,
+            hint=f"It authenticates with {instead}; drop api_key (the key is not shown here)",
+        )

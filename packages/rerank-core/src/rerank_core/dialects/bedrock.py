@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from rerank_core.dialects._parse import parse_results
-from rerank_core.dialects.base import Dialect, ParsedResponse
+from rerank_core.dialects.base import Dialect, ParsedResponse, refuse_api_key
 from rerank_core.errors import AuthenticationError, ConfigurationError
 from rerank_core.models import Document
 
@@ -84,6 +84,7 @@ class BedrockDialect(Dialect):
         return f"https://bedrock-agent-runtime.{self.region}.{_dns_suffix(self.region)}"
 
     def headers(self, api_key: str | None) -> dict[str, str]:
+        refuse_api_key(self.name, api_key, "AWS credentials (see docs/providers.md, Clouds)")
         return {}  # every request is signed instead (`request_auth`)
 
     def model_arn(self, model: str | None, options: Mapping[str, Any]) -> str:

@@ -25,7 +25,7 @@ from urllib.parse import quote
 
 import httpx
 
-from rerank_core.dialects.base import Dialect, ParsedResponse
+from rerank_core.dialects.base import Dialect, ParsedResponse, refuse_api_key
 from rerank_core.errors import AuthenticationError, ConfigurationError, ResponseFormatError
 from rerank_core.models import Document
 
@@ -94,6 +94,7 @@ class VertexDialect(Dialect):
         return base + path
 
     def headers(self, api_key: str | None) -> dict[str, str]:
+        refuse_api_key(self.name, api_key, "Application Default Credentials (see docs/providers.md, Clouds)")
         return {}  # the access token is added per request (`request_auth`)
 
     def request_body(
