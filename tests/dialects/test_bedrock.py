@@ -357,3 +357,10 @@ def test_an_api_key_is_refused_rather_than_silently_unused() -> None:
     with pytest.raises(ConfigurationError, match="takes no api_key") as caught:
         load_reranker(f"bedrock:{MODEL}", api_key="sk-not-for-aws-1234")
     assert "sk-not-for-aws-1234" not in str(caught.value)
+
+
+def test_an_aws_error_spelled_with_a_capital_message_is_read_too(start_emulator: StartEmulator) -> None:
+    emu = start_emulator("bedrock", api_key=KEY_ID)
+    emu.fail_next(Fault(status=400, body={"Message": "1 validation error detected: numberOfResults"}))
+    with bedrock(emu) as reranker, pytest.raises(InvalidRequestError, match="1 validation error detected"):
+        reranker.rerank(QUERY, DOCS)

@@ -84,8 +84,9 @@ def error_message(payload: Any) -> str | None:
         error = payload.get("error")
         if isinstance(error, dict) and isinstance(error.get("message"), str):
             return str(error["message"])
-        if isinstance(payload.get("message"), str):
-            return str(payload["message"])
+        for key in ("message", "Message"):  # AWS services answer either spelling
+            if isinstance(payload.get(key), str):
+                return str(payload[key])
         detail = payload.get("detail")
         if isinstance(detail, str):
             return detail
