@@ -148,14 +148,20 @@ def test_without_top_n_every_result_is_asked_for(start_emulator: StartEmulator) 
     assert emu.requests[0].body["rerankingConfiguration"]["bedrockRerankingConfiguration"]["numberOfResults"] == 5
 
 
-def test_more_than_1000_sources_are_split_and_merged_globally(start_emulator: StartEmulator) -> None:
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_more_than_1000_sources_are_split_and_merged_globally(start_emulator: StartEmulator, mode: str) -> None:
     emu = start_emulator("bedrock", api_key=KEY_ID)
     docs = [f"filler text {i}" for i in range(2300)]
     docs[1700] = "red apple pie"  # the best document sits in the last batch
     docs[12] = "red apple"
     with bedrock(emu) as reranker:
-        response = reranker.rerank(QUERY, docs, top_n=2)
+        if mode == "sync":
+            response = reranker.rerank(QUERY, docs, top_n=2)
+        else:
+            response = await reranker.arerank(QUERY, docs, top_n=2)
     assert sorted(len(r.body["sources"]) for r in emu.requests) == [300, 1000, 1000]
+    for request in emu.requests:  # each batch signed over its own body
+        verify_signature(request, Credentials(KEY_ID, SECRET, TOKEN))
     assert [r.index for r in response.results] == [1700, 12]
 
 

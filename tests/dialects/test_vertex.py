@@ -138,15 +138,22 @@ async def test_a_token_near_expiry_is_refreshed_before_use(
     assert len(tokens.issued) == 2
 
 
-def test_more_than_200_records_are_split_and_merged_globally(start_emulator: StartEmulator) -> None:
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_more_than_200_records_are_split_and_merged_globally_with_one_token(
+    start_emulator: StartEmulator, tokens: TokenServer, mode: str
+) -> None:
     emu = start_emulator("vertex")
     docs = [f"filler text {i}" for i in range(450)]
     docs[420] = "red apple pie"
     docs[7] = "red apple"
-    with vertex(emu) as reranker:
-        response = reranker.rerank(QUERY, docs, top_n=2)
+    with vertex(emu) as reranker:  # the three batches go out at once: the first token is fetched once for all
+        if mode == "sync":
+            response = reranker.rerank(QUERY, docs, top_n=2)
+        else:
+            response = await reranker.arerank(QUERY, docs, top_n=2)
     assert sorted(len(r.body["records"]) for r in emu.requests) == [50, 200, 200]
     assert [r.index for r in response.results] == [420, 7]
+    assert tokens.issued == ["ya29.token-1"]
 
 
 def test_a_record_without_score_scored_zero_and_titles_come_from_metadata(start_emulator: StartEmulator) -> None:
