@@ -37,8 +37,13 @@ CASES = [
     WireCase("tei", "texts", None, {"return_text": False}, sends_model=False),
     WireCase("vllm", "documents", "top_n"),
     WireCase("infinity", "documents", "top_n", NO_DOCS_BACK),
+    WireCase("azure", "documents", "top_n"),
+    WireCase("deepinfra", "documents", None, sends_model=False),
 ]
 BY_PROVIDER = {case.provider: case for case in CASES}
+CLOUDS = frozenset({"bedrock", "vertex"})
+"""Providers that sign each request from a cloud's credential chain and nest the query and documents in a body
+of their own: they have no `WireCase`, and their own test files (`test_<provider>.py`) cover the same ground."""
 
 
 def sent_texts(body: dict[str, Any], case: WireCase) -> list[str]:

@@ -65,6 +65,8 @@ def test_only_documented_ranges_are_claimed() -> None:
         "pinecone",
         "tei",
         "infinity",
+        "azure",
+        "deepinfra",
     }
     assert claims["nvidia"] == "logit"
     assert claims["vllm"] == claims["generic"] == "unknown"

@@ -261,7 +261,7 @@ class OneRouterApp(EmulatorApp):
 class CohereApp(EmulatorApp):
     """Cohere v2: string documents only, no `return_documents`; usage in `meta`; errors as `{"message"}`."""
 
-    paths = ("/v2/rerank",)
+    paths: tuple[str, ...] = ("/v2/rerank",)
     allowed: ClassVar[set[str]] = {"model", "query", "documents", "top_n", "max_tokens_per_doc", "priority"}
     strict = True
     objects = False
@@ -597,6 +597,140 @@ class InfinityApp(EmulatorApp):
         }, {}
 
 
+class BedrockApp(EmulatorApp):
+    """AWS Bedrock Agent Runtime `Rerank`, per botocore's service model: one TEXT query, 1..1,000 INLINE TEXT
+    sources, `numberOfResults` 1..1,000; `results[{index, relevanceScore}]` best first; AWS JSON errors
+    (`{"message"}` with an `x-amzn-ErrorType` header, sent by the fault). Authentication: a SigV4 `Authorization`
+    header whose credential scope names the expected access key id (the emulator's `api_key`) and `bedrock`."""
+
+    paths = ("/rerank",)
+    allowed: ClassVar[set[str]] = {"queries", "sources", "rerankingConfiguration", "nextToken"}
+    strict = True
+
+    def authenticated(self, headers: dict[str, str], api_key: str) -> bool:
+        auth = headers.get("authorization", "")
+        return auth.startswith(f"AWS4-HMAC-SHA256 Credential={api_key}/") and "/bedrock/aws4_request" in auth
+
+    def error_body(self, status: int, message: str) -> Any:
+        return {"message": message}
+
+    def read_request(self, body: dict[str, Any]) -> tuple[str, list[str], int | None]:
+        self.check_fields(body, {"queries", "sources", "rerankingConfiguration"})
+        queries = body["queries"]
+        if not (isinstance(queries, list) and len(queries) == 1 and queries[0].get("type") == "TEXT"):
+            raise RequestRejected(400, "queries must hold exactly one TEXT query")
+        sources = body["sources"]
+        if not isinstance(sources, list) or not 1 <= len(sources) <= 1000:
+            raise RequestRejected(400, "sources must hold 1 to 1000 items")
+        texts = []
+        for source in sources:
+            inline = source.get("inlineDocumentSource") if isinstance(source, dict) else None
+            if source.get("type") != "INLINE" or not isinstance(inline, dict) or inline.get("type") != "TEXT":
+                raise RequestRejected(400, "each source must be an INLINE TEXT document")
+            texts.append(inline["textDocument"]["text"])
+        config = body["rerankingConfiguration"]
+        if config.get("type") != "BEDROCK_RERANKING_MODEL":
+            raise RequestRejected(400, "rerankingConfiguration.type must be BEDROCK_RERANKING_MODEL")
+        bedrock = config["bedrockRerankingConfiguration"]
+        if not str(bedrock["modelConfiguration"].get("modelArn", "")).startswith("arn:aws"):
+            raise RequestRejected(400, "modelArn must be an ARN")
+        top = optional_top(bedrock, "numberOfResults")
+        if top is not None and top > 1000:
+            raise RequestRejected(400, "numberOfResults must be <= 1000")
+        return queries[0]["textQuery"]["text"], texts, top
+
+    def respond(
+        self, body: dict[str, Any], ranked: list[tuple[int, float]], texts: list[str], top_n: int | None
+    ) -> tuple[Any, dict[str, str]]:
+        results = [{"index": index, "relevanceScore": score} for index, score in ranked[:top_n]]
+        return {"results": results}, {"x-amzn-RequestId": "emulated-bedrock-0001"}
+
+
+VERTEX_PROJECT = "test-project"
+
+
+class VertexApp(EmulatorApp):
+    """Google's Discovery Engine ranking API (v1 REST reference): `query`, 1..200 `records[{id, title?, content}]`,
+    `topN`, `model`, `ignoreRecordDetailsInResponse`, `userLabels`; answers `records` sorted by descending score,
+    as proto3 JSON (a zero score is left out); Google error bodies `{"error": {code, message, status}}`.
+    Authentication: `Authorization: Bearer <access token>` (the emulator's `api_key`)."""
+
+    paths = (f"/v1/projects/{VERTEX_PROJECT}/locations/global/rankingConfigs/default_ranking_config:rank",)
+    allowed: ClassVar[set[str]] = {"model", "query", "records", "topN", "ignoreRecordDetailsInResponse", "userLabels"}
+    strict = True
+
+    def error_body(self, status: int, message: str) -> Any:
+        names = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 429: "RESOURCE_EXHAUSTED"}
+        return {"error": {"code": status, "message": message, "status": names.get(status, "INTERNAL")}}
+
+    def read_request(self, body: dict[str, Any]) -> tuple[str, list[str], int | None]:
+        self.check_fields(body, {"records"})
+        records = body["records"]
+        if not isinstance(records, list) or not 1 <= len(records) <= 200:
+            raise RequestRejected(400, "records must hold 1 to 200 records")
+        texts = []
+        for record in records:
+            if not isinstance(record, dict) or not set(record) <= {"id", "title", "content"}:
+                raise RequestRejected(400, "a record has id, title and content only")
+            texts.append(" ".join(str(record.get(key, "")) for key in ("title", "content")).strip())
+        top = body.get("topN")
+        return str(body.get("query", "")), texts, top if isinstance(top, int) and top > 0 else None
+
+    def respond(
+        self, body: dict[str, Any], ranked: list[tuple[int, float]], texts: list[str], top_n: int | None
+    ) -> tuple[Any, dict[str, str]]:
+        records = []
+        for index, score in ranked[:top_n]:
+            sent = body["records"][index]
+            record: dict[str, Any] = {"id": sent["id"]}
+            if not body.get("ignoreRecordDetailsInResponse"):
+                record.update({key: sent[key] for key in ("title", "content") if key in sent})
+            if score:
+                record["score"] = score
+            records.append(record)
+        return {"records": records}, {}
+
+
+class AzureApp(CohereApp):
+    """Cohere v2 on Azure AI Foundry: the same schema at the deployment's endpoint. A Foundry resource serves it
+    under `/providers/cohere/v2/rerank` and takes an `api-key` header; a serverless deployment `/v2/rerank` (and
+    `/v1/rerank`) with a bearer key. This app answers on all three and accepts either header."""
+
+    paths = ("/v2/rerank", "/providers/cohere/v2/rerank", "/v1/rerank")
+
+    def authenticated(self, headers: dict[str, str], api_key: str) -> bool:
+        return headers.get("api-key") == api_key or headers.get("authorization") == f"Bearer {api_key}"
+
+
+class DeepInfraApp(EmulatorApp):
+    """DeepInfra's reranker inference (docs.deepinfra.com/apis/reranker): `POST /v1/inference/{model}` with
+    `{query, documents}`; answers `{"scores": [...]}` in input order (plus `input_tokens`, `request_id` and
+    `inference_status`, as its inference answers carry). Errors `{"detail": {"error": ...}}` are modelled as
+    `{"detail": "..."}`, the FastAPI shape, since the reranker page shows none."""
+
+    paths = ("/v1/inference/test-model", "/v1/inference/BAAI/bge-reranker-v2-m3")
+    allowed: ClassVar[set[str]] = {"query", "documents"}
+    strict = True
+
+    def error_body(self, status: int, message: str) -> Any:
+        return {"detail": message}
+
+    def read_request(self, body: dict[str, Any]) -> tuple[str, list[str], int | None]:
+        self.check_fields(body, {"query", "documents"})
+        return body["query"], require_str_list(body["documents"], "documents"), None
+
+    def respond(
+        self, body: dict[str, Any], ranked: list[tuple[int, float]], texts: list[str], top_n: int | None
+    ) -> tuple[Any, dict[str, str]]:
+        by_index = dict(ranked)
+        return {
+            "scores": [by_index[i] for i in range(len(texts))],
+            "input_tokens": token_count(texts),
+            "request_id": "deepinfra-emulated-1",
+            "inference_status": {"status": "succeeded", "runtime_ms": 1, "cost": 0.0},
+        }, {}
+
+
 APPS: dict[str, EmulatorApp] = {
     "fireworks": FireworksApp(),
     "nebius": NebiusApp(),
@@ -613,4 +747,8 @@ APPS: dict[str, EmulatorApp] = {
     "tei": TEIApp(),
     "vllm": VLLMApp(),
     "infinity": InfinityApp(),
+    "bedrock": BedrockApp(),
+    "vertex": VertexApp(),
+    "azure": AzureApp(),
+    "deepinfra": DeepInfraApp(),
 }

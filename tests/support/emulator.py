@@ -82,6 +82,8 @@ class RecordedRequest:
     path: str
     headers: dict[str, str]
     body: Any
+    raw: bytes | None = None
+    """The body's bytes as sent (what a request signature covers)."""
 
 
 class ProviderEmulator:
@@ -201,7 +203,7 @@ class ProviderEmulator:
         except json.JSONDecodeError:
             body = None
         with self._lock:
-            self.requests.append(RecordedRequest(path=handler.path, headers=headers, body=body))
+            self.requests.append(RecordedRequest(path=handler.path, headers=headers, body=body, raw=raw))
 
         fault = self._next_fault()
         delay = self.latency + (fault.delay if fault else 0.0)

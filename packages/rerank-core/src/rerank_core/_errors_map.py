@@ -84,8 +84,9 @@ def error_message(payload: Any) -> str | None:
         error = payload.get("error")
         if isinstance(error, dict) and isinstance(error.get("message"), str):
             return str(error["message"])
-        if isinstance(payload.get("message"), str):
-            return str(payload["message"])
+        for key in ("message", "Message"):  # AWS services answer either spelling
+            if isinstance(payload.get(key), str):
+                return str(payload[key])
         detail = payload.get("detail")
         if isinstance(detail, str):
             return detail
@@ -120,6 +121,7 @@ def error_from_response(
     attempts: int,
     scrub: Scrubber,
     api_key_env: str | None,
+    auth_hint: str | None = None,
     retry_after: float | None = None,
     max_retry_after: float | None = None,
 ) -> RerankError:
@@ -133,7 +135,7 @@ def error_from_response(
     if status in (401, 403):
         kind = AuthenticationError
         where = f"pass api_key=... or set {api_key_env}" if api_key_env else "pass api_key=..."
-        hint = f"Check the API key and its access to this model: {where}"
+        hint = auth_hint or f"Check the API key and its access to this model: {where}"
     elif status == 429:
         kind, hint = RateLimitError, tried + "lower max_concurrency, raise max_retries, or ask for a higher limit"
     elif status == 413:

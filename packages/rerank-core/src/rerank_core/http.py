@@ -205,11 +205,13 @@ class HTTPReranker(Reranker):
         self._api_key = SecretStr(key) if key else None
         # Lower-cased, so a caller's header replaces ours instead of going out next to it.
         self._extra_headers = _check_headers(headers, self.provider)
+        cloud_auth = self.dialect.request_auth(self.options)  # first: it may resolve the region or project
         self.base_url = _resolve_base_url(base_url, self.dialect.default_base_url_for(key), self.provider)
-        url = httpx.URL(self.dialect.url(self.base_url, self.options))
+        url = httpx.URL(self.dialect.url(self.base_url, self.options, model=self.model))
         # Credentials in the URL go out as a header, so the URL that httpx logs carries no password.
-        self._auth = httpx.BasicAuth(url.username, url.password) if url.username or url.password else None
-        self.url = str(url.copy_with(username=None, password=None)) if self._auth else str(url)
+        userinfo = httpx.BasicAuth(url.username, url.password) if url.username or url.password else None
+        self.url = str(url.copy_with(username=None, password=None)) if userinfo else str(url)
+        self._auth: httpx.Auth | None = cloud_auth or userinfo
         self._wire_url = httpx.URL(self.url)  # parsed once: httpx parses a str URL again on every request
         secret_headers = [
             v for k, v in self._extra_headers.items() if any(w in k.lower() for w in _SECRET_HEADER_WORDS)
@@ -430,7 +432,7 @@ class HTTPReranker(Reranker):
                     return _closed_client()
                 raise
 
-    def _auth_argument(self) -> dict[str, httpx.BasicAuth]:
+    def _auth_argument(self) -> dict[str, httpx.Auth]:
         return {"auth": self._auth} if self._auth is not None else {}
 
     def _read(self, response: httpx.Response, chunks: Iterator[bytes], deadline: float) -> _Answer:
@@ -577,6 +579,7 @@ class HTTPReranker(Reranker):
             attempts=attempts,
             scrub=self._scrub,
             api_key_env=self.dialect.api_key_env,
+            auth_hint=self.dialect.auth_hint,
             retry_after=self.retry_policy.wait_too_long(answer.status_code, answer.headers),
             max_retry_after=self.retry_policy.max_retry_after,
         )

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from rerank_core.dialects.azure import AzureDialect
 from rerank_core.dialects.base import Dialect, ParsedResponse, RankFieldsWarning
+from rerank_core.dialects.bedrock import BedrockDialect
 from rerank_core.dialects.cohere import CohereDialect, CohereV1Dialect
+from rerank_core.dialects.deepinfra import DeepInfraDialect
 from rerank_core.dialects.fireworks import FireworksDialect
 from rerank_core.dialects.generic import GenericDialect
 from rerank_core.dialects.infinity import InfinityDialect
@@ -15,6 +18,7 @@ from rerank_core.dialects.onerouter import OneRouterDialect
 from rerank_core.dialects.pinecone import PineconeDialect
 from rerank_core.dialects.tei import TEIDialect
 from rerank_core.dialects.together import TogetherDialect
+from rerank_core.dialects.vertex import VertexDialect
 from rerank_core.dialects.vllm import VLLMDialect
 from rerank_core.dialects.voyage import VoyageDialect
 from rerank_core.errors import ConfigurationError
@@ -37,6 +41,10 @@ DIALECTS: dict[str, type[Dialect]] = {
         TEIDialect,
         VLLMDialect,
         InfinityDialect,
+        BedrockDialect,
+        VertexDialect,
+        AzureDialect,
+        DeepInfraDialect,
     )
 }
 

@@ -17,6 +17,8 @@ from types import MappingProxyType
 from typing import Any, ClassVar
 from urllib.parse import urlencode, urlsplit
 
+import httpx
+
 from rerank_core.dialects._documents import rank_fields_of, texts_or_objects
 from rerank_core.dialects._parse import parse_results
 from rerank_core.errors import ConfigurationError
@@ -65,6 +67,16 @@ class Dialect:
     """`options["extra_body"]` is merged last into the JSON body. False where the API has an `extra_body` field of
     its own (the generic platform), which then carries it as given."""
 
+    auth_hint: ClassVar[str | None] = None
+    """What to check after a 401/403, for an API that authenticates otherwise than with an API key."""
+
+    def request_auth(self, options: Mapping[str, Any]) -> httpx.Auth | None:
+        """Authentication run on every attempt, for clouds that sign or authorize each request from a credential
+        chain (AWS SigV4, Google OAuth tokens) rather than send a fixed key: a retry is signed anew and
+        short-lived credentials refresh. None (most APIs): the key goes in `headers`. Called once per reranker,
+        before `default_base_url_for` and `url`, which may use what it resolved (a region, a project)."""
+        return None
+
     def default_base_url_for(self, api_key: str | None) -> str | None:
         """The base URL used when the caller passes none. Voyage picks it from the key's issuer."""
         return self.default_base_url
@@ -73,16 +85,16 @@ class Dialect:
         """The documented per-request document cap for `model` (Pinecone's differ per model)."""
         return self.max_documents_per_request
 
-    def url(self, base_url: str, options: Mapping[str, Any] | None = None) -> str:
+    def url(self, base_url: str, options: Mapping[str, Any] | None = None, *, model: str | None = None) -> str:
         """The endpoint for `base_url`, in any form a provider's docs show: the host (`https://api.x.com`), the
         host with the API's version (`.../v1`) or the full endpoint (`.../v1/rerank`). A base ending in the
         endpoint's own name (`/rerank`, `/reranking`, `/ranking`) is taken as the full endpoint, as given. A base
         ending in another version than the dialect's (`cohere` given `.../v1`) gets the dialect's version instead
         of both. A query string in `base_url` is kept; dialects whose API takes query parameters add them from
-        `options` (pass the same options as to `build_body`)."""
+        `options` (pass the same options as to `build_body`). `model` is for APIs that name it in the path."""
         base, _, query = base_url.partition("?")
         base = self.normalize_base(base.rstrip("/"))
-        endpoint = self._endpoint(base)
+        endpoint = self._endpoint(base, model)
         params = [query] if query else []
         params += [urlencode({key: value}) for key, value in self.query_params(options or {}).items()]
         return endpoint + ("?" + "&".join(params) if params else "")
@@ -91,18 +103,23 @@ class Dialect:
         """Hook for a provider whose documented base has a path a user may leave out (Fireworks' `/inference`)."""
         return base
 
-    def _endpoint(self, base: str) -> str:
-        if _last_segment(base) in (self.endpoint_names or (_last_segment(self.path),)):  # the full endpoint, as given
+    def path_for(self, model: str | None) -> str:
+        """The endpoint's path; DeepInfra's names the model."""
+        return self.path
+
+    def _endpoint(self, base: str, model: str | None = None) -> str:
+        path = self.path_for(model)
+        if _last_segment(base) in (self.endpoint_names or (_last_segment(path),)):  # the full endpoint, as given
             return base
-        segments = self.path.strip("/").split("/")
+        segments = path.strip("/").split("/")
         # ".../v1" + "/v1/rerank" -> ".../v1/rerank", not ".../v1/v1/rerank".
         for cut in range(len(segments) - 1, 0, -1):
             if base.endswith("/" + "/".join(segments[:cut])):
                 return base + "/" + "/".join(segments[cut:])
         # ".../v1" + "/v2/rerank" -> ".../v2/rerank": the dialect speaks its own version, not the one in the base.
         if _VERSION.fullmatch(segments[0]) and _VERSION.fullmatch(_last_segment(base)):
-            return base[: base.rindex("/")] + self.path
-        return base + self.path
+            return base[: base.rindex("/")] + path
+        return base + path
 
     def query_params(self, options: Mapping[str, Any]) -> dict[str, str]:
         """URL query parameters taken from `options` (most APIs take none)."""
@@ -314,3 +331,13 @@ def usage_from(raw: object) -> Usage:
 def string_or_none(payload: object, key: str) -> str | None:
     value = payload.get(key) if isinstance(payload, dict) else None
     return value if isinstance(value, str) else None
+
+
+def refuse_api_key(provider: str, api_key: str | None, instead: str) -> None:
+    """For clouds that sign requests from their own credential chain: a key passed in would be silently unused."""
+    if api_key:
+        raise ConfigurationError(
+            f"provider {provider!r} takes no api_key",
+            provider=provider,
+            hint=f"It authenticates with {instead}; drop api_key (the key is not shown here)",
+        )

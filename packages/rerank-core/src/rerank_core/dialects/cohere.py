@@ -9,7 +9,7 @@ object documents with `rank_fields` (sent only when the caller sets `rank_fields
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from rerank_core.dialects._parse import parse_results
 from rerank_core.dialects.base import Dialect, ParsedResponse, string_or_none, usage_count
@@ -18,10 +18,10 @@ from rerank_core.models import Usage
 
 class CohereDialect(Dialect):
     name = "cohere"
-    default_base_url = "https://api.cohere.com"
+    default_base_url: ClassVar[str | None] = "https://api.cohere.com"
     path = "/v2/rerank"
     api_key_env = "COHERE_API_KEY"
-    default_model = "rerank-v3.5"
+    default_model: ClassVar[str | None] = "rerank-v3.5"
     score_kind = "probability"  # documented as relevance scores normalized to [0, 1]
     options = frozenset({"max_tokens_per_doc", "priority"})
 
