@@ -41,12 +41,13 @@ class InFlightLimit:
         with self._lock:
             return self.limit - len(self._free)
 
-    def involves(self, loop: asyncio.AbstractEventLoop) -> bool:
-        """Whether tasks of `loop` hold a slot or wait for one. A sync call on that loop's own thread must then not
-        wait for a slot: the loop cannot run to release one while its thread waits (a deadlock). While the sync
-        call runs, the loop is frozen, so it cannot start holding or waiting later."""
+    def starves(self, loop: asyncio.AbstractEventLoop) -> bool:
+        """Whether a sync call on `loop`'s own thread could wait forever for a slot: tasks of `loop` hold or wait
+        for every slot. While the sync call runs, that loop is frozen, so its tasks release nothing and queue
+        nothing new; any slot they do not claim is free now or held by another thread or loop, and comes round."""
         with self._lock:
-            return loop in self._loop_slots or any(waiter.loop is loop for waiter in self._waiters)
+            claimed = self._loop_slots.get(loop, 0) + sum(waiter.loop is loop for waiter in self._waiters)
+            return claimed >= self.limit
 
     @contextmanager
     def hold(self) -> Iterator[int]:

@@ -304,17 +304,17 @@ class HTTPReranker(Reranker):
             return self._merge(await _gather(jobs))
 
     def _refuse_to_wait_on_own_loop(self) -> None:
-        """A sync call on an event loop's thread, while that loop's own `arerank` calls hold or await connection
-        slots, would wait for slots only the blocked loop can free: refuse at once instead of hanging."""
+        """A sync call on an event loop's thread, while that loop's own `arerank` calls hold or await every
+        connection slot, would wait for slots only the blocked loop can free: refuse at once instead of hanging."""
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # the usual case: no loop on this thread
             return
-        if self._in_flight.involves(loop):
+        if self._in_flight.starves(loop):
             raise ConfigurationError(
-                "rerank() was called on the thread of a running event loop whose own arerank() calls are using "
-                f"this reranker's connections (max_connections={self.max_connections}); waiting for them would "
-                "block the loop that has to free them",
+                "rerank() was called on the thread of a running event loop whose own arerank() calls hold or wait "
+                f"for all of this reranker's connections (max_connections={self.max_connections}); waiting for one "
+                "would block the loop that has to free it",
                 provider=self.provider,
                 hint="In async code use `await reranker.arerank(...)`; or run the sync call in a worker thread "
                 "(`await asyncio.to_thread(reranker.rerank, ...)`)",
