@@ -6,7 +6,13 @@ secrets first, because providers sometimes echo the request's headers back.
 
 from __future__ import annotations
 
+import base64
+import html
+import json
+import logging
 import time
+import urllib.parse
+import weakref
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
@@ -44,16 +50,114 @@ FORMAT_HINT = "The provider broke its own response format; rerank-core will not 
 
 
 class Scrubber:
-    """Replaces every known secret in a text with `***`."""
+    """Replaces every known secret in a text with `***`, in any encoding a server or a library may echo it in.
+
+    Each secret is matched as written, URL-encoded, JSON-escaped, HTML-escaped and base64-encoded; a text that
+    still holds one once its HTML entities, JSON escapes or percent-encoding are decoded is returned decoded and
+    scrubbed. Scrub before cutting a text: a cut first could leave the start of a key behind.
+    """
 
     def __init__(self, secrets: Iterable[str | None]) -> None:
-        # Longest first, so a secret containing another is replaced whole; tiny values would mangle text.
-        self._secrets = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
+        plain = {s for s in secrets if s and len(s) >= MIN_SECRET}  # tiny values would mangle ordinary text
+        self._plain = sorted(plain, key=len, reverse=True)
+        forms = {form for secret in plain for form in _encodings(secret)}
+        # Longest first, so a secret containing another is replaced whole.
+        self._forms = sorted((f for f in forms if len(f) >= MIN_SECRET), key=len, reverse=True)
+
+    def __bool__(self) -> bool:
+        return bool(self._plain)
 
     def __call__(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
+        for form in self._forms:
+            if form in text:
+                text = text.replace(form, "***")
+        if "&" in text or "\\" in text or "%" in text:
+            for decode in (html.unescape, _json_unescape, urllib.parse.unquote_plus):
+                decoded = decode(text)
+                if decoded != text and any(secret in decoded for secret in self._plain):
+                    return self(decoded)
         return text
+
+
+MIN_SECRET = 4
+
+
+def _encodings(secret: str) -> set[str]:
+    json_escaped = json.dumps(secret)[1:-1]
+    utf8 = secret.encode()
+    return {
+        secret,
+        urllib.parse.quote(secret, safe=""),
+        urllib.parse.quote_plus(secret),
+        json_escaped,
+        json_escaped.replace("/", "\\/"),
+        json.dumps(secret, ensure_ascii=True)[1:-1],
+        "".join(f"\\u{ord(c):04x}" for c in secret),
+        html.escape(secret),
+        base64.b64encode(utf8).decode().rstrip("="),
+        base64.urlsafe_b64encode(utf8).decode().rstrip("="),
+    }
+
+
+def _json_unescape(text: str) -> str:
+    try:
+        decoded = json.loads(f'"{text}"')
+    except ValueError:
+        return text.replace("\\/", "/")
+    return decoded if isinstance(decoded, str) else text
+
+
+def basic_credentials(user: str | None, password: str | None) -> list[str]:
+    """The secrets a `user:password@` in a URL puts on the wire: the password, the pair, and the pair's base64."""
+    if not password:
+        return []
+    pair = f"{user or ''}:{password}"
+    return [password, pair, base64.b64encode(pair.encode()).decode()]
+
+
+class ScrubLogs(logging.Filter):
+    """Scrubs every record of the loggers it sits on with the scrubbers of every live reranker.
+
+    httpcore logs response headers at DEBUG and httpx each request's URL at INFO; a server that echoes a key in a
+    header (`x-request-id`, `Location`) would otherwise put it in the application's logs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scrubbers: weakref.WeakSet[Scrubber] = weakref.WeakSet()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        scrubbers = [scrubber for scrubber in list(self.scrubbers) if scrubber]
+        if not scrubbers:
+            return True
+        try:
+            text = record.getMessage()
+        except Exception:  # a record whose args do not fit its format: logging reports that itself
+            return True
+        scrubbed = text
+        for scrub in scrubbers:
+            scrubbed = scrub(scrubbed)
+        if scrubbed != text:
+            record.msg, record.args = scrubbed, None
+        return True
+
+
+# A filter on a logger sees only the records logged on that very logger, not its children's: so each by name.
+SCRUBBED_LOGGERS = (
+    "httpx",
+    "httpcore",
+    "httpcore.connection",
+    "httpcore.http11",
+    "httpcore.http2",
+    "httpcore.proxy",
+    "rerank_core",
+    "rerank_core.http",
+    "rerank_core.fallback",
+    "rerank_core.cache",
+    "rerank_core.chunking",
+)
+LOG_SCRUBBING = ScrubLogs()
+for _name in SCRUBBED_LOGGERS:
+    logging.getLogger(_name).addFilter(LOG_SCRUBBING)
 
 
 def request_id_from(headers: Mapping[str, str], payload: Any = None) -> str | None:
@@ -74,7 +178,7 @@ def provider_message(payload: Any, raw_text: str) -> str:
     if message is not None:
         return message
     text = raw_text.strip()
-    return truncate(text) if text else "(empty body)"
+    return text if text else "(empty body)"
 
 
 def error_message(payload: Any) -> str | None:
@@ -111,7 +215,7 @@ def read_payload(response: Answer) -> Any:
 def describe_response(response: Answer, scrub: Scrubber) -> str:
     """A short line for logs: the status and the provider's own message."""
     message = provider_message(read_payload(response), response.text)
-    return f"HTTP {response.status_code}: {scrub(truncate(message, 120))}"
+    return f"HTTP {response.status_code}: {truncate(scrub(message), 120)}"
 
 
 def error_from_response(
@@ -128,7 +232,7 @@ def error_from_response(
     """The typed error for a non-2xx answer. `retry_after`: the provider asked to wait longer than we may sleep."""
     status = response.status_code
     payload = read_payload(response)
-    message = scrub(truncate(provider_message(payload, response.text)))
+    message = truncate(scrub(provider_message(payload, response.text)))
     request_id = request_id_from(response.headers, payload)
     tried = f"Gave up after {attempts} attempts; " if attempts > 1 else ""
     kind: type[RerankError]

@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 from rerank_core import tracing
 from rerank_core.models import (
@@ -154,6 +154,15 @@ class Reranker(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(provider={self.provider!r}, model={self.model!r})"
+
+    def __reduce_ex__(self, protocol: object) -> Any:
+        # A live reranker holds connections, locks, a loaded model and maybe a plaintext key: none of it belongs
+        # in a pickle. Its config (without the key) is what crosses to another process.
+        raise TypeError(
+            f"a {type(self).__name__} cannot be pickled (it holds connections or a loaded model, and maybe an API "
+            "key); pickle its config instead (a spec string or dict, with api_key_env rather than api_key) and "
+            "call load_reranker in the other process"
+        )
 
     @property
     def scoring_signature(self) -> str:

@@ -33,7 +33,9 @@ from pydantic import SecretStr
 from rerank_core import tracing
 from rerank_core._deadline import attempt_deadline, deadline_client
 from rerank_core._errors_map import (
+    LOG_SCRUBBING,
     Scrubber,
+    basic_credentials,
     describe_response,
     error_from_exception,
     error_from_response,
@@ -44,6 +46,7 @@ from rerank_core._errors_map import (
 )
 from rerank_core._inflight import InFlightLimit
 from rerank_core._json import dumps as encode_json
+from rerank_core._secret_names import looks_secret
 from rerank_core.base import Normalize, Reranker, Scores
 from rerank_core.dialects import ParsedResponse, get_dialect
 from rerank_core.errors import ConfigurationError, RerankError
@@ -63,7 +66,6 @@ try:
 except metadata.PackageNotFoundError:  # running from a source tree
     _VERSION = "0"
 USER_AGENT = f"rerank-core/{_VERSION}"
-_SECRET_HEADER_WORDS = ("auth", "key", "token", "secret", "cookie")
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 ERROR_BODY_LIMIT = 64 * 1024
 """Bytes of an error answer read for its message; the rest is not needed."""
@@ -213,10 +215,9 @@ class HTTPReranker(Reranker):
         self.url = str(url.copy_with(username=None, password=None)) if userinfo else str(url)
         self._auth: httpx.Auth | None = cloud_auth or userinfo
         self._wire_url = httpx.URL(self.url)  # parsed once: httpx parses a str URL again on every request
-        secret_headers = [
-            v for k, v in self._extra_headers.items() if any(w in k.lower() for w in _SECRET_HEADER_WORDS)
-        ]
-        self._scrub = Scrubber([key, url.password, *secret_headers])
+        secret_headers = [v for k, v in self._extra_headers.items() if looks_secret(k)]
+        self._scrub = Scrubber([key, *basic_credentials(url.username, url.password), *secret_headers])
+        LOG_SCRUBBING.scrubbers.add(self._scrub)
         self._traced_url = self._scrub(self.url)
         self._request_headers = self._build_headers()
 
@@ -510,8 +511,11 @@ class HTTPReranker(Reranker):
         headers.update(self._extra_headers)
         return headers
 
+    def _scrubbed(self, text: str | None) -> str | None:
+        return self._scrub(text) if text else text
+
     def _parse(self, answer: _Answer, n_documents: int, offset: int, batch_top_n: int | None) -> _Part:
-        header_id = request_id_from(answer.headers)
+        header_id = self._scrubbed(request_id_from(answer.headers))
 
         def fail(message: str, request_id: str | None = header_id) -> RerankError:
             return format_error(
@@ -531,7 +535,7 @@ class HTTPReranker(Reranker):
         except (ValueError, RecursionError) as exc:
             kind = answer.headers.get("content-type", "no content-type")
             reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
-            error = fail(f"response is not valid JSON ({kind}; {reason}): {truncate(answer.text, 120)!r}")
+            error = fail(f"response is not valid JSON ({kind}; {reason}): {truncate(self._scrub(answer.text), 120)!r}")
         if error is not None:
             raise error
         try:
@@ -541,10 +545,10 @@ class HTTPReranker(Reranker):
                 exc, provider=self.provider, status_code=answer.status_code, request_id=header_id, scrub=self._scrub
             )
         except (KeyError, TypeError, ValueError, AttributeError, IndexError, ArithmeticError, RecursionError) as exc:
-            error = fail(f"unexpected response shape ({type(exc).__name__}: {truncate(str(exc), 120)})")
+            error = fail(f"unexpected response shape ({type(exc).__name__}: {truncate(self._scrub(str(exc)), 120)})")
         if error is not None:
             raise error
-        request_id = parsed.request_id or header_id
+        request_id = self._scrubbed(parsed.request_id) or header_id
         expected = n_documents if batch_top_n is None else batch_top_n
         if len(parsed.scores) < expected:
             asked = "all of them" if batch_top_n is None else f"top_n={batch_top_n}"

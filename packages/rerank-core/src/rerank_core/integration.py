@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeAlias, TypeVar
 
+from rerank_core._secret_names import holds_secret as holds_secret
 from rerank_core.base import Reranker, sigmoid
 from rerank_core.config import RerankerConfig
 from rerank_core.errors import ConfigurationError, InvalidInputError
@@ -332,15 +333,6 @@ def public_config(reranker: RerankerLike) -> str | dict[str, Any]:
         return reranker
     cleaned: dict[str, Any] = _without_secrets(reranker)
     return cleaned
-
-
-def holds_secret(value: object) -> bool:
-    """True if a config (or any nested fallback member) carries a plaintext `api_key`."""
-    if isinstance(value, Mapping):
-        return any(key == "api_key" or holds_secret(item) for key, item in value.items())
-    if isinstance(value, list | tuple):
-        return any(holds_secret(item) for item in value)
-    return False
 
 
 def _without_secrets(value: Any) -> Any:

@@ -81,10 +81,12 @@ class RerankRanker:
         :param model_kwargs: Further backend options, passed to `load_reranker`: for the local cross-encoder its
             settings (`dtype`, `max_length`, `quantize`, ...), for a hosted provider extra request fields.
         """
-        if holds_secret(reranker):
+        if holds_secret(reranker) or holds_secret(model_kwargs):
             raise ConfigurationError(
-                "the reranker config dict holds a plaintext 'api_key', which would end up in the serialized pipeline",
-                hint="Pass the key as api_key=Secret.from_env_var(...) instead",
+                "the reranker config or model_kwargs holds a plaintext secret (an 'api_key', or a header named like "
+                "a credential), which would end up in the serialized pipeline",
+                hint="Pass the key as api_key=Secret.from_env_var(...) instead; a secret header has no safe "
+                "serialized form, so keep it out of model_kwargs",
             )
         check_top("top_k", top_k)
         check_threshold("score_threshold", score_threshold)
