@@ -136,6 +136,13 @@ class ModelText:
     pad_id: int
     padding_side: str
     input_names: tuple[str, ...]
+    prompt: Any = None
+    """The LLM reranker's `PromptRecipe` (torch engine), or None for a plain cross-encoder."""
+    causal: bool = False
+    """Scored from the language-model head's logits of the recipe's tokens (else from a classification head)."""
+    label_ids: tuple[int, ...] = ()
+    """The recipe's true token id, then its false token id if it has one."""
+    bos_id: int | None = None
 
 
 def check_int(name: str, value: object, minimum: int, allow_none: bool = True) -> None:
@@ -264,6 +271,7 @@ class CrossEncoderBase(Reranker):
         self._requested_max_length = max_length
         self._lock = threading.Lock()
         self._tokenize_lock = threading.Lock()  # a tokenizer's truncation state is shared: one caller at a time
+        self.instruction: str | None = None
         self._text: ModelText | None = None
         self._network: Any = None
         self._cache_only = False
@@ -319,7 +327,7 @@ class CrossEncoderBase(Reranker):
 
     def predict_logits(self, query: str, texts: Sequence[str]) -> list[float]:
         """The raw relevance logit of each text, in input order (for two-label models: logit 1 - logit 0)."""
-        return self._logits(query, list(texts))[0]
+        return self._logits(query, list(texts), self.instruction)[0]
 
     def close(self) -> None:
         """Drop the model and tokenizer; the next call loads them again."""
@@ -330,7 +338,7 @@ class CrossEncoderBase(Reranker):
     # -- Reranker hooks ---------------------------------------------------------------------------------------
 
     def _score(self, query: str, documents: list[Document], top_n: int | None) -> Scores:
-        logits, tokens = self._logits(query, [doc.text for doc in documents])
+        logits, tokens = self._logits(query, [doc.text for doc in documents], self.instruction)
         kind: ScoreKind
         if self.activation == "none":
             scores, kind = logits, "logit"
@@ -349,13 +357,13 @@ class CrossEncoderBase(Reranker):
 
     # -- inference --------------------------------------------------------------------------------------------
 
-    def _logits(self, query: str, texts: list[str]) -> tuple[list[float], int]:
+    def _logits(self, query: str, texts: list[str], instruction: str | None = None) -> tuple[list[float], int]:
         """Relevance logits in input order, and the number of tokens scored."""
         if not texts:
             return [], 0
         network = self._load_network()
         meta = self._load_text()
-        features = self._encode(query, texts)
+        features = self._encode(query, texts, instruction)
         lengths = [len(ids) for ids in features["input_ids"]]
         scores = [0.0] * len(texts)
         batches = list(length_sorted_batches(lengths, self.batch_size, self.max_batch_tokens))
@@ -375,10 +383,12 @@ class CrossEncoderBase(Reranker):
             )
         return scores, sum(lengths)
 
-    def _encode(self, query: str, texts: list[str]) -> dict[str, list[list[int]]]:
+    def _encode(self, query: str, texts: list[str], instruction: str | None = None) -> dict[str, list[list[int]]]:
         """Tokenize every pair once, unpadded, truncating only the document (cut to a safe length first)."""
         meta = self._load_text()
         backend = meta.backend
+        if meta.prompt is not None:
+            return self._encode_prompts(meta, query, texts, instruction)
         with self._tokenize_lock:
             query_tokens = len(backend.encode(query, add_special_tokens=False).ids)
             room = meta.max_length - query_tokens - backend.num_special_tokens_to_add(True)
@@ -406,6 +416,26 @@ class CrossEncoderBase(Reranker):
             "token_type_ids": [e.type_ids for e in encodings],
             "attention_mask": [e.attention_mask for e in encodings],
         }
+
+    def _encode_prompts(
+        self, meta: ModelText, query: str, texts: list[str], instruction: str | None
+    ) -> dict[str, list[list[int]]]:
+        """An LLM reranker's prompts, built by its recipe (see `local_recipes`)."""
+        from rerank_core.local_recipes import encode_prompts
+
+        with self._tokenize_lock:
+            ids = encode_prompts(
+                meta.backend,
+                meta.prompt,
+                query,
+                texts,
+                instruction,
+                meta.max_length,
+                meta.bos_id,
+                cut,
+                CHARS_PER_TOKEN,
+            )
+        return {"input_ids": ids, "attention_mask": [[1] * len(row) for row in ids]}
 
     def _forward(self, network: Any, inputs: dict[str, np.ndarray], num_labels: int) -> list[float]:
         """The relevance logit of each row of one padded batch."""
