@@ -275,16 +275,17 @@ def test_gemma_and_mxbai_prompts_follow_their_cards(tiny_qwen3: str) -> None:
         return encode(backend, RECIPES[recipe], "q one", ["d two"], instruction, 512, 7, lambda t, n: t[:n], 24)[0]
 
     # bge-reranker-v2-gemma card: BOS + "A: q" + sep + "B: passage" + sep + prompt, each tokenized alone.
-    assert build("bge-reranker-v2-gemma", None) == [7, *ids("A: q one"), *ids("\n"), *ids("B: d two"), *ids("\n")] + ids(
-        BGE_GEMMA_PROMPT
-    )
+    sep = ids("\n")
+    expected = [7, *ids("A: q one"), *sep, *ids("B: d two"), *sep, *ids(BGE_GEMMA_PROMPT)]
+    assert build("bge-reranker-v2-gemma", None) == expected
     # mxbai-rerank v2: prefix + "[instruction: i\n]query: q" + sep + "document: d" + sep + task + suffix.
     tail = [*ids("\n"), *ids(MXBAI_TASK), *ids(MXBAI_SUFFIX)]
     head = ids(MXBAI_PREFIX)
     assert build("mxbai-rerank-v2", None) == head + ids("query: q one") + ids("\n") + ids("document: d two") + tail
-    assert build("mxbai-rerank-v2", "be brief") == head + ids("instruction: be brief\nquery: q one") + ids(
-        "\n"
-    ) + ids("document: d two") + tail
+    assert (
+        build("mxbai-rerank-v2", "be brief")
+        == head + ids("instruction: be brief\nquery: q one") + ids("\n") + ids("document: d two") + tail
+    )
 
 
 def test_causal_rerankers_pick_half_precision_on_cuda() -> None:

@@ -79,8 +79,8 @@ def export_tiny_onnx(source: str, path: str | Path, int8: bool = True) -> str:
 QWEN3_CHAT_TEMPLATE = (
     "<|im_start|>system\nJudge whether the Document meets the requirements based on the Query and the Instruct "
     'provided. Note that the answer can only be "yes" or "no".<|im_end|>\n<|im_start|>user\n'
-    "<Instruct>: {% set system = messages | selectattr('role', 'eq', 'system') | list %}"
-    "{{ system[0].content if system else 'Given a web search query, retrieve relevant passages that answer the query' }}"
+    "<Instruct>: {% set system = messages | selectattr('role', 'eq', 'system') | list %}{{ system[0].content if system"
+    " else 'Given a web search query, retrieve relevant passages that answer the query' }}"
     "\n<Query>: {{ (messages | selectattr('role', 'eq', 'query') | first).content }}"
     "\n<Document>: {{ (messages | selectattr('role', 'eq', 'document') | first).content }}"
     # As an expression: Jinja drops a template's final literal newline.
