@@ -287,7 +287,9 @@ class CrossEncoderBase(Reranker):
     @property
     def scoring_signature(self) -> str:
         settings = (self.revision, self.activation, self._requested_max_length, *self._signature_settings())
-        return "\x00".join([super().scoring_signature, *map(str, settings)])
+        # The default instruction only when set, so plain cross-encoders keep the keys they always had.
+        told = () if self.instruction is None else ("instruction", self.instruction)
+        return "\x00".join([super().scoring_signature, *map(str, settings), *told])
 
     def _signature_settings(self) -> tuple[object, ...]:
         """Engine settings that change scores (dtype, quantization, ONNX file): part of the cache key."""
@@ -338,7 +340,26 @@ class CrossEncoderBase(Reranker):
     # -- Reranker hooks ---------------------------------------------------------------------------------------
 
     def _score(self, query: str, documents: list[Document], top_n: int | None) -> Scores:
-        logits, tokens = self._logits(query, [doc.text for doc in documents], self.instruction)
+        return self._scored(query, documents, self.instruction)
+
+    async def _ascore(self, query: str, documents: list[Document], top_n: int | None) -> Scores:
+        return await asyncio.to_thread(self._scored, query, documents, self.instruction)
+
+    @property
+    def accepts_instruction(self) -> bool:
+        """True for LLM rerankers (their prompt has a place for it); loads the tokenizer to find out."""
+        return self._load_text().prompt is not None
+
+    def _score_instructed(self, query: str, documents: list[Document], top_n: int | None, instruction: str) -> Scores:
+        return self._scored(query, documents, instruction)
+
+    async def _ascore_instructed(
+        self, query: str, documents: list[Document], top_n: int | None, instruction: str
+    ) -> Scores:
+        return await asyncio.to_thread(self._scored, query, documents, instruction)
+
+    def _scored(self, query: str, documents: list[Document], instruction: str | None) -> Scores:
+        logits, tokens = self._logits(query, [doc.text for doc in documents], instruction)
         kind: ScoreKind
         if self.activation == "none":
             scores, kind = logits, "logit"
@@ -351,9 +372,6 @@ class CrossEncoderBase(Reranker):
             score_kind=kind,
             usage=Usage(prompt_tokens=tokens, total_tokens=tokens),
         )
-
-    async def _ascore(self, query: str, documents: list[Document], top_n: int | None) -> Scores:
-        return await asyncio.to_thread(self._score, query, documents, top_n)
 
     # -- inference --------------------------------------------------------------------------------------------
 
