@@ -294,3 +294,12 @@ def test_causal_rerankers_pick_half_precision_on_cuda() -> None:
     assert choose_dtype(None, "cpu", True, lambda: True) == "float32"
     assert choose_dtype(None, "cuda", False, lambda: True) == "float32"
     assert choose_dtype("float32", "cuda", True, lambda: True) == "float32"
+
+
+def test_the_prompt_counts_as_overhead_for_chunking(tiny_qwen3: str) -> None:
+    reranker = LocalCrossEncoder(tiny_qwen3, max_length=MAX_LENGTH)
+    overhead = reranker.special_tokens_per_pair
+    (ids,) = reranker._encode(QUERY, ["Berlin is a big city in Germany."])["input_ids"]
+    body = reranker.count_tokens(QUERY) + reranker.count_tokens("Berlin is a big city in Germany.")
+    assert overhead > 100  # the tiny tokenizer spends ~150 tokens on the Qwen3 prompt
+    assert abs(len(ids) - (overhead + body)) <= 2  # pieces tokenized apart may merge differently at the seams

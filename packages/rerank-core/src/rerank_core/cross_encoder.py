@@ -15,7 +15,7 @@ import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from rerank_core._hub import MODEL_ENV as MODEL_ENV
@@ -316,10 +316,15 @@ class CrossEncoderBase(Reranker):
 
     @property
     def special_tokens_per_pair(self) -> int:
-        """Special tokens the model adds around a (query, document) pair, e.g. 3 for `[CLS] q [SEP] d [SEP]`."""
-        backend = self._load_text().backend
+        """Special tokens the model adds around a (query, document) pair, e.g. 3 for `[CLS] q [SEP] d [SEP]`; for an
+        LLM reranker, every token of its prompt but the query and the document."""
+        meta = self._load_text()
+        if meta.prompt is not None:  # an LLM reranker's prompt around an empty query and document
+            return len(
+                self._encode_prompts(replace(meta, max_length=1 << 20), "", [""], self.instruction)["input_ids"][0]
+            )
         with self._tokenize_lock:
-            return int(backend.num_special_tokens_to_add(True))
+            return int(meta.backend.num_special_tokens_to_add(True))
 
     def count_tokens(self, text: str) -> int:
         """How many tokens `text` takes with this model's tokenizer, without special tokens."""
