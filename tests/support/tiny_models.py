@@ -128,7 +128,7 @@ def build_tiny_qwen3_reranker(
     directory = Path(path)
     directory.mkdir(parents=True, exist_ok=True)
     vocab_size = build_byte_level_tokenizer(directory)
-    tokenizer = PreTrainedTokenizerFast(
+    tokenizer = PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
         tokenizer_file=str(directory / "tokenizer.json"),
         eos_token="<|im_end|>",
         pad_token="<|endoftext|>",
@@ -151,10 +151,10 @@ def build_tiny_qwen3_reranker(
         eos_token_id=tokenizer.eos_token_id,
     )
     torch.manual_seed(seed)
-    causal = Qwen3ForCausalLM(config).eval()
+    causal = Qwen3ForCausalLM(config)
     if sequence_classification:
         config.num_labels = 1
-        classifier = Qwen3ForSequenceClassification(config).eval()
+        classifier = Qwen3ForSequenceClassification(config)  # type: ignore[no-untyped-call]
         classifier.model.load_state_dict(causal.model.state_dict())
         yes, no = tokenizer.convert_tokens_to_ids("yes"), tokenizer.convert_tokens_to_ids("no")
         with torch.no_grad():

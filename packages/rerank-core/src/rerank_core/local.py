@@ -240,7 +240,8 @@ class LocalCrossEncoder(CrossEncoderBase):
             torch.set_num_threads(self.num_threads)  # torch has one thread pool per process
         dtype = choose_dtype(self.dtype, device.type, text.causal, cuda_bf16_supported)
         loader = AutoModelForCausalLM if text.causal else AutoModelForSequenceClassification
-        network, info = loader.from_pretrained(self.model_name, output_loading_info=True, **self._hub_options())
+        loaded: Any = loader.from_pretrained(self.model_name, output_loading_info=True, **self._hub_options())
+        network, info = loaded
         refuse_new_weights(self.model_name, info)
         network = network.to(device=device, dtype=getattr(torch, dtype)).eval()
         if text.prompt is not None and getattr(network.config, "pad_token_id", None) is None:
@@ -309,7 +310,7 @@ def refuse_new_weights(model: str, info: dict[str, Any]) -> None:
 def label_rows(network: Any, label_ids: tuple[int, ...]) -> torch.Tensor:
     """The output-embedding rows of the recipe's tokens: the only logits an LLM reranker needs."""
     head = network.get_output_embeddings()
-    rows = head.weight[list(label_ids)].detach()
+    rows: torch.Tensor = head.weight[list(label_ids)].detach()
     bias = getattr(head, "bias", None)
     if bias is not None:  # kept as an extra column so one matmul gives the logits
         import torch

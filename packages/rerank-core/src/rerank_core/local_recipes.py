@@ -167,7 +167,8 @@ def check_recipe_options(
                 "prompt_template needs true_token (and usually false_token): the tokens whose logits score relevance",
                 provider="local",
             )
-        custom_recipe(prompt_template, true_token, false_token, None)  # validates the template's slots
+        if isinstance(prompt_template, str) and isinstance(true_token, str):  # validates the template's slots
+            custom_recipe(prompt_template, true_token, false_token if isinstance(false_token, str) else None, None)
     elif (true_token is not None or false_token is not None) and recipe is None:
         raise ConfigurationError("true_token and false_token go with prompt_template or recipe", provider="local")
 
