@@ -303,3 +303,14 @@ def test_the_prompt_counts_as_overhead_for_chunking(tiny_qwen3: str) -> None:
     body = reranker.count_tokens(QUERY) + reranker.count_tokens("Berlin is a big city in Germany.")
     assert overhead > 100  # the tiny tokenizer spends ~150 tokens on the Qwen3 prompt
     assert abs(len(ids) - (overhead + body)) <= 2  # pieces tokenized apart may merge differently at the seams
+
+
+def test_export_onnx_refuses_causal_lms_and_untrained_heads(tiny_qwen3: str, tmp_path: Path) -> None:
+    from rerank_core.onnx_export import export
+
+    with pytest.raises(ConfigurationError, match="causal language model"):
+        export(tiny_qwen3, tmp_path / "out", int8=False, revision=None, opset=17)
+    headless = copy_with_config(tiny_qwen3, tmp_path / "plain-qwen3", architectures=["Qwen3Model"])
+    with pytest.raises(ConfigurationError, match="newly initialised"):
+        export(headless, tmp_path / "out2", int8=False, revision=None, opset=17)
+    assert not (tmp_path / "out").exists()

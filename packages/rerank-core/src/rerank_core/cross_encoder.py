@@ -212,6 +212,19 @@ def refuse_empty_vocabulary(backend: Any, model: str) -> None:
         )
 
 
+def refuse_new_weights(model: str, info: dict[str, Any]) -> None:
+    """A head transformers had to initialise at random scores noise: refuse the model instead."""
+    missing = sorted(info.get("missing_keys") or ())
+    if missing:
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise ConfigurationError(
+            f"model {model!r} lacks trained weights for {shown}: they would be newly initialised and score noise",
+            provider="local",
+            hint="Use a reranker checkpoint (a sequence-classification cross-encoder, or an LLM reranker such as "
+            "Qwen3-Reranker); a base language model or an embedding model is not one",
+        )
+
+
 def read_json(path: str | None) -> dict[str, Any]:
     """A JSON object file, or {} when there is no such file."""
     if path is None:

@@ -31,6 +31,7 @@ from rerank_core.cross_encoder import (
     is_path,
     length_sorted_batches,
     local_folder,
+    refuse_new_weights,
     relevance,
     resolve_max_length,
 )
@@ -292,19 +293,6 @@ class LocalCrossEncoder(CrossEncoderBase):
         if workers is not None and workers.alive():
             workers.close()
         super().close()
-
-
-def refuse_new_weights(model: str, info: dict[str, Any]) -> None:
-    """A head transformers had to initialise at random scores noise: refuse the model instead."""
-    missing = sorted(info.get("missing_keys") or ())
-    if missing:
-        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-        raise ConfigurationError(
-            f"model {model!r} lacks trained weights for {shown}: they would be newly initialised and score noise",
-            provider="local",
-            hint="Use a reranker checkpoint (a sequence-classification cross-encoder, or an LLM reranker such as "
-            "Qwen3-Reranker); a base language model or an embedding model is not one",
-        )
 
 
 def label_rows(network: Any, label_ids: tuple[int, ...]) -> torch.Tensor:
