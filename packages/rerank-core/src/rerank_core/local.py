@@ -239,7 +239,7 @@ class LocalCrossEncoder(CrossEncoderBase):
             raise ConfigurationError("quantize='int8' is CPU-only", provider=self.provider, hint="Use device='cpu'")
         if self.num_threads is not None:
             torch.set_num_threads(self.num_threads)  # torch has one thread pool per process
-        dtype = choose_dtype(self.dtype, device.type, text.causal, cuda_bf16_supported)
+        dtype = choose_dtype(self.dtype, device.type, text.prompt is not None, cuda_bf16_supported)
         loader = AutoModelForCausalLM if text.causal else AutoModelForSequenceClassification
         loaded: Any = loader.from_pretrained(self.model_name, output_loading_info=True, **self._hub_options())
         network, info = loaded
@@ -331,12 +331,13 @@ def cuda_bf16_supported() -> bool:
     return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
 
 
-def choose_dtype(requested: str | None, device_type: str, causal: bool, bf16_supported: Callable[[], bool]) -> str:
-    """The weights' dtype: the one asked for; else, for LLM rerankers on CUDA, bfloat16 where the GPU has it and
-    float16 elsewhere (their card precision; float32 would double memory for no ranking gain); else float32."""
+def choose_dtype(requested: str | None, device_type: str, llm: bool, bf16_supported: Callable[[], bool]) -> str:
+    """The weights' dtype: the one asked for; else, for LLM rerankers (causal or `*-seq-cls`) on CUDA, bfloat16
+    where the GPU has it and float16 elsewhere (their card precision; float32 would double memory for no ranking
+    gain); else float32."""
     if requested is not None:
         return requested
-    if causal and device_type == "cuda":
+    if llm and device_type == "cuda":
         return "bfloat16" if bf16_supported() else "float16"
     return "float32"
 
