@@ -361,7 +361,7 @@ class CrossEncoderBase(Reranker):
         return self._scored(query, documents, self.instruction)
 
     async def _ascore(self, query: str, documents: list[Document], top_n: int | None) -> Scores:
-        return await asyncio.to_thread(self._scored, query, documents, self.instruction)
+        return await asyncio.to_thread(self._score, query, documents, top_n)
 
     @property
     def accepts_instruction(self) -> bool:
