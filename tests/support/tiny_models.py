@@ -88,7 +88,7 @@ QWEN3_CHAT_TEMPLATE = (
 )
 """The Qwen3-Reranker prompt as a chat template over sentence-transformers' query/document roles (an instruction
 comes in as the system message), so sentence-transformers' `CrossEncoder` can score the tiny model independently."""
-CHAT_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+CHAT_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<bos>"]
 
 
 def build_byte_level_tokenizer(path: Path) -> int:
@@ -114,9 +114,7 @@ def build_byte_level_tokenizer(path: Path) -> int:
     return int(tokenizer.get_vocab_size(with_added_tokens=True))
 
 
-def build_tiny_qwen3_reranker(
-    path: str | Path, seed: int = 0, sequence_classification: bool = False, name_or_arch_only: bool = True
-) -> str:
+def build_tiny_qwen3_reranker(path: str | Path, seed: int = 0, sequence_classification: bool = False) -> str:
     """Build and save a tiny 2-layer Qwen3 causal LM (or, with `sequence_classification`, the matching one-logit
     `Qwen3ForSequenceClassification` whose head is the "yes" row minus the "no" row, as the `*-seq-cls`
     conversions are) with a byte-level tokenizer and the Qwen3-Reranker chat template. Returns the path."""
@@ -167,4 +165,50 @@ def build_tiny_qwen3_reranker(
     saved = json.loads(config_file.read_text(encoding="utf-8"))
     if saved.get("architectures") is None:
         raise RuntimeError("tiny model config lacks architectures")
+    return str(directory)
+
+
+def build_tiny_causal_lm(path: str | Path, family: str, seed: int = 0) -> str:
+    """A tiny 2-layer `GemmaForCausalLM` (`family="gemma"`) or `Qwen2ForCausalLM` (`"qwen2"`) with the byte-level
+    tokenizer (BOS `<bos>`), for the bge-reranker-v2-gemma and mxbai-rerank v2 recipes. Returns the path."""
+    import torch
+    from transformers import (
+        GemmaConfig,
+        GemmaForCausalLM,
+        PreTrainedTokenizerFast,
+        Qwen2Config,
+        Qwen2ForCausalLM,
+    )
+
+    directory = Path(path)
+    directory.mkdir(parents=True, exist_ok=True)
+    vocab_size = build_byte_level_tokenizer(directory)
+    tokenizer = PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
+        tokenizer_file=str(directory / "tokenizer.json"),
+        bos_token="<bos>",
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        model_max_length=1024,
+    )
+    shape = {
+        "vocab_size": vocab_size,
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "num_key_value_heads": 1,
+        "max_position_embeddings": 1024,
+        "initializer_range": 0.3,
+        "pad_token_id": tokenizer.pad_token_id,
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+    }
+    torch.manual_seed(seed)
+    if family == "gemma":
+        GemmaForCausalLM(GemmaConfig(head_dim=16, **shape)).save_pretrained(directory)
+    elif family == "qwen2":
+        Qwen2ForCausalLM(Qwen2Config(tie_word_embeddings=False, **shape)).save_pretrained(directory)
+    else:
+        raise ValueError(f"unknown family {family!r}")
+    tokenizer.save_pretrained(directory)
     return str(directory)
