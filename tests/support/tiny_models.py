@@ -74,3 +74,141 @@ def export_tiny_onnx(source: str, path: str | Path, int8: bool = True) -> str:
     if main(argv) != 0:
         raise RuntimeError(f"export-onnx {argv} failed")
     return str(path)
+
+
+QWEN3_CHAT_TEMPLATE = (
+    "<|im_start|>system\nJudge whether the Document meets the requirements based on the Query and the Instruct "
+    'provided. Note that the answer can only be "yes" or "no".<|im_end|>\n<|im_start|>user\n'
+    "<Instruct>: {% set system = messages | selectattr('role', 'eq', 'system') | list %}{{ system[0].content if system"
+    " else 'Given a web search query, retrieve relevant passages that answer the query' }}"
+    "\n<Query>: {{ (messages | selectattr('role', 'eq', 'query') | first).content }}"
+    "\n<Document>: {{ (messages | selectattr('role', 'eq', 'document') | first).content }}"
+    # As an expression: Jinja drops a template's final literal newline.
+    "<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>{{ '\\n\\n' }}"
+)
+"""The Qwen3-Reranker prompt as a chat template over sentence-transformers' query/document roles (an instruction
+comes in as the system message), so sentence-transformers' `CrossEncoder` can score the tiny model independently."""
+CHAT_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<bos>"]
+
+
+def build_byte_level_tokenizer(path: Path) -> int:
+    """A byte-level BPE tokenizer (the kind Qwen uses) trained on a small word list, with the chat special tokens and
+    "yes" / "no" / "Yes" / "0" / "1" as single tokens; saved as `tokenizer.json`. Returns the vocabulary size."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    corpus = [WORDS_TEXT, "yes no Yes No 0 1\nyes\nno\nYes\n", "<Instruct>: <Query>: <Document>: Judge whether"] * 4
+    trainer = trainers.BpeTrainer(
+        vocab_size=600,
+        special_tokens=CHAT_SPECIALS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator(corpus, trainer=trainer)
+    for token in ("yes", "no", "Yes", "0", "1"):
+        if tokenizer.token_to_id(token) is None:
+            raise RuntimeError(f"tiny tokenizer lacks {token!r}")
+    tokenizer.save(str(path / "tokenizer.json"))
+    return int(tokenizer.get_vocab_size(with_added_tokens=True))
+
+
+def build_tiny_qwen3_reranker(path: str | Path, seed: int = 0, sequence_classification: bool = False) -> str:
+    """Build and save a tiny 2-layer Qwen3 causal LM (or, with `sequence_classification`, the matching one-logit
+    `Qwen3ForSequenceClassification` whose head is the "yes" row minus the "no" row, as the `*-seq-cls`
+    conversions are) with a byte-level tokenizer and the Qwen3-Reranker chat template. Returns the path."""
+    import json
+
+    import torch
+    from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM, Qwen3ForSequenceClassification
+
+    directory = Path(path)
+    directory.mkdir(parents=True, exist_ok=True)
+    vocab_size = build_byte_level_tokenizer(directory)
+    tokenizer = PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
+        tokenizer_file=str(directory / "tokenizer.json"),
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        model_max_length=1024,
+    )
+    tokenizer.chat_template = QWEN3_CHAT_TEMPLATE
+    config = Qwen3Config(
+        vocab_size=vocab_size,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=16,
+        max_position_embeddings=1024,
+        tie_word_embeddings=False,
+        # Wider than the usual 0.02 so documents get clearly different scores.
+        initializer_range=0.3,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    torch.manual_seed(seed)
+    causal = Qwen3ForCausalLM(config)
+    if sequence_classification:
+        config.num_labels = 1
+        classifier = Qwen3ForSequenceClassification(config)  # type: ignore[no-untyped-call]
+        classifier.model.load_state_dict(causal.model.state_dict())
+        yes, no = tokenizer.convert_tokens_to_ids("yes"), tokenizer.convert_tokens_to_ids("no")
+        with torch.no_grad():
+            classifier.score.weight.copy_((causal.lm_head.weight[yes] - causal.lm_head.weight[no]).unsqueeze(0))
+        classifier.save_pretrained(directory)
+    else:
+        causal.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    config_file = directory / "config.json"
+    saved = json.loads(config_file.read_text(encoding="utf-8"))
+    if saved.get("architectures") is None:
+        raise RuntimeError("tiny model config lacks architectures")
+    return str(directory)
+
+
+def build_tiny_causal_lm(path: str | Path, family: str, seed: int = 0) -> str:
+    """A tiny 2-layer `GemmaForCausalLM` (`family="gemma"`) or `Qwen2ForCausalLM` (`"qwen2"`) with the byte-level
+    tokenizer (BOS `<bos>`), for the bge-reranker-v2-gemma and mxbai-rerank v2 recipes. Returns the path."""
+    import torch
+    from transformers import (
+        GemmaConfig,
+        GemmaForCausalLM,
+        PreTrainedTokenizerFast,
+        Qwen2Config,
+        Qwen2ForCausalLM,
+    )
+
+    directory = Path(path)
+    directory.mkdir(parents=True, exist_ok=True)
+    vocab_size = build_byte_level_tokenizer(directory)
+    tokenizer = PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
+        tokenizer_file=str(directory / "tokenizer.json"),
+        bos_token="<bos>",
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        model_max_length=1024,
+    )
+    shape = {
+        "vocab_size": vocab_size,
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "num_key_value_heads": 1,
+        "max_position_embeddings": 1024,
+        "initializer_range": 0.3,
+        "pad_token_id": tokenizer.pad_token_id,
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+    }
+    torch.manual_seed(seed)
+    if family == "gemma":
+        GemmaForCausalLM(GemmaConfig(head_dim=16, **shape)).save_pretrained(directory)
+    elif family == "qwen2":
+        Qwen2ForCausalLM(Qwen2Config(tie_word_embeddings=False, **shape)).save_pretrained(directory)
+    else:
+        raise ValueError(f"unknown family {family!r}")
+    tokenizer.save_pretrained(directory)
+    return str(directory)

@@ -136,6 +136,7 @@ def test_to_dict_from_dict(emulator_config: dict[str, Any]) -> None:
             "batch_size": None,
             "device": None,
             "model_kwargs": {},
+            "instruction": None,
         },
     }
     assert RerankRanker.from_dict(copy.deepcopy(data)).to_dict() == data

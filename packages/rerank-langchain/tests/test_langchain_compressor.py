@@ -218,6 +218,7 @@ def test_serialization_never_holds_the_key(emulator_config: dict[str, Any], monk
         "reranker": {"provider": "generic", "model": "m", "base_url": emulator_config["base_url"]},
         "top_n": 2,
         "score_threshold": None,
+        "instruction": None,
     }
     # Rebuilt from the dump, the key comes from the provider's env var.
     monkeypatch.setenv("RERANK_API_KEY", "k")

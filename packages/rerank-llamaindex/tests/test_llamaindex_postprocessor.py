@@ -241,6 +241,7 @@ def test_to_dict_round_trip_without_secrets(emulator_config: dict[str, Any], mon
         "reranker": {"provider": "generic", "model": "m", "base_url": emulator_config["base_url"]},
         "top_n": 1,
         "score_threshold": None,
+        "instruction": None,
         "keep_retrieval_score": False,
         "class_name": "RerankPostprocessor",
     }

@@ -15,6 +15,7 @@ from types import TracebackType
 from typing import Any, Literal, Self
 
 from rerank_core import tracing
+from rerank_core.errors import InvalidInputError, UnsupportedInputError
 from rerank_core.models import (
     CacheStats,
     Document,
@@ -104,12 +105,17 @@ class Reranker(ABC):
         top_n: int | None = None,
         *,
         score_threshold: float | None = None,
+        instruction: str | None = None,
     ) -> RerankResponse:
+        """Rank `documents` by relevance to `query`. `instruction` tells a reranker that follows instructions
+        (LLM rerankers, some hosted APIs) what relevance means for this call, instead of its default; a reranker
+        that cannot follow one raises `UnsupportedInputError` rather than ignoring it."""
         query, docs, top_n, score_threshold = self._prepare(query, documents, top_n, score_threshold)
+        instruction = self._check_instruction(instruction)
         if not docs:
             return self._empty()
         with tracing.call_span(self, query, docs, top_n) as call:
-            response = self._finish(self._score(query, docs, top_n), docs, top_n, score_threshold)
+            response = self._finish(score_with(self, query, docs, top_n, instruction), docs, top_n, score_threshold)
             tracing.record_response(call, response)
             return response
 
@@ -120,12 +126,15 @@ class Reranker(ABC):
         top_n: int | None = None,
         *,
         score_threshold: float | None = None,
+        instruction: str | None = None,
     ) -> RerankResponse:
         query, docs, top_n, score_threshold = self._prepare(query, documents, top_n, score_threshold)
+        instruction = self._check_instruction(instruction)
         if not docs:
             return self._empty()
         with tracing.call_span(self, query, docs, top_n) as call:
-            response = self._finish(await self._ascore(query, docs, top_n), docs, top_n, score_threshold)
+            scored = await ascore_with(self, query, docs, top_n, instruction)
+            response = self._finish(scored, docs, top_n, score_threshold)
             tracing.record_response(call, response)
             return response
 
@@ -177,6 +186,22 @@ class Reranker(ABC):
         default; a hosted provider adds the metadata it sends (`rank_fields`, `send_metadata`)."""
         return document.text
 
+    @property
+    def accepts_instruction(self) -> bool:
+        """Whether `rerank(..., instruction=...)` is honoured (a backend that can sets this and implements
+        `_score_instructed` / `_ascore_instructed`)."""
+        return False
+
+    def _check_instruction(self, instruction: object) -> str | None:
+        if instruction is None:
+            return None
+        if not isinstance(instruction, str) or not instruction.strip():
+            raise InvalidInputError(
+                f"instruction must be a non-empty string or None, not {instruction!r}", provider=self.provider
+            )
+        refuse_instruction(self)
+        return instruction
+
     # -- backend hooks ----------------------------------------------------------------------------------------
 
     @abstractmethod
@@ -186,6 +211,16 @@ class Reranker(ABC):
     @abstractmethod
     async def _ascore(self, query: str, documents: list[Document], top_n: int | None) -> Scores:
         """Async twin of `_score`. Must not block the event loop."""
+
+    def _score_instructed(self, query: str, documents: list[Document], top_n: int | None, instruction: str) -> Scores:
+        """`_score` following `instruction` (only called when `accepts_instruction`)."""
+        raise NotImplementedError
+
+    async def _ascore_instructed(
+        self, query: str, documents: list[Document], top_n: int | None, instruction: str
+    ) -> Scores:
+        """Async twin of `_score_instructed`."""
+        raise NotImplementedError
 
     # -- shared steps -----------------------------------------------------------------------------------------
 
@@ -206,6 +241,36 @@ class Reranker(ABC):
         self, scored: Scores, documents: list[Document], top_n: int | None, score_threshold: float | None
     ) -> RerankResponse:
         return build_response(scored, documents, top_n, score_threshold, self.normalize)
+
+
+def refuse_instruction(reranker: Reranker) -> None:
+    """An instruction a reranker cannot follow is an error, never silently dropped."""
+    if not reranker.accepts_instruction:
+        raise UnsupportedInputError(
+            f"{reranker!r} cannot follow an instruction",
+            provider=reranker.provider,
+            hint="Drop instruction=, or use a reranker that takes one: an LLM reranker on the local torch engine "
+            "(Qwen3-Reranker, mxbai-rerank v2, bge-reranker-v2-gemma), vLLM, or Fireworks",
+        )
+
+
+def score_with(
+    reranker: Reranker, query: str, documents: list[Document], top_n: int | None, instruction: str | None
+) -> Scores:
+    """`reranker`'s scores, following `instruction` when one is given (composites score their members so too)."""
+    if instruction is None:
+        return reranker._score(query, documents, top_n)
+    refuse_instruction(reranker)
+    return reranker._score_instructed(query, documents, top_n, instruction)
+
+
+async def ascore_with(
+    reranker: Reranker, query: str, documents: list[Document], top_n: int | None, instruction: str | None
+) -> Scores:
+    if instruction is None:
+        return await reranker._ascore(query, documents, top_n)
+    refuse_instruction(reranker)
+    return await reranker._ascore_instructed(query, documents, top_n, instruction)
 
 
 def build_response(

@@ -22,7 +22,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import NamedTuple, Protocol, cast, runtime_checkable
 
-from rerank_core.base import Reranker, Scores
+from rerank_core.base import Reranker, Scores, ascore_with, score_with
 from rerank_core.errors import ConfigurationError, RerankError
 from rerank_core.models import CacheStats, Document, ScoreKind, Usage, Window
 
@@ -309,7 +309,25 @@ class CachingReranker(Reranker):
         return self.inner.scored_content(document)
 
     def _score(self, query: str, documents: list[Document], top_n: int | None) -> Scores:
-        call = self._start(query, documents, self.cache.get_many)
+        return self._cached(query, documents, None)
+
+    async def _ascore(self, query: str, documents: list[Document], top_n: int | None) -> Scores:
+        return await self._acached(query, documents, None)
+
+    @property
+    def accepts_instruction(self) -> bool:
+        return self.inner.accepts_instruction
+
+    def _score_instructed(self, query: str, documents: list[Document], top_n: int | None, instruction: str) -> Scores:
+        return self._cached(query, documents, instruction)
+
+    async def _ascore_instructed(
+        self, query: str, documents: list[Document], top_n: int | None, instruction: str
+    ) -> Scores:
+        return await self._acached(query, documents, instruction)
+
+    def _cached(self, query: str, documents: list[Document], instruction: str | None) -> Scores:
+        call = self._start(query, documents, self.cache.get_many, instruction)
         pending = [key for key in call.unique if key not in call.found]
         wait = not _in_event_loop()
         while pending:
@@ -318,7 +336,7 @@ class CachingReranker(Reranker):
                 # No top_n hint: a document left unscored by the provider could not be cached.
                 positions = call.first_positions(mine)
                 try:
-                    scored = self.inner._score(query, [documents[i] for i in positions], None)
+                    scored = score_with(self.inner, query, [documents[i] for i in positions], None, instruction)
                     entries = call.add_fresh(mine, scored)
                     self.cache.set_many(entries)
                 except BaseException as error:
@@ -333,10 +351,10 @@ class CachingReranker(Reranker):
                     pending.append(key)
         return self._finish_call(call)
 
-    async def _ascore(self, query: str, documents: list[Document], top_n: int | None) -> Scores:
+    async def _acached(self, query: str, documents: list[Document], instruction: str | None) -> Scores:
         # Disk-backed stores block, so they run off the event loop; the in-memory LRU is too quick to bother.
         in_memory = isinstance(self.cache, MemoryScoreCache)
-        keys = self._keys(query, documents)
+        keys = self._keys(query, documents, instruction)
         unique = list(dict.fromkeys(keys))
         hits = self.cache.get_many(unique) if in_memory else await asyncio.to_thread(self.cache.get_many, unique)
         call = self._begin(keys, hits)
@@ -346,7 +364,7 @@ class CachingReranker(Reranker):
             if mine:
                 positions = call.first_positions(mine)
                 try:
-                    scored = await self.inner._ascore(query, [documents[i] for i in positions], None)
+                    scored = await ascore_with(self.inner, query, [documents[i] for i in positions], None, instruction)
                     entries = call.add_fresh(mine, scored)
                     if in_memory:
                         self.cache.set_many(entries)
@@ -375,12 +393,14 @@ class CachingReranker(Reranker):
 
     # -- shared steps -----------------------------------------------------------------------------------------
 
-    def _keys(self, query: str, documents: list[Document]) -> list[str]:
+    def _keys(self, query: str, documents: list[Document], instruction: str | None = None) -> list[str]:
         signature = self.inner.scoring_signature
+        if instruction is not None:  # a per-call instruction scores differently from the default
+            signature = "\x00".join((signature, "instruction", instruction))
         return [cache_key(signature, query, self.inner.scored_content(doc)) for doc in documents]
 
-    def _start(self, query: str, documents: list[Document], get_many: GetMany) -> _Call:
-        keys = self._keys(query, documents)
+    def _start(self, query: str, documents: list[Document], get_many: GetMany, instruction: str | None = None) -> _Call:
+        keys = self._keys(query, documents, instruction)
         return self._begin(keys, get_many(list(dict.fromkeys(keys))))
 
     @staticmethod

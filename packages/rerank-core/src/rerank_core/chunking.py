@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from rerank_core.base import Reranker, Scores
+from rerank_core.base import Reranker, Scores, ascore_with, score_with
 from rerank_core.config import default_overlap
 from rerank_core.errors import ConfigurationError
 from rerank_core.models import Document, Window
@@ -138,6 +138,20 @@ class ChunkingReranker(Reranker):
     async def _ascore(self, query: str, documents: list[Document], top_n: int | None) -> Scores:
         plan = self._plan(query, documents)
         return plan.pool(await self.inner._ascore(query, plan.pieces, plan.hint(top_n)))
+
+    @property
+    def accepts_instruction(self) -> bool:
+        return self.inner.accepts_instruction
+
+    def _score_instructed(self, query: str, documents: list[Document], top_n: int | None, instruction: str) -> Scores:
+        plan = self._plan(query, documents)
+        return plan.pool(score_with(self.inner, query, plan.pieces, plan.hint(top_n), instruction))
+
+    async def _ascore_instructed(
+        self, query: str, documents: list[Document], top_n: int | None, instruction: str
+    ) -> Scores:
+        plan = self._plan(query, documents)
+        return plan.pool(await ascore_with(self.inner, query, plan.pieces, plan.hint(top_n), instruction))
 
     def _plan(self, query: str, documents: list[Document]) -> _Plan:
         budget = self.max_tokens_per_document

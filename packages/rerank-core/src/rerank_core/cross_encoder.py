@@ -14,7 +14,7 @@ import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from rerank_core import tracing
@@ -136,6 +136,13 @@ class ModelText:
     pad_id: int
     padding_side: str
     input_names: tuple[str, ...]
+    prompt: Any = None
+    """The LLM reranker's `PromptRecipe` (torch engine), or None for a plain cross-encoder."""
+    causal: bool = False
+    """Scored from the language-model head's logits of the recipe's tokens (else from a classification head)."""
+    label_ids: tuple[int, ...] = ()
+    """The recipe's true token id, then its false token id if it has one."""
+    bos_id: int | None = None
 
 
 def check_int(name: str, value: object, minimum: int, allow_none: bool = True) -> None:
@@ -205,6 +212,19 @@ def refuse_empty_vocabulary(backend: Any, model: str) -> None:
         )
 
 
+def refuse_new_weights(model: str, info: dict[str, Any]) -> None:
+    """A head transformers had to initialise at random scores noise: refuse the model instead."""
+    missing = sorted(info.get("missing_keys") or ())
+    if missing:
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise ConfigurationError(
+            f"model {model!r} lacks trained weights for {shown}: they would be newly initialised and score noise",
+            provider="local",
+            hint="Use a reranker checkpoint (a sequence-classification cross-encoder, or an LLM reranker such as "
+            "Qwen3-Reranker); a base language model or an embedding model is not one",
+        )
+
+
 def read_json(path: str | None) -> dict[str, Any]:
     """A JSON object file, or {} when there is no such file."""
     if path is None:
@@ -264,6 +284,7 @@ class CrossEncoderBase(Reranker):
         self._requested_max_length = max_length
         self._lock = threading.Lock()
         self._tokenize_lock = threading.Lock()  # a tokenizer's truncation state is shared: one caller at a time
+        self.instruction: str | None = None
         self._text: ModelText | None = None
         self._network: Any = None
         self._cache_only = False
@@ -279,7 +300,9 @@ class CrossEncoderBase(Reranker):
     @property
     def scoring_signature(self) -> str:
         settings = (self.revision, self.activation, self._requested_max_length, *self._signature_settings())
-        return "\x00".join([super().scoring_signature, *map(str, settings)])
+        # The default instruction only when set, so plain cross-encoders keep the keys they always had.
+        told = () if self.instruction is None else ("instruction", self.instruction)
+        return "\x00".join([super().scoring_signature, *map(str, settings), *told])
 
     def _signature_settings(self) -> tuple[object, ...]:
         """Engine settings that change scores (dtype, quantization, ONNX file): part of the cache key."""
@@ -306,10 +329,15 @@ class CrossEncoderBase(Reranker):
 
     @property
     def special_tokens_per_pair(self) -> int:
-        """Special tokens the model adds around a (query, document) pair, e.g. 3 for `[CLS] q [SEP] d [SEP]`."""
-        backend = self._load_text().backend
+        """Special tokens the model adds around a (query, document) pair, e.g. 3 for `[CLS] q [SEP] d [SEP]`; for an
+        LLM reranker, every token of its prompt but the query and the document."""
+        meta = self._load_text()
+        if meta.prompt is not None:  # an LLM reranker's prompt around an empty query and document
+            return len(
+                self._encode_prompts(replace(meta, max_length=1 << 20), "", [""], self.instruction)["input_ids"][0]
+            )
         with self._tokenize_lock:
-            return int(backend.num_special_tokens_to_add(True))
+            return int(meta.backend.num_special_tokens_to_add(True))
 
     def count_tokens(self, text: str) -> int:
         """How many tokens `text` takes with this model's tokenizer, without special tokens."""
@@ -319,7 +347,7 @@ class CrossEncoderBase(Reranker):
 
     def predict_logits(self, query: str, texts: Sequence[str]) -> list[float]:
         """The raw relevance logit of each text, in input order (for two-label models: logit 1 - logit 0)."""
-        return self._logits(query, list(texts))[0]
+        return self._logits(query, list(texts), self.instruction)[0]
 
     def close(self) -> None:
         """Drop the model and tokenizer; the next call loads them again."""
@@ -330,7 +358,30 @@ class CrossEncoderBase(Reranker):
     # -- Reranker hooks ---------------------------------------------------------------------------------------
 
     def _score(self, query: str, documents: list[Document], top_n: int | None) -> Scores:
-        logits, tokens = self._logits(query, [doc.text for doc in documents])
+        return self._scored(query, documents, self.instruction)
+
+    async def _ascore(self, query: str, documents: list[Document], top_n: int | None) -> Scores:
+        import asyncio  # here, not at the top: a sync local program never needs the event loop machinery
+
+        return await asyncio.to_thread(self._score, query, documents, top_n)
+
+    @property
+    def accepts_instruction(self) -> bool:
+        """True for LLM rerankers (their prompt has a place for it); loads the tokenizer to find out."""
+        return self._load_text().prompt is not None
+
+    def _score_instructed(self, query: str, documents: list[Document], top_n: int | None, instruction: str) -> Scores:
+        return self._scored(query, documents, instruction)
+
+    async def _ascore_instructed(
+        self, query: str, documents: list[Document], top_n: int | None, instruction: str
+    ) -> Scores:
+        import asyncio
+
+        return await asyncio.to_thread(self._scored, query, documents, instruction)
+
+    def _scored(self, query: str, documents: list[Document], instruction: str | None) -> Scores:
+        logits, tokens = self._logits(query, [doc.text for doc in documents], instruction)
         kind: ScoreKind
         if self.activation == "none":
             scores, kind = logits, "logit"
@@ -344,20 +395,15 @@ class CrossEncoderBase(Reranker):
             usage=Usage(prompt_tokens=tokens, total_tokens=tokens),
         )
 
-    async def _ascore(self, query: str, documents: list[Document], top_n: int | None) -> Scores:
-        import asyncio  # here, not at the top: a sync local program never needs the event loop machinery
-
-        return await asyncio.to_thread(self._score, query, documents, top_n)
-
     # -- inference --------------------------------------------------------------------------------------------
 
-    def _logits(self, query: str, texts: list[str]) -> tuple[list[float], int]:
+    def _logits(self, query: str, texts: list[str], instruction: str | None = None) -> tuple[list[float], int]:
         """Relevance logits in input order, and the number of tokens scored."""
         if not texts:
             return [], 0
         network = self._load_network()
         meta = self._load_text()
-        features = self._encode(query, texts)
+        features = self._encode(query, texts, instruction)
         lengths = [len(ids) for ids in features["input_ids"]]
         scores = [0.0] * len(texts)
         batches = list(length_sorted_batches(lengths, self.batch_size, self.max_batch_tokens))
@@ -379,10 +425,12 @@ class CrossEncoderBase(Reranker):
             )
         return scores, sum(lengths)
 
-    def _encode(self, query: str, texts: list[str]) -> dict[str, list[list[int]]]:
+    def _encode(self, query: str, texts: list[str], instruction: str | None = None) -> dict[str, list[list[int]]]:
         """Tokenize every pair once, unpadded, truncating only the document (cut to a safe length first)."""
         meta = self._load_text()
         backend = meta.backend
+        if meta.prompt is not None:
+            return self._encode_prompts(meta, query, texts, instruction)
         with self._tokenize_lock:
             query_tokens = len(backend.encode(query, add_special_tokens=False).ids)
             room = meta.max_length - query_tokens - backend.num_special_tokens_to_add(True)
@@ -410,6 +458,26 @@ class CrossEncoderBase(Reranker):
             "token_type_ids": [e.type_ids for e in encodings],
             "attention_mask": [e.attention_mask for e in encodings],
         }
+
+    def _encode_prompts(
+        self, meta: ModelText, query: str, texts: list[str], instruction: str | None
+    ) -> dict[str, list[list[int]]]:
+        """An LLM reranker's prompts, built by its recipe (see `local_recipes`)."""
+        from rerank_core.local_recipes import encode_prompts
+
+        with self._tokenize_lock:
+            ids = encode_prompts(
+                meta.backend,
+                meta.prompt,
+                query,
+                texts,
+                instruction,
+                meta.max_length,
+                meta.bos_id,
+                cut,
+                CHARS_PER_TOKEN,
+            )
+        return {"input_ids": ids, "attention_mask": [[1] * len(row) for row in ids]}
 
     def _forward(self, network: Any, inputs: dict[str, np.ndarray], num_labels: int) -> list[float]:
         """The relevance logit of each row of one padded batch."""

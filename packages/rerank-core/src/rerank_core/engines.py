@@ -17,7 +17,7 @@ from typing import Any
 from rerank_core.cross_encoder import ENGINES, CrossEncoderBase, default_model, local_folder
 from rerank_core.errors import ConfigurationError
 
-TORCH_ONLY = ("dtype", "trust_remote_code")
+TORCH_ONLY = ("dtype", "trust_remote_code", "recipe", "prompt_template", "true_token", "false_token", "instruction")
 """Options only the torch engine has: asking for them picks it under `engine="auto"`."""
 
 

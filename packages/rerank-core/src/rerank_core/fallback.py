@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from rerank_core import tracing
-from rerank_core.base import Normalize, Reranker, Scores, normalized
+from rerank_core.base import Normalize, Reranker, Scores, ascore_with, normalized, score_with
 from rerank_core.errors import (
     AuthenticationError,
     ConfigurationError,
@@ -166,6 +166,25 @@ class FallbackReranker(Reranker):
     # -- the chain --------------------------------------------------------------------------------------------
 
     def _score(self, query: str, documents: list[Document], top_n: int | None) -> Scores:
+        return self._chain(query, documents, top_n, None)
+
+    async def _ascore(self, query: str, documents: list[Document], top_n: int | None) -> Scores:
+        return await self._achain(query, documents, top_n, None)
+
+    @property
+    def accepts_instruction(self) -> bool:
+        """True: a member that cannot follow the instruction is passed over for the next one."""
+        return True
+
+    def _score_instructed(self, query: str, documents: list[Document], top_n: int | None, instruction: str) -> Scores:
+        return self._chain(query, documents, top_n, instruction)
+
+    async def _ascore_instructed(
+        self, query: str, documents: list[Document], top_n: int | None, instruction: str
+    ) -> Scores:
+        return await self._achain(query, documents, top_n, instruction)
+
+    def _chain(self, query: str, documents: list[Document], top_n: int | None, instruction: str | None) -> Scores:
         errors: list[RerankError] = []
         for slot in self.slots:
             probe = self._claim(slot)
@@ -173,7 +192,7 @@ class FallbackReranker(Reranker):
                 continue
             try:
                 reranker = slot.get()
-                scored = reranker._score(query, documents, top_n)
+                scored = score_with(reranker, query, documents, top_n, instruction)
             except MEMBER_SPECIFIC as error:
                 self._passed_over(slot, error, errors)
                 continue
@@ -189,7 +208,9 @@ class FallbackReranker(Reranker):
                     self._end_probe(slot)
         return self._all_failed(documents, errors)
 
-    async def _ascore(self, query: str, documents: list[Document], top_n: int | None) -> Scores:
+    async def _achain(
+        self, query: str, documents: list[Document], top_n: int | None, instruction: str | None
+    ) -> Scores:
         errors: list[RerankError] = []
         for slot in self.slots:
             probe = self._claim(slot)
@@ -197,7 +218,7 @@ class FallbackReranker(Reranker):
                 continue
             try:
                 reranker = slot.get()
-                scored = await reranker._ascore(query, documents, top_n)
+                scored = await ascore_with(reranker, query, documents, top_n, instruction)
             except MEMBER_SPECIFIC as error:
                 self._passed_over(slot, error, errors)
                 continue

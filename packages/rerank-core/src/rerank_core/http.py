@@ -270,19 +270,37 @@ class HTTPReranker(Reranker):
     # -- scoring ----------------------------------------------------------------------------------------------
 
     def _score(self, query: str, documents: list[Document], top_n: int | None) -> Scores:
+        return self._scored(query, documents, top_n, None)
+
+    async def _ascore(self, query: str, documents: list[Document], top_n: int | None) -> Scores:
+        return await self._ascored(query, documents, top_n, None)
+
+    @property
+    def accepts_instruction(self) -> bool:
+        return self.dialect.instruction_field is not None
+
+    def _score_instructed(self, query: str, documents: list[Document], top_n: int | None, instruction: str) -> Scores:
+        return self._scored(query, documents, top_n, instruction)
+
+    async def _ascore_instructed(
+        self, query: str, documents: list[Document], top_n: int | None, instruction: str
+    ) -> Scores:
+        return await self._ascored(query, documents, top_n, instruction)
+
+    def _scored(self, query: str, documents: list[Document], top_n: int | None, instruction: str | None) -> Scores:
         self._refuse_to_wait_on_own_loop()
         with self._use_sync_client() as client:
             spans = self._spans(len(documents))
             gate = threading.BoundedSemaphore(self.max_concurrency)
             if len(spans) == 1:
-                return self._merge(self._score_span(client, gate, query, documents, 0, top_n, 0))
+                return self._merge(self._score_span(client, gate, query, documents, 0, top_n, 0, instruction))
             failed = threading.Event()
 
             def batch(start: int, end: int) -> list[_Part]:
                 if failed.is_set():  # the call is already lost: send nothing more
                     return []
                 try:
-                    return self._score_span(client, gate, query, documents[start:end], start, top_n, 0)
+                    return self._score_span(client, gate, query, documents[start:end], start, top_n, 0, instruction)
                 except BaseException:
                     failed.set()
                     raise
@@ -295,11 +313,13 @@ class HTTPReranker(Reranker):
                     parts += job.result()
             return self._merge(parts)
 
-    async def _ascore(self, query: str, documents: list[Document], top_n: int | None) -> Scores:
+    async def _ascored(
+        self, query: str, documents: list[Document], top_n: int | None, instruction: str | None
+    ) -> Scores:
         async with self._use_async_clients() as clients:
             gate = asyncio.Semaphore(self.max_concurrency)
             jobs = [
-                self._ascore_span(clients, gate, query, documents[a:b], a, top_n, 0)
+                self._ascore_span(clients, gate, query, documents[a:b], a, top_n, 0, instruction)
                 for a, b in self._spans(len(documents))
             ]
             return self._merge(await _gather(jobs))
@@ -334,10 +354,11 @@ class HTTPReranker(Reranker):
         offset: int,
         top_n: int | None,
         retries: int,
+        instruction: str | None = None,
     ) -> list[_Part]:
         """One batch with its retries; split in halves when the provider finds it too large, or after a timeout
         or a 5xx (a smaller retry is likelier to pass, and a deterministic failure is narrowed to its document)."""
-        content, batch_top_n = self._body(query, documents, top_n)
+        content, batch_top_n = self._body(query, documents, top_n, instruction)
         while True:
             with gate, tracing.request_span(self.provider, self._traced_url, len(documents)) as request:
                 answer = self._attempt(client, content)
@@ -353,9 +374,17 @@ class HTTPReranker(Reranker):
         half = len(documents) // 2
         with ThreadPoolExecutor(max_workers=1) as helper:  # both halves at once, as the whole batch was
             first = helper.submit(
-                tracing.in_this_context(self._score_span), client, gate, query, documents[:half], offset, top_n, retries
+                tracing.in_this_context(self._score_span),
+                client,
+                gate,
+                query,
+                documents[:half],
+                offset,
+                top_n,
+                retries,
+                instruction,
             )
-            second = self._score_span(client, gate, query, documents[half:], offset + half, top_n, retries)
+            second = self._score_span(client, gate, query, documents[half:], offset + half, top_n, retries, instruction)
             return first.result() + second
 
     async def _ascore_span(
@@ -367,8 +396,9 @@ class HTTPReranker(Reranker):
         offset: int,
         top_n: int | None,
         retries: int,
+        instruction: str | None = None,
     ) -> list[_Part]:
-        content, batch_top_n = self._body(query, documents, top_n)
+        content, batch_top_n = self._body(query, documents, top_n, instruction)
         while True:
             async with gate:
                 with tracing.request_span(self.provider, self._traced_url, len(documents)) as request:
@@ -385,8 +415,8 @@ class HTTPReranker(Reranker):
         half = len(documents) // 2
         return await _gather(
             [
-                self._ascore_span(clients, gate, query, documents[:half], offset, top_n, retries),
-                self._ascore_span(clients, gate, query, documents[half:], offset + half, top_n, retries),
+                self._ascore_span(clients, gate, query, documents[:half], offset, top_n, retries, instruction),
+                self._ascore_span(clients, gate, query, documents[half:], offset + half, top_n, retries, instruction),
             ]
         )
 
@@ -497,10 +527,13 @@ class HTTPReranker(Reranker):
 
     # -- wire -------------------------------------------------------------------------------------------------
 
-    def _body(self, query: str, documents: list[Document], top_n: int | None) -> tuple[bytes, int | None]:
+    def _body(
+        self, query: str, documents: list[Document], top_n: int | None, instruction: str | None = None
+    ) -> tuple[bytes, int | None]:
         # Per-batch top_n is safe: the global top n is contained in the union of every batch's top n.
         batch_top_n = min(top_n, len(documents)) if top_n is not None and self.dialect.sends_top_n else None
-        body = self.dialect.build_body(query, documents, model=self.model, top_n=batch_top_n, options=self.options)
+        options = self.dialect.with_instruction(self.options, instruction)
+        body = self.dialect.build_body(query, documents, model=self.model, top_n=batch_top_n, options=options)
         # Metadata may hold dates and the like (sent as str()); the provider only sees it, results keep originals.
         return encode_json(body, provider=self.provider).encode(), batch_top_n
 

@@ -171,6 +171,8 @@ class Request(Generic[T]):
     documents: list[DocumentInput]
     top_n: int | None
     score_threshold: float | None
+    instruction: str | None = None
+    """What relevance means for this call, for rerankers that follow instructions (None: the reranker's default)."""
 
 
 def request(
@@ -184,6 +186,7 @@ def request(
     name: str = "documents",
     expected: str = "a list of documents",
     top_name: str = "top_n",
+    instruction: object = None,
 ) -> Request[T]:
     """The checks `Reranker.rerank` makes (query, documents, top_n >= 0, a finite score_threshold), made before a
     wrapper maps its framework's documents, so bad input is an `InvalidInputError` naming the parameter (`name`
@@ -203,7 +206,17 @@ def request(
         documents=[to_core(item) for item in originals],
         top_n=validate_top_n(top_n, top_name, allow_zero=True),
         score_threshold=validate_threshold(score_threshold),
+        instruction=validate_instruction(instruction),
     )
+
+
+def validate_instruction(instruction: object) -> str | None:
+    if instruction is not None and (not isinstance(instruction, str) or not instruction.strip()):
+        raise InvalidInputError(
+            f"instruction must be a non-empty string or None, not {instruction!r}",
+            hint="Pass the task as text, e.g. 'Given a question, retrieve passages that answer it'",
+        )
+    return instruction
 
 
 def _names(kind: type | tuple[type, ...]) -> str:
@@ -215,14 +228,18 @@ def rerank(core: Reranker, call: Request[Any]) -> RerankResponse:
     """`core.rerank` for a validated call, where `top_n=0` keeps nothing (without a call to the backend)."""
     if call.top_n == 0:
         return keep_nothing(core, call.documents)
-    return core.rerank(call.query, call.documents, top_n=call.top_n, score_threshold=call.score_threshold)
+    return core.rerank(
+        call.query, call.documents, top_n=call.top_n, score_threshold=call.score_threshold, instruction=call.instruction
+    )
 
 
 async def arerank(core: Reranker, call: Request[Any]) -> RerankResponse:
     """Async twin of `rerank`."""
     if call.top_n == 0:
         return keep_nothing(core, call.documents)
-    return await core.arerank(call.query, call.documents, top_n=call.top_n, score_threshold=call.score_threshold)
+    return await core.arerank(
+        call.query, call.documents, top_n=call.top_n, score_threshold=call.score_threshold, instruction=call.instruction
+    )
 
 
 def keep_nothing(core: Reranker, documents: list[DocumentInput]) -> RerankResponse:

@@ -31,10 +31,12 @@ from rerank_core.cross_encoder import (
     is_path,
     length_sorted_batches,
     local_folder,
+    refuse_new_weights,
     relevance,
     resolve_max_length,
 )
 from rerank_core.errors import ConfigurationError
+from rerank_core.local_recipes import RECIPE_NAMES, check_recipe_options, choose_recipe, token_id
 
 if TYPE_CHECKING:
     import numpy as np
@@ -91,6 +93,11 @@ class LocalCrossEncoder(CrossEncoderBase):
         trust_remote_code: bool = False,
         revision: str | None = None,
         normalize: Normalize | None = None,
+        recipe: str | None = None,
+        prompt_template: str | None = None,
+        true_token: str | None = None,
+        false_token: str | None = None,
+        instruction: str | None = None,
     ) -> None:
         missing = [name for name in ("torch", "transformers") if importlib.util.find_spec(name) is None]
         if missing:
@@ -100,6 +107,7 @@ class LocalCrossEncoder(CrossEncoderBase):
                 hint=INSTALL_HINT,
             )
         check_options(device, dtype, quantize)
+        check_recipe_options(recipe, prompt_template, true_token, false_token, instruction)
         if not isinstance(trust_remote_code, bool):
             raise ConfigurationError(
                 f"trust_remote_code must be true or false, not {trust_remote_code!r}", provider="local"
@@ -120,8 +128,15 @@ class LocalCrossEncoder(CrossEncoderBase):
         self.dtype = dtype
         self.quantize = quantize
         self.trust_remote_code = trust_remote_code
+        self.recipe = recipe
+        self.prompt_template = prompt_template
+        self.true_token = true_token
+        self.false_token = false_token
+        self.instruction = instruction
         self._torch_device: torch.device | None = None
         self._workers: TorchBatchWorkers | None = None
+        self._label_rows: torch.Tensor | None = None
+        self._softcap: float | None = None
 
     def __repr__(self) -> str:
         return (
@@ -130,7 +145,7 @@ class LocalCrossEncoder(CrossEncoderBase):
         )
 
     def _signature_settings(self) -> tuple[object, ...]:
-        return (self.dtype, self.quantize)
+        return (self.dtype, self.quantize, self.recipe, self.prompt_template, self.true_token, self.false_token)
 
     # -- engine hooks -----------------------------------------------------------------------------------------
 
@@ -139,6 +154,8 @@ class LocalCrossEncoder(CrossEncoderBase):
 
         tensors = {name: torch.from_numpy(array).to(self._torch_device) for name, array in inputs.items()}
         with torch.inference_mode():
+            if self._label_rows is not None:
+                return causal_relevance(network, tensors, self._label_rows, self._softcap)
             logits = network(**tensors).logits.float().cpu().numpy()
         return relevance(logits, num_labels)
 
@@ -164,19 +181,56 @@ class LocalCrossEncoder(CrossEncoderBase):
         model_limit = tokenizer.model_max_length
         if not 0 < model_limit < 1_000_000:  # transformers' huge sentinel means "unknown"
             model_limit = getattr(config, "max_position_embeddings", None)
+        backend = backend_copy(tokenizer.backend_tokenizer.to_str())
+        architectures = tuple(getattr(config, "architectures", None) or ())
+        causal = any(name.endswith("ForCausalLM") for name in architectures)
+        prompt = choose_recipe(
+            self.model_name,
+            architectures,
+            recipe=self.recipe,
+            prompt_template=self.prompt_template,
+            true_token=self.true_token,
+            false_token=self.false_token,
+        )
+        if causal and prompt is None:
+            raise ConfigurationError(
+                f"model {self.model_name!r} is a causal language model ({', '.join(architectures)}) with no known "
+                "reranking recipe; scoring it as a cross-encoder would give random scores",
+                provider=self.provider,
+                hint=f"Pick its recipe with recipe= (one of {', '.join(RECIPE_NAMES)}), or give prompt_template "
+                "(with {query} and {document}, and {instruction} if it takes one) plus true_token and false_token",
+            )
+        if prompt is None and self.instruction is not None:
+            raise ConfigurationError(
+                f"model {self.model_name!r} is a cross-encoder without a prompt, so it cannot follow an instruction",
+                provider=self.provider,
+                hint="Drop the instruction, or use an LLM reranker (Qwen3-Reranker, mxbai-rerank v2, ...)",
+            )
+        labels: tuple[int, ...] = ()
+        if prompt is not None and causal:
+            tokens = [prompt.true_token] + ([prompt.false_token] if prompt.false_token is not None else [])
+            labels = tuple(token_id(backend, token, self.model_name) for token in tokens)
+        pad_id = tokenizer.pad_token_id
+        if pad_id is None and prompt is not None:
+            pad_id = tokenizer.eos_token_id  # decoder tokenizers often have no pad token; masked anyway
         return ModelText(
             tokenizer=tokenizer,
-            backend=backend_copy(tokenizer.backend_tokenizer.to_str()),
+            backend=backend,
             max_length=resolve_max_length(self._requested_max_length, model_limit),
-            num_labels=int(config.num_labels),
-            pad_id=tokenizer.pad_token_id or 0,
-            padding_side=tokenizer.padding_side,
-            input_names=tuple(tokenizer.model_input_names),
+            num_labels=1 if causal else int(config.num_labels),
+            pad_id=pad_id or 0,
+            # Decoders read the last position: left padding keeps it a real token in every row.
+            padding_side="left" if prompt is not None else tokenizer.padding_side,
+            input_names=("input_ids", "attention_mask") if prompt is not None else tuple(tokenizer.model_input_names),
+            prompt=prompt,
+            causal=causal,
+            label_ids=labels,
+            bos_id=tokenizer.bos_token_id,
         )
 
     def _read_network(self, text: ModelText) -> Any:
         import torch
-        from transformers import AutoModelForSequenceClassification
+        from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
         device = resolve_device(self.device)
         if device.type == "cpu":
@@ -185,8 +239,18 @@ class LocalCrossEncoder(CrossEncoderBase):
             raise ConfigurationError("quantize='int8' is CPU-only", provider=self.provider, hint="Use device='cpu'")
         if self.num_threads is not None:
             torch.set_num_threads(self.num_threads)  # torch has one thread pool per process
-        network = AutoModelForSequenceClassification.from_pretrained(self.model_name, **self._hub_options())
-        network = network.to(device=device, dtype=getattr(torch, self.dtype or "float32")).eval()
+        dtype = choose_dtype(self.dtype, device.type, text.prompt is not None, cuda_bf16_supported)
+        loader = AutoModelForCausalLM if text.causal else AutoModelForSequenceClassification
+        loaded: Any = loader.from_pretrained(self.model_name, output_loading_info=True, **self._hub_options())
+        network, info = loaded
+        refuse_new_weights(self.model_name, info)
+        network = network.to(device=device, dtype=getattr(torch, dtype)).eval()
+        if text.prompt is not None and getattr(network.config, "pad_token_id", None) is None:
+            network.config.pad_token_id = text.pad_id  # decoder classifiers find each row's last token by it
+        if text.causal:
+            self._label_rows = label_rows(network, text.label_ids)
+            cap = getattr(network.config, "final_logit_softcapping", None)
+            self._softcap = float(cap) if isinstance(cap, (int, float)) and cap > 0 else None
         if self.quantize == "int8":
             network = quantize_int8(network)
         self._torch_device = device
@@ -229,6 +293,53 @@ class LocalCrossEncoder(CrossEncoderBase):
         if workers is not None and workers.alive():
             workers.close()
         super().close()
+
+
+def label_rows(network: Any, label_ids: tuple[int, ...]) -> torch.Tensor:
+    """The output-embedding rows of the recipe's tokens: the only logits an LLM reranker needs."""
+    head = network.get_output_embeddings()
+    rows: torch.Tensor = head.weight[list(label_ids)].detach()
+    bias = getattr(head, "bias", None)
+    if bias is not None:  # kept as an extra column so one matmul gives the logits
+        import torch
+
+        rows = torch.cat([rows, bias[list(label_ids)].detach().unsqueeze(1)], dim=1)
+    return rows
+
+
+def causal_relevance(
+    network: Any, tensors: dict[str, torch.Tensor], rows: torch.Tensor, softcap: float | None
+) -> list[float]:
+    """logit(true) - logit(false) (or logit(true)) at the last position, from the decoder's last hidden state dotted
+    with the tokens' rows: the full-vocabulary head at every position would cost more than the layers on small
+    models."""
+    import torch
+
+    hidden = network.base_model(**tensors).last_hidden_state[:, -1, :]
+    if rows.shape[1] == hidden.shape[1] + 1:
+        hidden = torch.cat([hidden, torch.ones_like(hidden[:, :1])], dim=1)
+    logits = (hidden @ rows.T).float()
+    if softcap is not None:
+        logits = softcap * torch.tanh(logits / softcap)
+    values = logits[:, 0] - logits[:, 1] if logits.shape[1] == 2 else logits[:, 0]
+    return [float(x) for x in values.cpu()]
+
+
+def cuda_bf16_supported() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+
+
+def choose_dtype(requested: str | None, device_type: str, llm: bool, bf16_supported: Callable[[], bool]) -> str:
+    """The weights' dtype: the one asked for; else, for LLM rerankers (causal or `*-seq-cls`) on CUDA, bfloat16
+    where the GPU has it and float16 elsewhere (their card precision; float32 would double memory for no ranking
+    gain); else float32."""
+    if requested is not None:
+        return requested
+    if llm and device_type == "cuda":
+        return "bfloat16" if bf16_supported() else "float16"
+    return "float32"
 
 
 def refuse_folder_without_tokenizer(folder: str) -> None:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from rerank_core._hub import cache_only, refuse_missing_folder
-from rerank_core.cross_encoder import FEATURES
+from rerank_core.cross_encoder import FEATURES, refuse_new_weights
 from rerank_core.errors import ConfigurationError
 
 FP32_FILE = "onnx/model.onnx"
@@ -93,7 +93,7 @@ def export(
     try:
         import onnx  # noqa: F401  (the int8 quantizer and the exporter need it)
         import torch
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
     except ImportError as exc:
         raise ConfigurationError(f"cannot export: {exc}", provider="local", hint=EXPORT_HINT) from exc
 
@@ -104,9 +104,23 @@ def export(
         tokenizer = AutoTokenizer.from_pretrained(model, revision=revision, local_files_only=local_only)
         # Eager attention traces to the pattern ONNX Runtime's optimizer fuses; the SDPA trace does not fuse and
         # scored MiniLM-L6 1.5x slower (docs/benchmarks.md). The weights and the logits are the same.
-        network = AutoModelForSequenceClassification.from_pretrained(
-            model, revision=revision, attn_implementation="eager", local_files_only=local_only
-        ).eval()
+        config = AutoConfig.from_pretrained(model, revision=revision, local_files_only=local_only)
+        architectures = list(getattr(config, "architectures", None) or [])
+        if any(name.endswith("ForCausalLM") for name in architectures):
+            raise ConfigurationError(
+                f"{model!r} is a causal language model ({', '.join(architectures)}); export-onnx exports "
+                "cross-encoders, and LLM rerankers run on the torch engine",
+                provider="local",
+                hint=f'Use load_reranker("local:{model}") with the torch engine',
+            )
+        loaded: Any = AutoModelForSequenceClassification.from_pretrained(
+            model, revision=revision, attn_implementation="eager", local_files_only=local_only, output_loading_info=True
+        )
+        network, info = loaded
+        refuse_new_weights(model, info)
+        network = network.eval()
+    except ConfigurationError:
+        raise
     except Exception as exc:  # a missing, offline or corrupt model: say so, whatever transformers raised
         raise ConfigurationError(
             f"cannot load {model!r} to export it ({type(exc).__name__}: {str(exc)[:300]})",

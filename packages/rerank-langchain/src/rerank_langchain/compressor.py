@@ -47,6 +47,9 @@ class RerankCompressor(BaseDocumentCompressor):
     """How many documents to keep (LangChain's default of 3); 0 keeps none, None keeps all."""
     score_threshold: float | None = None
     """Drop documents scoring below this."""
+    instruction: str | None = None
+    """What relevance means here, for rerankers that follow instructions (LLM rerankers, vLLM, Fireworks); one that
+    cannot follow it raises instead of ignoring it. None: the reranker's default."""
 
     _lazy: LazyReranker = PrivateAttr()
 
@@ -138,6 +141,7 @@ class RerankCompressor(BaseDocumentCompressor):
             documents,
             top_n,
             self.score_threshold,
+            instruction=self.instruction,
             to_core=_to_core,
             kind=kind,
             expected="a list of LangChain Documents" if kind is Document else "a list of str, Document or dict",

@@ -56,6 +56,11 @@ class RerankPostprocessor(BaseNodePostprocessor):
     )
     top_n: int | None = Field(default=2, ge=0, strict=True, description="Nodes to keep; 0 keeps none, None all.")
     score_threshold: float | None = Field(default=None, description="Drop nodes scoring below this.")
+    instruction: str | None = Field(
+        default=None,
+        description="What relevance means here, for rerankers that follow instructions (LLM rerankers, vLLM, "
+        "Fireworks); one that cannot raises instead of ignoring it. None: the reranker's default.",
+    )
     keep_retrieval_score: bool = Field(
         default=False, description='Keep the retriever\'s score in node.metadata["retrieval_score"] (on a copy).'
     )
@@ -126,6 +131,7 @@ class RerankPostprocessor(BaseNodePostprocessor):
             nodes,
             self.top_n,
             self.score_threshold,
+            instruction=self.instruction,
             to_core=_to_core,
             kind=NodeWithScore,
             name="nodes",

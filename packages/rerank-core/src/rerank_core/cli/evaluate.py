@@ -253,6 +253,7 @@ async def rerank_system(
     concurrency: int,
     saved: Saved | None,
     progress: Progress,
+    instruction: str | None = None,
 ) -> None:
     todo = [query_id for query_id in data.queries if query_id not in system.stats]
     total, done = len(data.queries), len(data.queries) - len(todo)
@@ -270,7 +271,7 @@ async def rerank_system(
         async with gate:
             started = time.perf_counter()
             try:
-                response = await reranker.arerank(data.queries[query_id], docs)
+                response = await reranker.arerank(data.queries[query_id], docs, instruction=instruction)
             except RerankError as error:
                 stats.error = describe(error)
             else:
@@ -389,7 +390,12 @@ def run_eval(argv: list[str]) -> int:
         if saved is not None:
             saved.load(system)
         progress = Progress(sys.stderr, show_progress(args), f"queries ({name})")
-        asyncio.run(rerank_system(system, load_reranker(config), data, first.run, args.concurrency, saved, progress))
+        reranker = load_reranker(config)
+        if args.instruction is not None:
+            reranker._check_instruction(args.instruction)  # once, not as an error on every query
+        asyncio.run(
+            rerank_system(system, reranker, data, first.run, args.concurrency, saved, progress, args.instruction)
+        )
         systems.append(system)
 
     report: dict[str, Any] = {

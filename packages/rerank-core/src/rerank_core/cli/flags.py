@@ -25,6 +25,10 @@ def add_common_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-retries", type=int, help="retries after a failed request (429, 5xx, timeouts)")
     parser.add_argument("--num-threads", type=int, help="CPU threads for the local cross-encoder")
     parser.add_argument(
+        "--instruction",
+        help="what relevance means, for rerankers that follow instructions (LLM rerankers, vLLM, Fireworks)",
+    )
+    parser.add_argument(
         "--progress", action=argparse.BooleanOptionalAction, default=None, help="progress bar (default: on a terminal)"
     )
     parser.add_argument(

@@ -92,7 +92,9 @@ def reranker_config(args: argparse.Namespace) -> RerankerConfig:
 
 def run_rerank(args: argparse.Namespace) -> int:
     positive(args, "top_n", "concurrency", "batch_size")
-    settings = Settings(args.top_n, args.score_threshold, args.concurrency, args.batch_size, args.fail_fast)
+    settings = Settings(
+        args.top_n, args.score_threshold, args.concurrency, args.batch_size, args.fail_fast, args.instruction
+    )
     if args.queries:
         if len(args.inputs) > 1:
             raise UserError("with --queries, give at most one DOCS file")

@@ -23,6 +23,7 @@ class Settings:
     concurrency: int
     batch_size: int
     fail_fast: bool
+    instruction: str | None = None
 
 
 def batches(documents: Iterable[tuple[Document, float]], size: int) -> Iterator[tuple[list[Document], float]]:
@@ -122,7 +123,11 @@ async def rerank_stream(
                 merged.skip(len(batch))
             else:
                 response = await reranker.arerank(
-                    query.text, batch, settings.top_n, score_threshold=settings.score_threshold
+                    query.text,
+                    batch,
+                    settings.top_n,
+                    score_threshold=settings.score_threshold,
+                    instruction=settings.instruction,
                 )
                 merged.add(response, len(batch))
             progress.show(merged.scored, None, fraction)
@@ -171,7 +176,11 @@ async def rerank_many(
         async with gate:
             try:
                 response = await reranker.arerank(
-                    query.text, documents, settings.top_n, score_threshold=settings.score_threshold
+                    query.text,
+                    documents,
+                    settings.top_n,
+                    score_threshold=settings.score_threshold,
+                    instruction=settings.instruction,
                 )
                 finished[position] = Outcome(query, response, len(documents))
             except RerankError as error:

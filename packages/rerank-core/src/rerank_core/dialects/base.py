@@ -139,7 +139,18 @@ class Dialect:
         return {"Authorization": f"Bearer {api_key}"} if api_key else {}
 
     def check_options(self, options: Mapping[str, Any]) -> None:
-        accepted = self.options | {"extra_body"}
+        accepted = self.options | {"extra_body"} | ({"instruction"} if self.instruction_field else set())
+        if "instruction" in options and "instruction" not in accepted:
+            raise ConfigurationError(
+                f"provider {self.name!r} cannot follow an instruction (its API has no field for one)",
+                provider=self.name,
+                hint="Drop the instruction option, or use a provider that takes one (vllm, fireworks, or local with "
+                "an LLM reranker)",
+            )
+        if "instruction" in options and (not isinstance(options["instruction"], str) or not options["instruction"]):
+            raise ConfigurationError(
+                f"option instruction must be a non-empty string, not {options['instruction']!r}", provider=self.name
+            )
         if "return_documents" in options and "return_documents" not in accepted:
             raise ConfigurationError(
                 f"option 'return_documents' is not accepted for provider {self.name!r}",
@@ -183,6 +194,9 @@ class Dialect:
                 hint="Pass the query and documents to rerank(); extra_body is for additional fields",
             )
 
+    instruction_field: ClassVar[str | None] = None
+    """The body field that carries an instruction (vLLM `instruction`, Fireworks `task`), for APIs that take one;
+    the option and `rerank(..., instruction=)` are both sent in it. None: the API cannot follow one."""
     documents_field: ClassVar[str] = "documents"
     top_n_field: ClassVar[str] = "top_n"
     return_documents_field: ClassVar[str | None] = None
@@ -235,6 +249,15 @@ class Dialect:
         if fields:
             warn_missing_rank_fields(documents, fields, self.name)
         return texts_or_objects(documents, fields)
+
+    def with_instruction(self, options: Mapping[str, Any], instruction: str | None) -> Mapping[str, Any]:
+        """The options with the instruction (this call's, else the configured one) under the API's field name."""
+        field = self.instruction_field
+        chosen = instruction if instruction is not None else options.get("instruction")
+        if field is None or chosen is None:
+            return options
+        rest = {key: value for key, value in options.items() if key not in ("instruction", field)}
+        return {**rest, field: chosen}
 
     def body_options(self, options: Mapping[str, Any]) -> Mapping[str, Any]:
         """The options that go into the body as given (for most APIs, all of them)."""

@@ -20,6 +20,7 @@ class FireworksDialect(Dialect):
     path = "/v1/rerank"
     api_key_env = "FIREWORKS_API_KEY"
     default_model = "accounts/fireworks/models/qwen3-reranker-8b"
+    instruction_field = "task"
     options = frozenset({"task"})
     return_documents_field = "return_documents"
     score_kind = "probability"  # seed 000: "The relevance score between 0 and 1"

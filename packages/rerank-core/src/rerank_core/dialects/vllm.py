@@ -20,6 +20,7 @@ class VLLMDialect(Dialect):
     default_base_url = None
     path = "/rerank"
     requires_api_key = False
+    instruction_field = "instruction"
     options = frozenset(
         {
             "truncate_prompt_tokens",

@@ -28,6 +28,7 @@ from rerank_core.integration import (
     rerank,
     rescored,
     response_info,
+    validate_instruction,
 )
 
 
@@ -60,6 +61,7 @@ class RerankRanker:
         batch_size: int | None = None,
         device: ComponentDevice | None = None,
         model_kwargs: dict[str, Any] | None = None,
+        instruction: str | None = None,
     ) -> None:
         """
         :param reranker: A rerank-core `Reranker`, a spec such as `"cohere:rerank-v3.5"`, or a `load_reranker`
@@ -80,6 +82,8 @@ class RerankRanker:
         :param device: Device of the local cross-encoder; None picks one (CUDA, then MPS, then CPU).
         :param model_kwargs: Further backend options, passed to `load_reranker`: for the local cross-encoder its
             settings (`dtype`, `max_length`, `quantize`, ...), for a hosted provider extra request fields.
+        :param instruction: What relevance means here, for rerankers that follow instructions (LLM rerankers,
+            vLLM, Fireworks); one that cannot raises instead of ignoring it. None keeps the reranker's default.
         """
         if holds_secret(reranker) or holds_secret(model_kwargs):
             raise ConfigurationError(
@@ -110,6 +114,7 @@ class RerankRanker:
         self.batch_size = batch_size
         self.device = device
         self.model_kwargs = model_kwargs or {}
+        self.instruction = validate_instruction(instruction)
         self._lazy: LazyReranker | None = None
 
     def warm_up(self) -> None:
@@ -149,6 +154,7 @@ class RerankRanker:
             batch_size=self.batch_size,
             device=self.device.to_dict() if self.device else None,
             model_kwargs=self.model_kwargs,
+            instruction=self.instruction,
         )
 
     @classmethod
@@ -167,10 +173,11 @@ class RerankRanker:
         top_k: int | None = None,
         scale_score: bool | None = None,
         score_threshold: float | None = None,
+        instruction: str | None = None,
     ) -> dict[str, Any]:
-        """Rerank `documents` for `query`. `top_k`, `scale_score` and `score_threshold` override the init values
-        for this call."""
-        call = self._request(query, documents, top_k, score_threshold)
+        """Rerank `documents` for `query`. `top_k`, `scale_score`, `score_threshold` and `instruction` override the
+        init values for this call."""
+        call = self._request(query, documents, top_k, score_threshold, instruction)
         response = rerank(self._core(), self._scored(call))
         return self._outputs(response, call, scale_score)
 
@@ -182,9 +189,10 @@ class RerankRanker:
         top_k: int | None = None,
         scale_score: bool | None = None,
         score_threshold: float | None = None,
+        instruction: str | None = None,
     ) -> dict[str, Any]:
         """Async twin of `run`, natively async end to end."""
-        call = self._request(query, documents, top_k, score_threshold)
+        call = self._request(query, documents, top_k, score_threshold, instruction)
         response = await arerank(self._core(), self._scored(call))
         return self._outputs(response, call, scale_score)
 
@@ -208,9 +216,11 @@ class RerankRanker:
             settings["batch_size" if is_local(self.reranker) else "max_documents_per_request"] = self.batch_size
         return settings
 
-    def _request(self, query: object, documents: object, top_k: object, score_threshold: object) -> Request[Document]:
-        """The call's input, validated the way the core validates it (`top_k` and `score_threshold` default to the
-        init values)."""
+    def _request(
+        self, query: object, documents: object, top_k: object, score_threshold: object, instruction: object = None
+    ) -> Request[Document]:
+        """The call's input, validated the way the core validates it (`top_k`, `score_threshold` and `instruction`
+        default to the init values)."""
         return request(
             query,
             documents,
@@ -220,6 +230,7 @@ class RerankRanker:
             kind=Document,
             expected="a list of Haystack Documents",
             top_name="top_k",
+            instruction=self.instruction if instruction is None else instruction,
         )
 
     def _scored(self, call: Request[Document]) -> Request[Document]:

@@ -1,0 +1,135 @@
+"""LLM reranker speed: `LocalCrossEncoder` (Qwen3-Reranker recipe) vs sentence-transformers `CrossEncoder`
+(`LogitScore`, chat template), same weights, same documents.
+
+Weights: a random Qwen3 causal LM of Qwen3-Reranker-0.6B's width (hidden 1024, 16 heads, 8 KV heads, FFN 3072,
+tied 151,669-token embeddings) with few layers, built offline, and the byte-level tokenizer of the tests (a small
+vocabulary, so words take several tokens and most SciFact abstracts fill the 512-token window). 1 SciFact claim +
+SciFact abstracts, max_length 512, interleaved rounds (order rotated), median of per-round ratios. Peak memory is
+measured in a fresh process per system (ru_maxrss after loading and one call).
+
+    python -m benchmarks.llm_speed                      # 3 rounds, 32 documents, 2 layers
+    python -m benchmarks.llm_speed --rounds 5 --docs 64 --layers 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+from benchmarks.local_speed import kendall_tau, load_workload, measure, median_ratio
+from rerank_core.base import sigmoid
+
+ROOT = Path(__file__).resolve().parents[1]
+
+MAX_LENGTH = 512
+
+
+def build(folder: Path, layers: int) -> str:
+    import torch
+    from tests.support.tiny_models import QWEN3_CHAT_TEMPLATE, build_byte_level_tokenizer
+    from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM
+
+    folder.mkdir(parents=True, exist_ok=True)
+    build_byte_level_tokenizer(folder)
+    tokenizer = PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
+        tokenizer_file=str(folder / "tokenizer.json"),
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        model_max_length=40960,
+    )
+    tokenizer.chat_template = QWEN3_CHAT_TEMPLATE
+    config = Qwen3Config(
+        vocab_size=151669,
+        hidden_size=1024,
+        intermediate_size=3072,
+        num_hidden_layers=layers,
+        num_attention_heads=16,
+        num_key_value_heads=8,
+        head_dim=128,
+        max_position_embeddings=40960,
+        tie_word_embeddings=True,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    torch.manual_seed(0)
+    Qwen3ForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+NAMES = ("sentence-transformers", "rerank-core")
+
+
+def load(folder: str, name: str) -> object:
+    if name == "rerank-core":
+        from rerank_core.local import LocalCrossEncoder
+
+        reranker = LocalCrossEncoder(folder, max_length=MAX_LENGTH, device="cpu")
+        reranker.warm_up()
+        return reranker
+    from sentence_transformers import CrossEncoder
+
+    return CrossEncoder(folder, max_length=MAX_LENGTH, device="cpu")
+
+
+def scorer(name: str, system: object, query: str, docs: list[str]) -> list[float]:
+    """P(yes) of every document, in input order."""
+    if name == "rerank-core":
+        return [sigmoid(x) for x in system.predict_logits(query, docs)]  # type: ignore[attr-defined]
+    return [float(x) for x in system.predict([(query, d) for d in docs])]  # type: ignore[attr-defined]
+
+
+def peak_memory(folder: str, name: str, n_docs: int) -> float:
+    """MB of peak RSS of a fresh process that loads `name` and scores the documents once."""
+    code = (
+        "import resource, sys\n"
+        "from benchmarks.llm_speed import load, scorer\n"
+        "from benchmarks.local_speed import load_workload\n"
+        f"query, docs = load_workload({n_docs})\n"
+        f"system = load({folder!r}, {name!r})\n"
+        f"scorer({name!r}, system, query, docs)\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    return int(done.stdout.strip().splitlines()[-1]) / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--docs", type=int, default=32)
+    parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument("--no-memory", action="store_true")
+    args = parser.parse_args()
+    query, docs = load_workload(args.docs)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = build(Path(tmp) / "qwen3-reranker-bench", args.layers)
+        loaded = {name: load(folder, name) for name in NAMES}
+        scores = {name: scorer(name, system, query, docs) for name, system in loaded.items()}
+        gap = max(abs(a - b) for a, b in zip(*scores.values(), strict=True))
+        runs: dict[str, Callable[[], object]] = {
+            name: partial(scorer, name, system, query, docs) for name, system in loaded.items()
+        }
+        seconds = measure(runs, args.rounds)
+        ratio = median_ratio(seconds["sentence-transformers"], seconds["rerank-core"])
+        report = {
+            "documents": len(docs),
+            "layers": args.layers,
+            "pairs_per_second": {name: [round(len(docs) / s, 2) for s in runs] for name, runs in seconds.items()},
+            "speedup_median": round(ratio, 3),
+            "max_logit_gap": gap,
+            "kendall_tau": kendall_tau(*scores.values()),
+        }
+        if not args.no_memory:
+            report["peak_rss_mb"] = {name: round(peak_memory(folder, name, args.docs)) for name in NAMES}
+        print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
