@@ -108,3 +108,18 @@ def test_the_same_model_folder_serves_both_engines(tiny_cross_encoder: str, tiny
     assert onnx_engine.predict_logits("capital", texts) == pytest.approx(
         torch_engine.predict_logits("capital", texts), abs=1e-4
     )
+
+
+def test_cuda_on_an_install_without_torch_recommends_the_torch_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    from haystack.utils import ComponentDevice
+
+    from haystack_integrations.components.rankers.rerank import RerankRanker
+    from rerank_core import engines
+
+    monkeypatch.setattr(engines, "torch_available", lambda: False)  # an `[onnx]`-only install
+    ranker = RerankRanker(reranker="local", device=ComponentDevice.from_str("cuda:0"))
+    with pytest.raises(ConfigurationError, match="needs the torch engine") as caught:
+        ranker.warm_up()
+    assert "rerank-core[local]" in (caught.value.hint or "")
+    assert "[onnx]" not in str(caught.value)
+    assert "cuda" in str(caught.value)

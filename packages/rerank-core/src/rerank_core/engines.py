@@ -41,6 +41,27 @@ def choose_engine(model: str | None, options: Mapping[str, Any]) -> str:
     return "onnx" if has_export else "torch"
 
 
+def _refuse_torch_only_options(options: Mapping[str, Any]) -> None:
+    """Options only the torch engine honours, on an install without it: say so now, and never suggest the ONNX
+    engine (already installed, perhaps) for what it cannot do."""
+    device = options.get("device")
+    wanted = [f"device={device!r}"] if device not in (None, "cpu") else []
+    wanted += [name for name in TORCH_ONLY if name in options]
+    if not wanted:
+        return
+    gpu = (
+        " with a CUDA build of torch (https://pytorch.org/get-started/locally/)"
+        if wanted[0].startswith("device")
+        else ""
+    )
+    raise ConfigurationError(
+        f"{', '.join(wanted)} needs the torch engine, which is not installed (the ONNX engine runs on the CPU "
+        "and takes none of these)",
+        provider="local",
+        hint=f'pip install "rerank-core[local]"{gpu}',
+    )
+
+
 def local_cross_encoder(model: str | None = None, **options: Any) -> CrossEncoderBase:
     """A local cross-encoder on the engine `options["engine"]` names ("auto" when absent); an option the engine
     does not take is a `ConfigurationError` naming the ones it does."""
@@ -49,6 +70,8 @@ def local_cross_encoder(model: str | None = None, **options: Any) -> CrossEncode
         raise ConfigurationError(f"engine must be one of {ENGINES}, not {engine!r}", provider="local")
     if engine == "auto":
         engine = choose_engine(model, options)
+    if engine == "torch" and not torch_available():
+        _refuse_torch_only_options(options)
     cls: type[CrossEncoderBase]
     if engine == "onnx":
         from rerank_core.onnx_engine import OnnxCrossEncoder
