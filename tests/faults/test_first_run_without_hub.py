@@ -85,7 +85,8 @@ def test_the_readme_first_command_prints_one_line_at_once(unreachable_hub: dict[
 def test_export_onnx_says_so_too(unreachable_hub: dict[str, str], tmp_path: Path) -> None:
     command = [sys.executable, "-m", "rerank_core.cli", "export-onnx", MODEL, str(tmp_path / "out")]
     done = subprocess.run(command, env=unreachable_hub, cwd=tmp_path, capture_output=True, text=True, timeout=120)
-    assert done.returncode != 0
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("rerank: error: ")
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert_names_the_routes(done.stderr, MODEL)
     assert not (tmp_path / "out").exists()

@@ -83,6 +83,8 @@ def test_bad_arguments_and_missing_models_return_an_exit_code(
     assert main([]) == 2
     assert main(["--help"]) == 0
     assert "export-onnx" in capsys.readouterr().out
-    assert main([str(tmp_path / "no-such-model"), str(tmp_path / "out")]) == 1
-    assert "no model directory at" in capsys.readouterr().err
+    assert main([str(tmp_path / "no-such-model"), str(tmp_path / "out")]) == 2, "a user error, as in docs/cli.md"
+    error = capsys.readouterr().err
+    assert error.startswith("rerank: error: "), error
+    assert "no model directory at" in error
     assert not (tmp_path / "out").exists(), "nothing is written for a model that cannot load"

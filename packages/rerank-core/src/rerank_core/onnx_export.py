@@ -63,7 +63,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the export; 0 on success, 1 with a message on stderr on failure, 2 for bad arguments."""
+    """Run the export; 0 on success, 2 with one line on stderr for a user error (bad arguments, a model that
+    cannot be found or exported)."""
     try:
         args = parser().parse_args(argv)
     except SystemExit as exit_:
@@ -72,9 +73,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         report = export(
             args.model, args.folder, int8=args.int8, revision=args.revision, opset=args.opset, fuse=not args.no_fuse
         )
-    except ConfigurationError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    except ConfigurationError as exc:  # the model, the folder or the hub: the user's to fix, as in the other commands
+        print(f"rerank: error: {exc}", file=sys.stderr)
+        return 2
     for line in report:
         print(line)
     return 0
