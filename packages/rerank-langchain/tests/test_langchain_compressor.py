@@ -205,8 +205,9 @@ def test_works_in_an_lcel_chain(emulator_config: dict[str, Any]) -> None:
 
 
 def test_misspelled_argument_is_rejected(emulator_config: dict[str, Any]) -> None:
-    with pytest.raises(ValidationError, match="topn"):
+    with pytest.raises(ConfigurationError, match="topn") as caught:
         RerankCompressor(reranker=emulator_config, topn=2)  # type: ignore[call-arg]
+    assert caught.value.hint == "Did you mean top_n=?"
 
 
 def test_serialization_never_holds_the_key(emulator_config: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:

@@ -199,8 +199,9 @@ def test_errors_keep_events_balanced(emulator_config: dict[str, Any], recorder: 
 
 
 def test_misspelled_argument_is_rejected(emulator_config: dict[str, Any]) -> None:
-    with pytest.raises(ValidationError, match="topn"):
+    with pytest.raises(ConfigurationError, match="topn") as caught:
         RerankPostprocessor(reranker=emulator_config, topn=2)  # type: ignore[call-arg]
+    assert caught.value.hint == "Did you mean top_n=?"
 
 
 async def test_missing_query_is_a_clear_error(emulator_config: dict[str, Any]) -> None:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from collections.abc import Callable, Mapping, Sequence
+import difflib
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeAlias, TypeVar
 
@@ -359,3 +360,30 @@ def _without_secrets(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_without_secrets(item) for item in value]
     return value
+
+
+# Names the frameworks' first-party rerankers use, and ours for the same thing.
+FIRST_PARTY_NAMES = {"model": "reranker", "model_name": "reranker", "top_k": "top_n", "top_n": "top_k"}
+
+
+def wrapper_arguments(given: Mapping[str, Any], accepted: Collection[str], wrapper: str) -> dict[str, Any]:
+    """`given` with `model=` read as `reranker=`; any other name the wrapper does not take is a
+    `ConfigurationError` naming the one it does (`top_k` where it says `top_n`, a typo), not a TypeError or a
+    pydantic "extra inputs" message."""
+    arguments = dict(given)
+    if "model" in arguments and "model" not in accepted:
+        if arguments.get("reranker") is not None:
+            raise ConfigurationError(
+                f"{wrapper} got both reranker= and model=", hint="model= is another name for reranker=: pass one"
+            )
+        arguments["reranker"] = arguments.pop("model")
+    for name in arguments:
+        if name in accepted:
+            continue
+        right = FIRST_PARTY_NAMES.get(name)
+        if right not in accepted:
+            close = difflib.get_close_matches(name, sorted(accepted), n=1)
+            right = close[0] if close else None
+        hint = f"Did you mean {right}=?" if right else f"It takes: {', '.join(sorted(accepted))}"
+        raise ConfigurationError(f"{wrapper} has no parameter {name}=", hint=hint)
+    return arguments

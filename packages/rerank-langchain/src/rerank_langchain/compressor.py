@@ -25,6 +25,7 @@ from rerank_core.integration import (
     rerank,
     response_info,
     share_reranker_object,
+    wrapper_arguments,
 )
 
 RESPONSE_EVENT = "rerank_response"
@@ -56,7 +57,7 @@ class RerankCompressor(BaseDocumentCompressor):
     if not TYPE_CHECKING:  # type checkers keep pydantic's typed signature
 
         def __init__(self, **data: Any) -> None:
-            super().__init__(**data)
+            super().__init__(**wrapper_arguments(data, type(self).model_fields, "RerankCompressor"))
             # Built here, outside pydantic's validation, so a bad spec or a missing key raises rerank-core's own
             # ConfigurationError instead of a ValidationError wrapping it.
             check_threshold("score_threshold", self.score_threshold)

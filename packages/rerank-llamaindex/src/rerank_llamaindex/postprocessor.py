@@ -31,6 +31,7 @@ from rerank_core.integration import (
     rerank,
     response_info,
     share_reranker_object,
+    wrapper_arguments,
 )
 
 dispatcher = get_dispatcher(__name__)
@@ -70,7 +71,7 @@ class RerankPostprocessor(BaseNodePostprocessor):
     if not TYPE_CHECKING:  # type checkers keep pydantic's typed signature
 
         def __init__(self, **data: Any) -> None:
-            super().__init__(**data)
+            super().__init__(**wrapper_arguments(data, type(self).model_fields, "RerankPostprocessor"))
             # Built here, outside pydantic's validation, so a bad spec or a missing key raises rerank-core's own
             # ConfigurationError instead of a ValidationError wrapping it.
             check_threshold("score_threshold", self.score_threshold)

@@ -29,7 +29,15 @@ from rerank_core.integration import (
     rescored,
     response_info,
     validate_instruction,
+    wrapper_arguments,
 )
+
+ACCEPTED = (
+    "reranker", "api_key", "top_k", "score_threshold", "scale_score", "query_prefix", "query_suffix",
+    "document_prefix", "document_suffix", "meta_fields_to_embed", "embedding_separator", "batch_size", "device",
+    "model_kwargs", "instruction",
+)  # fmt: skip
+"""The constructor's parameters, for the "did you mean" of a name it does not take."""
 
 
 @component
@@ -46,8 +54,9 @@ class RerankRanker:
 
     def __init__(
         self,
-        reranker: RerankerLike,
+        reranker: RerankerLike | None = None,
         *,
+        model: RerankerLike | None = None,
         api_key: Secret | None = None,
         top_k: int | None = 10,
         score_threshold: float | None = None,
@@ -62,10 +71,12 @@ class RerankRanker:
         device: ComponentDevice | None = None,
         model_kwargs: dict[str, Any] | None = None,
         instruction: str | None = None,
+        **unexpected: Any,
     ) -> None:
         """
         :param reranker: A rerank-core `Reranker`, a spec such as `"cohere:rerank-v3.5"`, or a `load_reranker`
             config dict (without `api_key`: pass the key as `api_key`).
+        :param model: Another name for `reranker`, as Haystack's own rankers call it.
         :param api_key: The provider's API key. None reads the provider's own environment variable.
         :param top_k: How many documents to return; 0 returns none, None returns all.
         :param score_threshold: Drop documents scoring below this (after `scale_score`).
@@ -85,6 +96,11 @@ class RerankRanker:
         :param instruction: What relevance means here, for rerankers that follow instructions (LLM rerankers,
             vLLM, Fireworks); one that cannot raises instead of ignoring it. None keeps the reranker's default.
         """
+        named = {"reranker": reranker, **({"model": model} if model is not None else {}), **unexpected}
+        given = wrapper_arguments(named, ACCEPTED, "RerankRanker")
+        reranker = given["reranker"]
+        if reranker is None:
+            raise ConfigurationError("RerankRanker needs reranker= (or model=)", hint='e.g. reranker="local"')
         if holds_secret(reranker) or holds_secret(model_kwargs):
             raise ConfigurationError(
                 "the reranker config or model_kwargs holds a plaintext secret (an 'api_key', or a header named like "
