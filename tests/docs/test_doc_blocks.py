@@ -89,6 +89,14 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 @pytest.fixture(scope="session")
+def tiny_llm(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A tiny Qwen3 reranker (causal LM), for the pages' LLM reranker examples."""
+    from tests.support.tiny_models import build_tiny_qwen3_reranker
+
+    return build_tiny_qwen3_reranker(tmp_path_factory.mktemp("docs-llm"))
+
+
+@pytest.fixture(scope="session")
 def routes() -> Iterator[dict[str, str]]:
     """One emulator per provider; any key is accepted (examples pass their own, e.g. `api_key="KEY"`)."""
     emulators = {name: ProviderEmulator(name).start() for name in DIALECTS}
@@ -98,7 +106,7 @@ def routes() -> Iterator[dict[str, str]]:
 
 
 @pytest.fixture(scope="session")
-def page_environment(tiny_model: str, routes: dict[str, str]) -> dict[str, str]:
+def page_environment(tiny_model: str, tiny_llm: str, routes: dict[str, str]) -> dict[str, str]:
     environ = {key: value for key, value in os.environ.items() if not key.startswith(("RERANK_", "DOC_"))}
     for dialect in DIALECTS.values():
         if dialect.api_key_env:
@@ -110,6 +118,7 @@ def page_environment(tiny_model: str, routes: dict[str, str]) -> dict[str, str]:
         PYTHONPATH=os.pathsep.join(python_path),
         DOC_ROUTES=json.dumps(routes),
         DOC_TINY_MODEL=tiny_model,
+        DOC_TINY_LLM=tiny_llm,
         HF_HUB_OFFLINE="1",
         TRANSFORMERS_OFFLINE="1",
         HAYSTACK_TELEMETRY_ENABLED="False",

@@ -16,6 +16,7 @@ import importlib.machinery
 import ipaddress
 import json
 import os
+import re
 import socket
 import sys
 from collections.abc import Callable, Sequence
@@ -24,6 +25,9 @@ from typing import Any
 
 ROUTES: dict[str, str] = json.loads(os.environ.get("DOC_ROUTES") or "{}")
 TINY_MODEL = os.environ.get("DOC_TINY_MODEL", "")
+TINY_LLM = os.environ.get("DOC_TINY_LLM", "")
+# Model names of LLM rerankers (hub ids, and the docs' placeholder for one of your own): the tiny Qwen3 stands in.
+LLM_NAMES = re.compile(r"qwen3-reranker|llm-reranker|mxbai-rerank-\w+-v2|bge-reranker-v2-gemma", re.IGNORECASE)
 
 
 def routed_model(model: Any) -> Any:
@@ -34,6 +38,8 @@ def routed_model(model: Any) -> Any:
     if model.startswith((".", "~")):
         # A relative path names a folder the page itself makes (`./minilm-onnx`): it must be there.
         return model
+    if TINY_LLM and LLM_NAMES.search(model):
+        return TINY_LLM
     return TINY_MODEL  # a hub id, or an absolute placeholder for the reader's own folder (`/models/...`)
 
 
