@@ -177,6 +177,9 @@ def test_bm25_first_stage_plot_and_html(start_emulator: Start, beir: Path, tmp_p
     assert "<table>" in html
     assert "data:image/png;base64," in html
     assert "<td>emu</td>" in html
+    assert "th:first-child{text-align:left}" in html, "the header aligns with its column"
+    assert "concurrency" in html
+    assert "rerank-core" in html
 
 
 @pytest.mark.parametrize(
@@ -224,6 +227,14 @@ def test_scifact_subset_with_the_local_tiny_model(tiny_cross_encoder: str, tmp_p
     assert reranker["documents_sent"] == 150
     assert reranker["tokens"] > 0
     assert bm25["nDCG@10"] > 0.5  # BM25 is a real retriever here; the random-weight tiny model is not
+    # What scored, when and with what: enough to reproduce the figures.
+    assert reranker["scorer"]["model"] == tiny_cross_encoder
+    assert reranker["scorer"]["engine"] in ("onnx", "torch")
+    assert report["run"]["concurrency"] == 4  # the default
+    assert report["run"]["date"].endswith("+00:00")
+    versions = report["versions"]
+    assert {"rerank-core", "python"} <= set(versions)
+    assert ("onnxruntime" in versions) or ("torch" in versions), "the engine's package is named"
 
 
 def test_ctrl_c_keeps_the_saved_runs_and_a_rerun_resumes(
@@ -252,3 +263,36 @@ def test_ctrl_c_keeps_the_saved_runs_and_a_rerun_resumes(
     assert resumed.returncode == 0, resumed.stderr
     assert emu.request_count == 4  # only q2 and q3 were sent again
     assert set(read_trec(runs / "emu.trec")) == {"q1", "q2", "q3"}
+
+
+def test_latency_ticks_read_in_seconds_past_a_second(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    from rerank_core.cli import report as report_module
+
+    captured: dict[str, list[str]] = {}
+    real_close = pyplot.close
+
+    def keep_ticks(figure: object) -> None:
+        figure.canvas.draw()  # type: ignore[attr-defined]
+        axes = figure.axes[0]  # type: ignore[attr-defined]
+        captured["ticks"] = [label.get_text() for label in axes.get_xticklabels()]
+        captured["xlabel"] = [axes.get_xlabel()]
+        real_close(figure)  # type: ignore[arg-type]
+
+    slow: dict[str, object] = {
+        "data": {"name": "d", "split": "test", "queries": 3, "depth": 10, "first_stage": "bm25"},
+        "metrics": ["nDCG@10"],
+        "systems": [
+            {"name": "bm25", "kind": "first-stage", "nDCG@10": 0.3},
+            {"name": "big", "kind": "reranker", "nDCG@10": 0.5, "latency_ms": {"p50": 23_456.0, "p95": 30_000.0}},
+        ],
+    }
+    monkeypatch.setattr(pyplot, "close", keep_ticks)
+    assert report_module.plot_png(slow).startswith(b"\x89PNG")
+    assert captured["xlabel"] == ["median latency per query (s)"]
+    assert all(len(tick.replace(".", "").replace("−", "")) <= 3 for tick in captured["ticks"] if tick), captured

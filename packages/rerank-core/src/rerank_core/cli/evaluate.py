@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import re
 import statistics
@@ -16,6 +17,8 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -201,6 +204,8 @@ class System:
     kind: str
     run: Run = field(default_factory=dict)
     stats: dict[str, QueryStats] = field(default_factory=dict)
+    scorer: dict[str, Any] = field(default_factory=dict)
+    """What scored: provider, model (a local model's path), engine."""
 
 
 def slug(name: str) -> str:
@@ -344,6 +349,7 @@ def summarize(system: System, measures: list[Any], qrels: Qrels) -> dict[str, An
         latencies = [s.latency * 1000 for s in stats if s.latency is not None]
         tokens = [s.tokens for s in stats if s.tokens is not None]
         entry |= {
+            "scorer": system.scorer,
             "queries": len(stats),
             "latency_ms": {"p50": percentile(latencies, 50), "p95": percentile(latencies, 95)},
             "documents_sent": sum(s.documents for s in stats),
@@ -353,6 +359,25 @@ def summarize(system: System, measures: list[Any], qrels: Qrels) -> dict[str, An
             "errors": sorted({s.error for s in stats if s.error is not None})[:5],
         }
     return entry
+
+
+def scorer(reranker: Reranker) -> dict[str, Any]:
+    """Provider, model and (for a local model) engine of a reranker, through the cache and chunking layers."""
+    inner: Any = reranker
+    while hasattr(inner, "inner"):
+        inner = inner.inner
+    engine = getattr(inner, "engine", None)
+    return {"provider": inner.provider, "model": inner.model, **({"engine": engine} if engine else {})}
+
+
+def versions() -> dict[str, str]:
+    """rerank-core, Python, and the packages that scored (those this run imported)."""
+    found = {"rerank-core": package_version(), "python": sys.version.split()[0]}
+    for module, distribution in (("onnxruntime", "onnxruntime"), ("torch", "torch"), ("transformers", "transformers")):
+        if module in sys.modules:
+            with contextlib.suppress(metadata.PackageNotFoundError):
+                found[distribution] = metadata.version(distribution)
+    return found
 
 
 def label(spec: str) -> str:
@@ -391,6 +416,7 @@ def run_eval(argv: list[str]) -> int:
             saved.load(system)
         progress = Progress(sys.stderr, show_progress(args), f"queries ({name})")
         reranker = load_reranker(config)
+        system.scorer = scorer(reranker)
         if args.instruction is not None:
             reranker._check_instruction(args.instruction)  # once, not as an error on every query
         asyncio.run(
@@ -408,7 +434,12 @@ def run_eval(argv: list[str]) -> int:
         },
         "metrics": [str(m) for m in measures],
         "systems": [summarize(system, measures, data.qrels) for system in systems],
-        "versions": {"rerank-core": package_version(), "python": sys.version.split()[0]},
+        "run": {
+            "date": datetime.now(UTC).isoformat(timespec="seconds"),
+            "concurrency": args.concurrency,
+            "instruction": args.instruction,
+        },
+        "versions": versions(),
     }
     write_table(report, sys.stdout)
     if args.output:

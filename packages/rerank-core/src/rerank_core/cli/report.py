@@ -51,6 +51,7 @@ def plot_png(report: dict[str, Any]) -> bytes:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import FuncFormatter, MaxNLocator
     except ImportError:
         raise UserError('--plot needs matplotlib: pip install "rerank-core[eval]"') from None
     metric = report["metrics"][0]
@@ -66,7 +67,11 @@ def plot_png(report: dict[str, Any]) -> bytes:
         axes.scatter([latency], [system[metric]], s=60, zorder=3)
         axes.annotate(system["name"], (latency, system[metric]), textcoords="offset points", xytext=(6, 6))
     data = report["data"]
-    axes.set_xlabel("median latency per query (ms)")
+    # Seconds once a point passes a second, so ticks read "2.5", not "2500"; a few ticks, never crowded.
+    scale, unit = (1000.0, "s") if max(latencies, default=0.0) >= 1000 else (1.0, "ms")
+    axes.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value / scale:g}"))
+    axes.xaxis.set_major_locator(MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10]))
+    axes.set_xlabel(f"median latency per query ({unit})")
     axes.set_ylabel(metric)
     axes.set_title(f"{data['name']}: {data['queries']} queries, {data['first_stage']} top {data['depth']}")
     # Room right of the slowest point for its label; quality metrics live in 0..1.
@@ -85,6 +90,20 @@ def write_plot(report: dict[str, Any], path: Path) -> None:
     path.write_bytes(plot_png(report))
 
 
+def provenance(report: dict[str, Any]) -> str:
+    """When, how and with what the run scored, as an HTML list."""
+    run = report.get("run", {})
+    items = [f"date {run.get('date', '?')}, concurrency {run.get('concurrency', '?')}"]
+    if run.get("instruction"):
+        items.append(f"instruction: {run['instruction']}")
+    for system in report["systems"]:
+        scorer = system.get("scorer")
+        if scorer:
+            items.append(f"{system['name']}: " + ", ".join(f"{key} {value}" for key, value in scorer.items()))
+    items.append(", ".join(f"{name} {version}" for name, version in report.get("versions", {}).items()))
+    return "<ul>" + "".join(f"<li>{html.escape(item)}</li>" for item in items) + "</ul>"
+
+
 def write_html(report: dict[str, Any], path: Path) -> None:
     """One file with the table and, when matplotlib is installed, the picture inlined."""
     header, rows = cells(report)
@@ -100,9 +119,10 @@ def write_html(report: dict[str, Any], path: Path) -> None:
     path.write_text(
         f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title><style>"
         "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
-        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}td:first-child{text-align:left}</style>"
+        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}"
+        "td:first-child,th:first-child{text-align:left}</style>"
         f"</head><body><h1>{title}</h1><p>{data['queries']} queries; {html.escape(data['first_stage'])} top "
-        f"{data['depth']} reranked. Metrics by ir_measures; a failed query counts as 0.</p>"
+        f"{data['depth']} reranked. Metrics by ir_measures; a failed query counts as 0.</p>{provenance(report)}"
         f"<table><tr>{head}</tr>{body}</table>{picture}</body></html>\n",
         encoding="utf-8",
     )
