@@ -16,7 +16,7 @@ from collections.abc import Callable
 import pytest
 
 from rerank_core import ConfigurationError, HTTPReranker, RerankError
-from tests.core.transport_helpers import MODES, Mode, RecordedWaits, call
+from tests.core.transport_helpers import MODES, Mode, RecordedWaits, call, make_reranker
 from tests.support.emulator import Fault, ProviderEmulator
 
 StartEmulator = Callable[..., ProviderEmulator]
@@ -52,21 +52,8 @@ def everything(logs: pytest.LogCaptureFixture, *objects: object) -> str:
     return "\n".join(texts)
 
 
-def reranker_for(emu: ProviderEmulator, **kwargs: object) -> HTTPReranker:
-    reranker = HTTPReranker(
-        "generic",
-        model="m",
-        base_url=emu.base_url,
-        api_key=KEY,
-        headers={"X-Signature": SIGNATURE},
-        max_retries=1,
-        **kwargs,  # type: ignore[arg-type]
-    )
-    waits = RecordedWaits()
-    reranker.retry_policy = reranker.retry_policy.__class__(
-        max_retries=1, max_retry_after=reranker.retry_policy.max_retry_after, sleep=waits.sleep, asleep=waits.asleep
-    )
-    return reranker
+def reranker_for(emu: ProviderEmulator) -> HTTPReranker:
+    return make_reranker(emu, waits=RecordedWaits(), api_key=KEY, headers={"X-Signature": SIGNATURE}, max_retries=1)
 
 
 @pytest.mark.parametrize("mode", MODES)
