@@ -6,7 +6,7 @@ import ast
 import re
 from pathlib import Path
 
-from rerank_core.retry import NEVER_RETRY_STATUSES, RETRY_STATUSES, RetryPolicy
+from rerank_core.http.retry import NEVER_RETRY_STATUSES, RETRY_STATUSES, RetryPolicy
 
 GUIDE = Path(__file__).resolve().parents[2] / "docs" / "client.md"
 TEXT = GUIDE.read_text()

@@ -19,7 +19,7 @@ from rerank_core import (
     RerankError,
     RerankTimeoutError,
 )
-from rerank_core._errors_map import Scrubber, provider_message
+from rerank_core.http.error_mapping import Scrubber, provider_message
 
 StartEmulator = Callable[..., ProviderEmulator]
 QUERY = "apple pie"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 
-from rerank_core._inflight import InFlightLimit
+from rerank_core.http.inflight import InFlightLimit
 
 
 async def test_a_cancelled_waiter_leaks_no_slot() -> None:

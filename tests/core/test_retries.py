@@ -21,7 +21,7 @@ from rerank_core import (
     RerankError,
     RerankTimeoutError,
 )
-from rerank_core.retry import RetryPolicy, is_retryable, requested_wait
+from rerank_core.http.retry import RetryPolicy, is_retryable, requested_wait
 
 StartEmulator = Callable[..., ProviderEmulator]
 QUERY = "apple pie"

@@ -12,7 +12,7 @@ from tests.support.emulator import Fault, ProviderEmulator
 
 from rerank_core import HTTPReranker, RerankResponse
 from rerank_core.dialects import DIALECTS
-from rerank_core.retry import RetryPolicy
+from rerank_core.http.retry import RetryPolicy
 
 StartEmulator = Callable[..., ProviderEmulator]
 QUERY = "alpha beta gamma delta"

@@ -63,7 +63,7 @@ def test_the_timed_out_connection_is_closed_not_pooled(start_emulator: StartEmul
     with make_reranker(emu, waits=RecordedWaits(), timeout=1.0, max_retries=0) as reranker:
         with pytest.raises(RerankTimeoutError):
             reranker.rerank("apple", DOCS)
-        lease = reranker._sync_lease
+        lease = reranker._pool._sync_lease
         assert lease is not None
         assert lease.client._transport._pool.connections == []  # type: ignore[attr-defined]
         response = reranker.rerank("apple", DOCS)

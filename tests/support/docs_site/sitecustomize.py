@@ -80,7 +80,7 @@ def patch_function(attribute: str) -> Callable[[ModuleType], None]:
 
 
 PATCHES: dict[str, Callable[[ModuleType], None]] = {
-    "rerank_core.http": patch_http,
+    "rerank_core.http.reranker": patch_http,
     "rerank_core.engines": patch_function("local_cross_encoder"),
     "rerank_core.onnx_engine": patch_class("OnnxCrossEncoder"),
     "rerank_core.local": patch_class("LocalCrossEncoder"),

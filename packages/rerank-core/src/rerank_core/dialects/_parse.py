@@ -11,8 +11,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from rerank_core._errors_map import error_message
 from rerank_core.errors import ResponseFormatError
+from rerank_core.http.error_mapping import error_message
 
 LIST_KEYS = ("results", "data", "rankings")
 SCORE_KEYS = ("relevance_score", "score", "logit")

@@ -150,7 +150,7 @@ SCRUBBED_LOGGERS = (
     "httpcore.http2",
     "httpcore.proxy",
     "rerank_core",
-    "rerank_core.http",
+    "rerank_core.http.reranker",
     "rerank_core.fallback",
     "rerank_core.cache",
     "rerank_core.chunking",

@@ -1,38 +1,41 @@
 """`HTTPReranker`: any hosted or self-hosted rerank API, spoken through its dialect.
 
-The dialect builds bodies and reads answers; this module moves them: pooled httpx clients (sync and native
-async), a reranker-wide fair limit on requests in flight, a deadline per attempt, retries, batching with bounded
+The dialect builds bodies and reads answers; this module moves them: through the pooled clients (`pool.py`), to
+the least busy of the deployment's replicas (`replicas.py`), under a reranker-wide fair limit on requests in
+flight (`inflight.py`), with a deadline per attempt (`deadline.py`), retries (`retry.py`), batching with bounded
 fan-out, splitting of batches the provider finds too large (or that time out), a cap on response size, and checks
-that the provider answered for every document it was asked about.
+that the provider answered for every document it was asked about. Failures become typed errors in
+`error_mapping.py`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
-import math
 import os
 import re
-import ssl
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeoutError
 from dataclasses import dataclass
 from functools import cached_property
 from importlib import metadata
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 import httpx
 from pydantic import SecretStr
 
 from rerank_core import tracing
-from rerank_core._deadline import attempt_deadline, deadline_client
-from rerank_core._errors_map import (
+from rerank_core._json import dumps as encode_json
+from rerank_core._secret_names import looks_secret
+from rerank_core.base import Normalize, Reranker, Scores
+from rerank_core.dialects import ParsedResponse, get_dialect
+from rerank_core.errors import ConfigurationError, RerankError
+from rerank_core.http.deadline import attempt_deadline
+from rerank_core.http.error_mapping import (
     LOG_SCRUBBING,
     Scrubber,
     basic_credentials,
@@ -44,12 +47,10 @@ from rerank_core._errors_map import (
     truncate,
     with_context,
 )
-from rerank_core._inflight import InFlightLimit
-from rerank_core._json import dumps as encode_json
-from rerank_core._secret_names import looks_secret
-from rerank_core.base import Normalize, Reranker, Scores
-from rerank_core.dialects import ParsedResponse, get_dialect
-from rerank_core.errors import ConfigurationError, RerankError
+from rerank_core.http.inflight import InFlightLimit
+from rerank_core.http.pool import ASYNC_POOL_SHARD, ClientPool
+from rerank_core.http.replicas import Replica, Replicas
+from rerank_core.http.retry import RetryPolicy
 from rerank_core.limits import (
     DEFAULT_MAX_RESPONSE_BYTES,
     DEFAULT_MAX_RETRY_AFTER,
@@ -57,7 +58,6 @@ from rerank_core.limits import (
     MAX_TIMEOUT,
 )
 from rerank_core.models import Document, Usage
-from rerank_core.retry import RetryPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -70,9 +70,6 @@ _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 ERROR_BODY_LIMIT = 64 * 1024
 """Bytes of an error answer read for its message; the rest is not needed."""
 DEFAULT_MAX_CONNECTIONS = 32
-ASYNC_POOL_SHARD = 8
-"""Connections per owned AsyncClient. httpcore's async pool scans every connection for every queued request, so
-one pool of 64 costs more CPU than the network; several pools of 8, one per block of slots, keep that flat."""
 
 _LIVE: weakref.WeakSet[HTTPReranker] = weakref.WeakSet()
 """Every reranker alive in this process, so a forked child can reset them (weakly held: never kept alive)."""
@@ -85,8 +82,6 @@ def _reset_after_fork() -> None:
 
 if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
     os.register_at_fork(after_in_child=_reset_after_fork)
-
-ClientT = TypeVar("ClientT", httpx.Client, list[httpx.AsyncClient])
 
 
 @dataclass
@@ -130,15 +125,6 @@ class _Step:
     """Retries spent so far, carried over to the halves of a split batch."""
 
 
-@dataclass(eq=False)
-class _Lease(Generic[ClientT]):
-    """A pooled client and the calls using it: `close()` during a call lets the call finish on it."""
-
-    client: ClientT
-    users: int = 0
-    retired: bool = False
-
-
 class HTTPReranker(Reranker):
     """A reranker backed by a provider's rerank endpoint.
 
@@ -152,7 +138,7 @@ class HTTPReranker(Reranker):
         *,
         model: str | None = None,
         api_key: str | None = None,
-        base_url: str | None = None,
+        base_url: str | Sequence[str] | None = None,
         timeout: float = 30.0,
         max_retries: int = 2,
         max_documents_per_request: int | None = None,
@@ -208,45 +194,42 @@ class HTTPReranker(Reranker):
         # Lower-cased, so a caller's header replaces ours instead of going out next to it.
         self._extra_headers = _check_headers(headers, self.provider)
         cloud_auth = self.dialect.request_auth(self.options)  # first: it may resolve the region or project
-        self.base_url = _resolve_base_url(base_url, self.dialect.default_base_url_for(key), self.provider)
-        url = httpx.URL(self.dialect.url(self.base_url, self.options, model=self.model))
-        # Credentials in the URL go out as a header, so the URL that httpx logs carries no password.
-        userinfo = httpx.BasicAuth(url.username, url.password) if url.username or url.password else None
-        self.url = str(url.copy_with(username=None, password=None)) if userinfo else str(url)
-        self._auth: httpx.Auth | None = cloud_auth or userinfo
-        self._wire_url = httpx.URL(self.url)  # parsed once: httpx parses a str URL again on every request
+        default_base = self.dialect.default_base_url_for(key)
+        self.base_urls = [_resolve_base_url(base, default_base, self.provider) for base in _replica_list(base_url)]
+        self.base_url = self.base_urls[0]
+        urls = [httpx.URL(self.dialect.url(base, self.options, model=self.model)) for base in self.base_urls]
         secret_headers = [v for k, v in self._extra_headers.items() if looks_secret(k)]
-        self._scrub = Scrubber([key, *basic_credentials(url.username, url.password), *secret_headers])
+        credentials = [secret for url in urls for secret in basic_credentials(url.username, url.password)]
+        self._scrub = Scrubber([key, *credentials, *secret_headers])
         LOG_SCRUBBING.scrubbers.add(self._scrub)
-        self._traced_url = self._scrub(self.url)
+        self._replicas = Replicas([self._replica(url, cloud_auth) for url in urls])
+        self.urls = [str(replica.url) for replica in self._replicas.replicas]
+        self.url = self.urls[0]
         self._request_headers = self._build_headers()
 
-        self._given_client = http_client
-        self._given_async_client = async_http_client
+        self._pool = ClientPool(self.max_connections, http_client=http_client, async_http_client=async_http_client)
         self._in_flight = InFlightLimit(self.max_connections)
-        self._sync_lease: _Lease[httpx.Client] | None = None
-        # One owned AsyncClient per event loop: pooled connections belong to the loop that opened them.
-        self._async_leases: dict[asyncio.AbstractEventLoop, _Lease[list[httpx.AsyncClient]]] = {}
-        self._closing: set[asyncio.Task[None]] = set()
-        self._lock = threading.Lock()
         _LIVE.add(self)
 
-    def _after_fork_in_child(self) -> None:
-        """In a forked child: forget the parent's pools, slots and lock, and build fresh ones on next use.
+    def _replica(self, url: httpx.URL, cloud_auth: httpx.Auth | None) -> Replica:
+        # Credentials in the URL go out as a header, so the URL that httpx logs carries no password.
+        userinfo = httpx.BasicAuth(url.username, url.password) if url.username or url.password else None
+        bare = url.copy_with(username=None, password=None) if userinfo else url
+        return Replica(url=bare, shown=self._scrub(str(bare)), auth=cloud_auth or userinfo)
 
-        The pooled sockets are the parent's too, so sharing them would cross answers between the processes; they
-        are abandoned, not closed (closing would end the parent's connections: a FIN, a TLS close_notify)."""
-        self._lock = threading.Lock()  # another thread may have held it at the fork; that thread is gone
+    def _after_fork_in_child(self) -> None:
+        """In a forked child: forget the parent's pools and slots, and build fresh ones on next use: the pooled
+        sockets are the parent's too, so sharing them would cross answers between the processes."""
+        self._pool.after_fork_in_child()
         self._in_flight = InFlightLimit(self.max_connections)  # slots held by the parent's calls never come back
-        self._sync_lease = None
-        self._async_leases = {}
-        self._closing = set()
+        self._replicas.after_fork_in_child()
 
     @property
     def scoring_signature(self) -> str:
         # The endpoint too: two self-hosted servers may serve different models under one (or no) model name.
         options = json.dumps(self.options, sort_keys=True, default=str)
-        return "\x00".join((super().scoring_signature, self._scrub(self.url), options))
+        endpoints = " ".join(sorted(self._scrub(url) for url in self.urls))
+        return "\x00".join((super().scoring_signature, endpoints, options))
 
     def scored_content(self, document: Document) -> str:
         # Exactly what goes on the wire for this document (the dialect decides), for the score cache's key.
@@ -264,8 +247,12 @@ class HTTPReranker(Reranker):
     def __repr__(self) -> str:
         return (
             f"HTTPReranker(provider={self.provider!r}, model={self.model!r}, "
-            f"base_url={self._scrub(self.base_url)!r}, timeout={self.timeout:g}, max_retries={self.max_retries})"
+            f"base_url={self._shown_base_url()!r}, timeout={self.timeout:g}, max_retries={self.max_retries})"
         )
+
+    def _shown_base_url(self) -> str | list[str]:
+        shown = [self._scrub(base) for base in self.base_urls]
+        return shown[0] if len(shown) == 1 else shown
 
     # -- scoring ----------------------------------------------------------------------------------------------
 
@@ -289,7 +276,7 @@ class HTTPReranker(Reranker):
 
     def _scored(self, query: str, documents: list[Document], top_n: int | None, instruction: str | None) -> Scores:
         self._refuse_to_wait_on_own_loop()
-        with self._use_sync_client() as client:
+        with self._pool.sync_client() as client:
             spans = self._spans(len(documents))
             gate = threading.BoundedSemaphore(self.max_concurrency)
             if len(spans) == 1:
@@ -316,7 +303,7 @@ class HTTPReranker(Reranker):
     async def _ascored(
         self, query: str, documents: list[Document], top_n: int | None, instruction: str | None
     ) -> Scores:
-        async with self._use_async_clients() as clients:
+        async with self._pool.async_clients() as clients:
             gate = asyncio.Semaphore(self.max_concurrency)
             jobs = [
                 self._ascore_span(clients, gate, query, documents[a:b], a, top_n, 0, instruction)
@@ -359,11 +346,11 @@ class HTTPReranker(Reranker):
         """One batch with its retries; split in halves when the provider finds it too large, or after a timeout
         or a 5xx (a smaller retry is likelier to pass, and a deterministic failure is narrowed to its document)."""
         content, batch_top_n = self._body(query, documents, top_n, instruction)
+        last: Replica | None = None
         while True:
-            with gate, tracing.request_span(self.provider, self._traced_url, len(documents)) as request:
-                answer = self._attempt(client, content)
-                request.answered(*_traced_outcome(answer))
-            step = self._outcome(answer, retries, len(documents), offset, batch_top_n)
+            with gate:
+                answer, last = self._attempt(client, content, len(documents), last)
+            step = self._outcome(answer, retries, len(documents), offset, batch_top_n, last)
             if isinstance(step, _Part):
                 return [step]
             if step.delay is not None:
@@ -399,12 +386,11 @@ class HTTPReranker(Reranker):
         instruction: str | None = None,
     ) -> list[_Part]:
         content, batch_top_n = self._body(query, documents, top_n, instruction)
+        last: Replica | None = None
         while True:
             async with gate:
-                with tracing.request_span(self.provider, self._traced_url, len(documents)) as request:
-                    answer = await self._aattempt(clients, content)
-                    request.answered(*_traced_outcome(answer))
-            step = self._outcome(answer, retries, len(documents), offset, batch_top_n)
+                answer, last = await self._aattempt(clients, content, len(documents), last)
+            step = self._outcome(answer, retries, len(documents), offset, batch_top_n, last)
             if isinstance(step, _Part):
                 return [step]
             if step.delay is not None:
@@ -422,14 +408,29 @@ class HTTPReranker(Reranker):
 
     # -- one attempt ------------------------------------------------------------------------------------------
 
-    def _attempt(self, client: httpx.Client, content: bytes) -> _Answer | httpx.TransportError:
-        """Send once and read the whole answer. The wait for a free slot comes first and is not timed."""
-        with self._in_flight.hold(), attempt_deadline(self.timeout) as deadline:
+    def _attempt(
+        self, client: httpx.Client, content: bytes, n_documents: int, avoid: Replica | None
+    ) -> tuple[_Answer | httpx.TransportError, Replica]:
+        """Send once to the least busy replica (not `avoid`, where another will do) and read the whole answer.
+        The wait for a free slot comes first and is not timed."""
+        with (
+            self._in_flight.hold(),
+            self._replicas.use(avoid) as replica,
+            tracing.request_span(self.provider, replica.shown, n_documents) as span,
+        ):
+            started = time.monotonic()
+            answer = self._send(client, replica, content)
+            self._replicas.report(replica, _healthy(answer), time.monotonic() - started)
+            span.answered(*_traced_outcome(answer))
+            return answer, replica
+
+    def _send(self, client: httpx.Client, replica: Replica, content: bytes) -> _Answer | httpx.TransportError:
+        with attempt_deadline(self.timeout) as deadline:
             try:
                 request = client.build_request(
-                    "POST", self._wire_url, content=content, headers=self._request_headers, timeout=self.timeout
+                    "POST", replica.url, content=content, headers=self._request_headers, timeout=self.timeout
                 )
-                response = client.send(request, stream=True, follow_redirects=False, **self._auth_argument())
+                response = client.send(request, stream=True, follow_redirects=False, **_auth_argument(replica))
                 try:
                     return self._read(response, response.iter_bytes(), deadline)
                 finally:
@@ -441,30 +442,42 @@ class HTTPReranker(Reranker):
                     return _closed_client()
                 raise
 
-    async def _aattempt(self, clients: list[httpx.AsyncClient], content: bytes) -> _Answer | httpx.TransportError:
+    async def _aattempt(
+        self, clients: list[httpx.AsyncClient], content: bytes, n_documents: int, avoid: Replica | None
+    ) -> tuple[_Answer | httpx.TransportError, Replica]:
         async with self._in_flight.ahold() as slot:
             client = clients[slot // ASYNC_POOL_SHARD % len(clients)]  # each slot has a connection of its own
-            try:
-                async with asyncio.timeout(self.timeout):  # the whole attempt, slow-drip bodies included
-                    request = client.build_request(
-                        "POST", self._wire_url, content=content, headers=self._request_headers, timeout=self.timeout
-                    )
-                    response = await client.send(request, stream=True, follow_redirects=False, **self._auth_argument())
-                    try:
-                        return await self._aread(response)
-                    finally:
-                        await response.aclose()
-            except TimeoutError:
-                return httpx.ReadTimeout(f"no complete answer within {self.timeout:g} s")
-            except httpx.TransportError as exc:
-                return exc
-            except RuntimeError:
-                if client.is_closed:
-                    return _closed_client()
-                raise
+            with (
+                self._replicas.use(avoid) as replica,
+                tracing.request_span(self.provider, replica.shown, n_documents) as span,
+            ):
+                started = time.monotonic()
+                answer = await self._asend(client, replica, content)
+                self._replicas.report(replica, _healthy(answer), time.monotonic() - started)
+                span.answered(*_traced_outcome(answer))
+                return answer, replica
 
-    def _auth_argument(self) -> dict[str, httpx.Auth]:
-        return {"auth": self._auth} if self._auth is not None else {}
+    async def _asend(
+        self, client: httpx.AsyncClient, replica: Replica, content: bytes
+    ) -> _Answer | httpx.TransportError:
+        try:
+            async with asyncio.timeout(self.timeout):  # the whole attempt, slow-drip bodies included
+                request = client.build_request(
+                    "POST", replica.url, content=content, headers=self._request_headers, timeout=self.timeout
+                )
+                response = await client.send(request, stream=True, follow_redirects=False, **_auth_argument(replica))
+                try:
+                    return await self._aread(response)
+                finally:
+                    await response.aclose()
+        except TimeoutError:
+            return httpx.ReadTimeout(f"no complete answer within {self.timeout:g} s")
+        except httpx.TransportError as exc:
+            return exc
+        except RuntimeError:
+            if client.is_closed:
+                return _closed_client()
+            raise
 
     def _read(self, response: httpx.Response, chunks: Iterator[bytes], deadline: float) -> _Answer:
         """Read the decoded body chunk by chunk, up to the size cap and the attempt's deadline."""
@@ -500,12 +513,13 @@ class HTTPReranker(Reranker):
         n_documents: int,
         offset: int,
         batch_top_n: int | None,
+        replica: Replica,
     ) -> _Part | _Step:
         """The parsed part of a success, else what to do next; raises once retries are spent."""
         if isinstance(answer, httpx.TransportError):
             delay = self.retry_policy.delay(retries, None, None)
             if delay is None:
-                raise self._transport_error(answer, retries + 1)
+                raise self._transport_error(answer, retries + 1, replica)
             self._log_retry(delay, retries, _describe_exception(answer, self._scrub))
             split = n_documents > 1 and isinstance(answer, httpx.TimeoutException)
             if split:
@@ -621,9 +635,14 @@ class HTTPReranker(Reranker):
             max_retry_after=self.retry_policy.max_retry_after,
         )
 
-    def _transport_error(self, exc: httpx.TransportError, attempts: int) -> RerankError:
+    def _transport_error(self, exc: httpx.TransportError, attempts: int, replica: Replica) -> RerankError:
         return error_from_exception(
-            exc, provider=self.provider, url=self.url, timeout=self.timeout, attempts=attempts, scrub=self._scrub
+            exc,
+            provider=self.provider,
+            url=str(replica.url),
+            timeout=self.timeout,
+            attempts=attempts,
+            scrub=self._scrub,
         )
 
     def _log_retry(self, delay: float, retries_done: int, reason: str) -> None:
@@ -643,112 +662,19 @@ class HTTPReranker(Reranker):
 
     # -- clients ----------------------------------------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def _use_sync_client(self) -> Iterator[httpx.Client]:
-        if self._given_client is not None:
-            yield self._given_client
-            return
-        with self._lock:
-            if self._sync_lease is None:
-                self._sync_lease = _Lease(deadline_client(self._limits(self.max_connections), self._ssl_context))
-            lease = self._sync_lease
-            lease.users += 1
-        try:
-            yield lease.client
-        finally:
-            if self._release(lease):
-                lease.client.close()
-
-    @contextlib.asynccontextmanager
-    async def _use_async_clients(self) -> AsyncIterator[list[httpx.AsyncClient]]:
-        if self._given_async_client is not None:
-            yield [self._given_async_client]
-            return
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            lease = self._async_leases.get(loop)
-            if lease is None:
-                # Forget clients of loops that are gone (e.g. an earlier `asyncio.run`); they cannot be reused.
-                for stale in [old for old in self._async_leases if old.is_closed()]:
-                    del self._async_leases[stale]
-                shards = math.ceil(self.max_connections / ASYNC_POOL_SHARD)
-                size = min(self.max_connections, ASYNC_POOL_SHARD)
-                clients = [
-                    httpx.AsyncClient(limits=self._limits(size), follow_redirects=False, verify=self._ssl_context)
-                    for _ in range(shards)
-                ]
-                lease = self._async_leases[loop] = _Lease(clients)
-            lease.users += 1
-        try:
-            yield lease.client
-        finally:
-            if self._release(lease):
-                await _aclose_all(lease.client)
-
-    def _release(self, lease: _Lease[Any]) -> bool:
-        """One call is done with `lease`: True if it was retired meanwhile and this was its last user."""
-        with self._lock:
-            lease.users -= 1
-            return lease.retired and lease.users == 0
-
-    def _retire(self, lease: _Lease[Any]) -> bool:
-        """Under the lock: no new call gets `lease`; True if nobody is using it (close it now)."""
-        lease.retired = True
-        return lease.users == 0
-
-    @cached_property
-    def _ssl_context(self) -> ssl.SSLContext:
-        # One per reranker, shared by its pools: building one reads the CA bundle, which costs more than a request.
-        return httpx.create_ssl_context()
-
-    def _limits(self, size: int) -> httpx.Limits:
-        # Exactly as many connections as slots that lead to this client: a request never waits in httpx's pool.
-        return httpx.Limits(max_connections=size, max_keepalive_connections=size)
-
     def warm_up(self) -> None:
         """Open the pooled sync client now (connections themselves open on first use)."""
-        with self._use_sync_client():
+        with self._pool.sync_client():
             pass
 
     def close(self) -> None:
         """Close the pooled clients this reranker opened (never ones passed in). It reopens them if used again.
 
         A call still running keeps its client until it finishes; the client is closed then."""
-        with self._lock:
-            sync_lease, self._sync_lease = self._sync_lease, None
-            sync_idle = sync_lease is not None and self._retire(sync_lease)
-            idle_async = [(loop, lease) for loop, lease in self._async_leases.items() if self._retire(lease)]
-            self._async_leases.clear()
-        if sync_lease is not None and sync_idle:
-            sync_lease.client.close()
-        for loop, lease in idle_async:
-            self._close_on_loop(loop, lease.client)
+        self._pool.close()
 
     async def aclose(self) -> None:
-        with self._lock:
-            lease = self._async_leases.pop(asyncio.get_running_loop(), None)
-            idle = lease is not None and self._retire(lease)
-        if lease is not None and idle:
-            await _aclose_all(lease.client)
-        self.close()
-
-    def _close_on_loop(self, loop: asyncio.AbstractEventLoop, clients: list[httpx.AsyncClient]) -> None:
-        """Close an AsyncClient from sync code, on the loop its connections belong to, if that loop still lives."""
-        if loop.is_closed():
-            return  # its connections died with the loop
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
-            task = loop.create_task(_aclose_all(clients))
-            self._closing.add(task)  # keep a reference until done
-            task.add_done_callback(self._closing.discard)
-        elif loop.is_running():  # in another thread: close there, and wait a little for it
-            with contextlib.suppress(FutureTimeoutError):
-                asyncio.run_coroutine_threadsafe(_aclose_all(clients), loop).result(timeout=5)
-        else:
-            loop.run_until_complete(_aclose_all(clients))
+        await self._pool.aclose()
 
 
 def _traced_outcome(answer: _Answer | httpx.TransportError) -> tuple[int | None, BaseException | None]:
@@ -773,9 +699,35 @@ async def _gather(jobs: Sequence[Any]) -> list[_Part]:
     return [part for parts in answers for part in parts]
 
 
-async def _aclose_all(clients: list[httpx.AsyncClient]) -> None:
-    for client in clients:
-        await client.aclose()
+def _healthy(answer: _Answer | httpx.TransportError) -> bool | None:
+    """What an attempt says of its replica's health: no answer or a 5xx counts against it; a 429 says nothing
+    (the server is up, only busy); anything else is an answer from a working server."""
+    if isinstance(answer, httpx.TransportError):
+        return False
+    if answer.status_code == 429:
+        return None
+    return answer.status_code < 500
+
+
+def _auth_argument(replica: Replica) -> dict[str, httpx.Auth]:
+    return {"auth": replica.auth} if replica.auth is not None else {}
+
+
+def _replica_list(base_url: str | Sequence[str] | None) -> list[str | None]:
+    """The base URLs of the deployment's replicas: one URL, or a list of them (None: the provider's default)."""
+    if base_url is None or isinstance(base_url, str):
+        return [base_url]
+    if not isinstance(base_url, Sequence) or not base_url:
+        raise ConfigurationError(
+            f"base_url must be a URL or a non-empty list of the replicas' URLs, not {base_url!r}",
+            hint='e.g. base_url=["http://tei-0:8080", "http://tei-1:8080"]',
+        )
+    for item in base_url:
+        if not isinstance(item, str) or not item:
+            raise ConfigurationError(f"each base_url in the list must be a URL string, not {item!r}")
+    if len(set(base_url)) != len(base_url):
+        raise ConfigurationError("base_url lists a replica twice", hint="Name each replica once")
+    return list(base_url)
 
 
 def _closed_client() -> httpx.TransportError:
