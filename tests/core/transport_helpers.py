@@ -34,11 +34,15 @@ class RecordedWaits:
 
 
 def make_reranker(
-    target: ProviderEmulator | str, *, waits: RecordedWaits | None = None, api_key: str = API_KEY, **kwargs: Any
+    target: ProviderEmulator | str | list[str],
+    *,
+    waits: RecordedWaits | None = None,
+    api_key: str = API_KEY,
+    **kwargs: Any,
 ) -> HTTPReranker:
-    """A generic-dialect reranker for an emulator (or any base URL)."""
+    """A generic-dialect reranker for an emulator (or any base URL, or a list of replicas' base URLs)."""
     kwargs.setdefault("model", "test-model")
-    base_url = target if isinstance(target, str) else target.base_url
+    base_url = target.base_url if isinstance(target, ProviderEmulator) else target
     reranker = HTTPReranker("generic", base_url=base_url, api_key=api_key, **kwargs)
     if waits is not None:
         reranker.retry_policy = dataclasses.replace(reranker.retry_policy, sleep=waits.sleep, asleep=waits.asleep)

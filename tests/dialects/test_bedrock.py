@@ -326,7 +326,14 @@ def test_credentials_never_appear_in_reprs_configs_logs_or_errors(
         with pytest.raises(AuthenticationError) as caught:
             reranker.rerank(QUERY, ["red apple"])
     seen = " ".join(
-        [repr(reranker), repr(reranker._auth), str(caught.value), repr(caught.value), caplog.text, str(vars(reranker))]
+        [
+            repr(reranker),
+            repr(reranker._replicas.replicas[0].auth),
+            str(caught.value),
+            repr(caught.value),
+            caplog.text,
+            str(vars(reranker)),
+        ]
     )
     assert "retry 1 of 1" in caplog.text
     for secret in (SECRET, TOKEN):

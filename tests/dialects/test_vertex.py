@@ -253,7 +253,15 @@ def test_tokens_and_keys_never_appear_in_reprs_logs_or_errors(
         emu.fail_always(Fault(status=401, body=emu.app.error_body(401, "Request had invalid authentication")))
         with pytest.raises(AuthenticationError) as caught:
             reranker.rerank(QUERY, DOCS)
-        seen = " ".join([repr(reranker), repr(reranker._auth), str(caught.value), caplog.text, str(vars(reranker))])
+        seen = " ".join(
+            [
+                repr(reranker),
+                repr(reranker._replicas.replicas[0].auth),
+                str(caught.value),
+                caplog.text,
+                str(vars(reranker)),
+            ]
+        )
     assert "ya29." not in seen
     assert adc.splitlines()[1] not in seen  # a line of the private key
 

@@ -67,6 +67,13 @@ def _not_bool(value: Any) -> Any:
     return value
 
 
+def replica_urls(text: str) -> str | list[str]:
+    """A base URL as written in an environment variable or on the command line: one URL, or the replicas of one
+    deployment separated by commas (or spaces)."""
+    urls = text.replace(",", " ").split()
+    return urls[0] if len(urls) == 1 else urls
+
+
 def default_overlap(max_tokens_per_document: int) -> int:
     """The overlap used when none is set: an eighth of the budget (64 tokens for the default 512)."""
     return max_tokens_per_document // 8
@@ -79,7 +86,8 @@ class RerankerConfig(BaseModel):
 
     provider: str = "local"
     model: str | None = None
-    base_url: str | None = None
+    base_url: str | list[str] | None = None
+    """The server's address; a list for the replicas of one deployment (each request goes to the least busy)."""
     api_key_env: str | None = None
     """Name of the environment variable holding the API key (default: the provider's own, e.g. COHERE_API_KEY)."""
     api_key: SecretStr | None = Field(default=None, exclude=True, repr=False)
@@ -231,7 +239,7 @@ class RerankerConfig(BaseModel):
         if env.get(ENV_MODEL):
             data["model"] = env[ENV_MODEL]
         if env.get(ENV_BASE_URL):
-            data["base_url"] = env[ENV_BASE_URL]
+            data["base_url"] = replica_urls(env[ENV_BASE_URL])
         return cls.from_mapping(data, source="RERANK_* environment variables")
 
     @classmethod

@@ -133,6 +133,23 @@ class LazyReranker:
         self.__init__(state["reranker"], api_key=state["api_key"], settings=state["settings"])  # type: ignore[misc]
 
 
+def current_reranker(
+    lazy: LazyReranker | None,
+    reranker: RerankerLike,
+    *,
+    api_key: str | None = None,
+    settings: Mapping[str, Any] | None = None,
+) -> LazyReranker:
+    """The wrappers' one rebuild rule: keep `lazy` while the wrapper's `reranker`, key and backend settings are
+    the ones it was made from; when any was assigned since, build anew and close the one it replaces (a call still
+    running on it finishes first)."""
+    if lazy is not None and lazy.describes(reranker, api_key=api_key, settings=settings):
+        return lazy
+    if lazy is not None:
+        lazy.close()
+    return LazyReranker(reranker, api_key=api_key, settings=settings)
+
+
 def share_reranker_object(reranker: RerankerLike, memo: dict[int, Any]) -> None:
     """Make a deep copy of a wrapper share a ready `Reranker` object (like a client) instead of copying it."""
     if isinstance(reranker, Reranker):

@@ -30,7 +30,7 @@ def load_reranker(
     spec: ConfigSource = None,
     *,
     api_key: str | None = None,
-    base_url: str | None = None,
+    base_url: str | list[str] | None = None,
     timeout: float | None = None,
     max_retries: int | None = None,
     max_documents_per_request: int | None = None,

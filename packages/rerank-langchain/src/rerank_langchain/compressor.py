@@ -18,6 +18,7 @@ from rerank_core.integration import (
     RerankerLike,
     arerank,
     check_threshold,
+    current_reranker,
     output_metadata,
     public_config,
     refuse_pickling,
@@ -89,6 +90,27 @@ class RerankCompressor(BaseDocumentCompressor):
         """Async twin of `warm_up`: the loading runs in a worker thread, so the event loop keeps running."""
         await self._current().awarm_up()
 
+    def close(self) -> None:
+        """Release the connections or model of a reranker this wrapper built (one passed in belongs to the
+        caller). The next call builds it again."""
+        self._lazy.close()
+
+    async def aclose(self) -> None:
+        """Async twin of `close`."""
+        await self._lazy.aclose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
     def rerank(
         self, documents: Sequence[str | Document | dict[str, Any]], query: str, *, top_n: int | None = -1
     ) -> list[dict[str, Any]]:
@@ -120,9 +142,7 @@ class RerankCompressor(BaseDocumentCompressor):
 
     def _current(self) -> LazyReranker:
         """The reranker for the current settings; rebuilt if `reranker` or `api_key` was assigned since."""
-        key = _secret(self.api_key)
-        if not self._lazy.describes(self.reranker, api_key=key):
-            self._lazy = LazyReranker(self.reranker, api_key=key)
+        self._lazy = current_reranker(self._lazy, self.reranker, api_key=_secret(self.api_key))
         return self._lazy
 
     def _top_n(self, top_n: int | None) -> int | None:

@@ -27,7 +27,7 @@ from rerank_core.cli.flags import add_common_flags, apply_flags, package_version
 from rerank_core.cli.inputs import FORMATS, Query, Source, detect_format, iter_documents, parse_queries
 from rerank_core.cli.output import Writer
 from rerank_core.cli.run import Settings, rerank_many, rerank_stream
-from rerank_core.config import RerankerConfig
+from rerank_core.config import RerankerConfig, replica_urls
 from rerank_core.errors import ConfigurationError, InvalidInputError, RerankError
 from rerank_core.loader import load_reranker
 from rerank_core.models import validate_query
@@ -54,7 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--provider", help='provider or "provider:model" (default: RERANK_PROVIDER, else local)')
     parser.add_argument("--model", help="model name (or a local model directory for --provider local)")
-    parser.add_argument("--base-url", help="provider base URL (self-hosted servers, proxies)")
+    parser.add_argument(
+        "--base-url",
+        help="provider base URL (self-hosted servers, proxies); replicas of one deployment separated by commas",
+    )
     parser.add_argument("--config", metavar="FILE", help="a .toml/.yaml/.json config file (default: RERANK_CONFIG)")
     parser.add_argument("--top-n", type=int, help="return only the N best documents")
     parser.add_argument("--score-threshold", type=float, help="drop documents scoring below this")
@@ -84,7 +87,7 @@ def reranker_config(args: argparse.Namespace) -> RerankerConfig:
     if args.model:
         flags["model"] = args.model
     if args.base_url:
-        flags["base_url"] = args.base_url
+        flags["base_url"] = replica_urls(args.base_url)
     if args.normalize:
         flags["normalize"] = args.normalize
     return apply_flags(config.with_overrides(flags), args)

@@ -1,10 +1,11 @@
 """`Replicas`: the servers of one deployment, and which of them the next request goes to.
 
 Every request (each batch of a fanned-out call, each retry) picks a replica on its own, so pooled keep-alive
-connections cannot pin a busy client to one server. The pick is the least busy healthy replica: fewest requests
-in flight, then the lower recent latency (replicas within a factor of two count as equally fast, and among equals
-the one used longest ago goes first, so equal servers share the load evenly). A retry avoids the replica that just
-failed when another is usable.
+connections cannot pin a busy client to one server. The pick is the healthy replica that should answer soonest:
+its requests in flight (plus this one) times its recent latency. Replicas within `SIMILAR_WAIT` of the best count
+as equal, and among equals the one used longest ago goes first, so equal servers take turns; a replica 25 times
+slower than the others gets a request only once they are each about that many requests deep. A retry avoids the
+replica that just failed when another is usable.
 
 Health is passive, read off real requests, per replica: after `FAILURES_TO_OPEN` failures in a row (no answer, or
 a 5xx) the replica's circuit opens and it gets no requests for a cooldown that doubles with each relapse. When the
@@ -30,8 +31,11 @@ LATENCY_WEIGHT = 0.3
 """Weight of the newest sample in a replica's moving average of latency."""
 LATENCY_MEMORY = 30.0
 """Seconds after which a replica's latency figure is forgotten: a server slow once is tried again, not shunned."""
-SIMILAR_LATENCY = 2.0
-"""Replicas within this factor of the fastest count as equally fast."""
+LATENCY_SLACK = 0.005
+"""Seconds added to every latency figure: on a fast network, scheduling noise alone doubles a latency of a
+millisecond, and that must not decide where requests go."""
+SIMILAR_WAIT = 1.5
+"""Replicas whose expected wait is within this factor of the best count as equally good."""
 
 
 @dataclass(eq=False)
@@ -43,13 +47,15 @@ class Replica:
     auth: httpx.Auth | None = None
     """Credentials that were in the URL, sent as a header instead."""
     in_flight: int = 0
+    answers: int = 0
     latency: float | None = None
     measured_at: float = 0.0
     last_picked: float = 0.0
     failures: int = 0
     """Failures in a row."""
     open_until: float = 0.0
-    cooldown: float = FIRST_COOLDOWN
+    cooldown: float = 0.0
+    """How long the circuit stays open this time (0 while it has not opened since the last success)."""
     probing: bool = False
     """A request is testing whether this replica is back; others keep away until it answers."""
 
@@ -92,7 +98,10 @@ class Replicas:
                 ]
                 if avoid is not None and len(usable) > 1:
                     usable = [r for r in usable if r is not avoid] or usable
-                chosen = min(usable, key=lambda r: self._busyness(r, usable, now))
+                waits = _expected_waits(usable, now)
+                best = min(waits)
+                equal = [replica for replica, wait in zip(usable, waits, strict=True) if wait <= best * SIMILAR_WAIT]
+                chosen = min(equal, key=lambda r: r.last_picked)
             probe = chosen.failures >= FAILURES_TO_OPEN and not chosen.probing
             if probe:
                 chosen.probing = True  # its cooldown is over (or nothing else is left): this request tests it
@@ -100,32 +109,33 @@ class Replicas:
             chosen.last_picked = now
             return chosen, probe
 
-    def _busyness(self, replica: Replica, among: list[Replica], now: float) -> tuple[int, bool, float]:
-        known = [latency for r in among if (latency := r.recent_latency(now)) is not None]
-        latency = replica.recent_latency(now)
-        slow = latency is not None and bool(known) and latency > SIMILAR_LATENCY * min(known)
-        return replica.in_flight, slow, replica.last_picked
-
     def report(self, replica: Replica, healthy: bool | None, elapsed: float) -> None:
         """One request's outcome: answered by a working server (True), failed (False), or no news (None)."""
         if healthy is None:
             return
         with self._lock:
             now = time.monotonic()
-            if healthy:
+            if healthy and replica.answers == 0:
+                # The first answer also paid for opening a connection: it says little about the replica's speed.
+                replica.answers = 1
+                replica.failures = 0
+                replica.cooldown = 0.0
+            elif healthy:
+                replica.answers += 1
                 before = replica.recent_latency(now)
                 replica.latency = (
                     elapsed if before is None else (1 - LATENCY_WEIGHT) * before + LATENCY_WEIGHT * elapsed
                 )
                 replica.failures = 0
-                replica.cooldown = FIRST_COOLDOWN
+                replica.cooldown = 0.0
             else:
                 was_open = replica.failures >= FAILURES_TO_OPEN
                 replica.failures += 1
                 replica.latency = max(replica.latency or 0.0, elapsed)
                 if replica.failures >= FAILURES_TO_OPEN:
-                    if was_open:  # the probe failed: stay away for longer
-                        replica.cooldown = min(replica.cooldown * 2, LONGEST_COOLDOWN)
+                    # A failed probe doubles the wait: a server that is still down is left alone for longer.
+                    again = min(replica.cooldown * 2, LONGEST_COOLDOWN)
+                    replica.cooldown = again if was_open else FIRST_COOLDOWN
                     replica.open_until = now + replica.cooldown
             replica.measured_at = now
 
@@ -135,3 +145,15 @@ class Replicas:
         for replica in self.replicas:
             replica.in_flight = 0
             replica.probing = False
+
+
+def _expected_waits(replicas: Sequence[Replica], now: float) -> list[float]:
+    """How soon each replica should answer one more request; a replica with no recent figure is taken to be as
+    fast as the fastest, so that it gets tried."""
+    known = [latency for r in replicas if (latency := r.recent_latency(now)) is not None]
+    fastest = min(known, default=0.0)
+    waits = []
+    for replica in replicas:
+        latency = replica.recent_latency(now)
+        waits.append((replica.in_flight + 1) * ((fastest if latency is None else latency) + LATENCY_SLACK))
+    return waits

@@ -3,9 +3,11 @@
 # No `from __future__ import annotations` here: Haystack before 2.24 reads the socket types from the `run`
 # annotations as they are, and string annotations make `connect` fail.
 
+import logging
+import math
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, Self
 
 from haystack import Document, component, default_from_dict, default_to_dict
 from haystack.utils import ComponentDevice, Secret, deserialize_secrets_inplace
@@ -20,6 +22,7 @@ from rerank_core.integration import (
     check_settable,
     check_threshold,
     check_top,
+    current_reranker,
     holds_secret,
     is_local,
     output_metadata,
@@ -31,6 +34,8 @@ from rerank_core.integration import (
     validate_instruction,
     wrapper_arguments,
 )
+
+logger = logging.getLogger(__name__)
 
 ACCEPTED = (
     "reranker", "api_key", "top_k", "score_threshold", "scale_score", "query_prefix", "query_suffix",
@@ -144,14 +149,31 @@ class RerankRanker:
         await self._current().awarm_up()
 
     def close(self) -> None:
-        """Release the connections and model of a reranker this component built (one passed in belongs to the
+        """Release the connections or model of a reranker this component built (one passed in belongs to the
         caller). The next run builds it again."""
         if self._lazy is not None:
             self._lazy.close()
 
-    async def close_async(self) -> None:
+    async def aclose(self) -> None:
+        """Async twin of `close`."""
         if self._lazy is not None:
             await self._lazy.aclose()
+
+    async def close_async(self) -> None:
+        """`aclose` under Haystack's naming of async twins (`run_async`, `warm_up_async`)."""
+        await self.aclose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
 
     def to_dict(self) -> dict[str, Any]:
         return default_to_dict(
@@ -193,7 +215,7 @@ class RerankRanker:
     ) -> dict[str, Any]:
         """Rerank `documents` for `query`. `top_k`, `scale_score`, `score_threshold` and `instruction` override the
         init values for this call."""
-        call = self._request(query, documents, top_k, score_threshold, instruction)
+        call = self._request(query, without_duplicate_ids(documents), top_k, score_threshold, instruction)
         response = rerank(self._core(), self._scored(call))
         return self._outputs(response, call, scale_score)
 
@@ -208,7 +230,7 @@ class RerankRanker:
         instruction: str | None = None,
     ) -> dict[str, Any]:
         """Async twin of `run`, natively async end to end."""
-        call = self._request(query, documents, top_k, score_threshold, instruction)
+        call = self._request(query, without_duplicate_ids(documents), top_k, score_threshold, instruction)
         response = await arerank(self._core(), self._scored(call))
         return self._outputs(response, call, scale_score)
 
@@ -218,9 +240,7 @@ class RerankRanker:
     def _current(self) -> LazyReranker:
         """The reranker for the current settings, built on first use and rebuilt if they were changed since."""
         key = self.api_key.resolve_value() if self.api_key else None
-        settings = self._backend_settings()
-        if self._lazy is None or not self._lazy.describes(self.reranker, api_key=key, settings=settings):
-            self._lazy = LazyReranker(self.reranker, api_key=key, settings=settings)
+        self._lazy = current_reranker(self._lazy, self.reranker, api_key=key, settings=self._backend_settings())
         return self._lazy
 
     def _backend_settings(self) -> dict[str, Any]:
@@ -267,6 +287,26 @@ class RerankRanker:
             score_threshold=call.score_threshold,
         )
         return {"documents": _from_results(response, call.originals), "meta": response_info(response)}
+
+
+def without_duplicate_ids(documents: object) -> object:
+    """One document per id, as Haystack's own rankers do (deepset-ai/haystack#10508): the duplicate with the
+    highest score stays (the first of equals), in the place its id first appeared. Anything but a list of
+    Documents is left for the input check to refuse."""
+    if not isinstance(documents, list) or not all(isinstance(doc, Document) for doc in documents):
+        return documents
+    kept: dict[str, Document] = {}
+    for doc in documents:
+        best = kept.get(doc.id)
+        if best is None or _score_or_lowest(doc) > _score_or_lowest(best):
+            kept[doc.id] = doc
+    if len(kept) < len(documents):
+        logger.debug("RerankRanker: %d documents with a duplicate id dropped", len(documents) - len(kept))
+    return list(kept.values())
+
+
+def _score_or_lowest(doc: Document) -> float:
+    return doc.score if doc.score is not None else -math.inf
 
 
 def _from_results(response: RerankResponse, documents: Sequence[Document]) -> list[Document]:
