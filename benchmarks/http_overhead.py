@@ -1,9 +1,15 @@
-"""HTTP client overhead and fan-out of `HTTPReranker` against the loopback emulator (generic dialect).
+"""HTTP client overhead, first calls, fan-out and replicas of `HTTPReranker` against loopback emulators.
 
 1. Per-call overhead: `HTTPReranker.rerank` (and `arerank`) on 100 documents vs. the least any client must do
    for the same answer: a pooled `httpx` POST of the same JSON body plus `response.json()`. Calls alternate
-   one by one (so drift hits both alike); the medians are compared. Goal: overhead < 1 ms per call.
-2. Fan-out: 10,000 documents, 100 per request, concurrency 8, server latency 50 ms. Goal: wall time within
+   one by one (so drift hits both alike); the medians are compared. Short synthetic documents, and 100 SciFact
+   abstracts (300+ tokens each) when ../shared/data/scifact is there. Goal: overhead <= 0.3 ms per call.
+2. First calls on a fresh event loop: `asyncio.run` of two concurrent `arerank` calls against a 0.3 s server,
+   with one reranker kept across loops (an app that runs a loop per request), vs raw httpx creating one
+   `AsyncClient` per loop, interleaved. Goal: no slower than raw httpx.
+3. Replicas: 48 concurrent calls against servers that answer one request at a time in 20 ms each (a saturated
+   GPU behaves so): three replicas listed in `base_url` vs one. Goal: >= 2.7x the throughput.
+4. Fan-out: 10,000 documents, 100 per request, concurrency 8, server latency 50 ms. Goal: wall time within
    1.3x the ideal `ceil(batches / concurrency) x latency`, and `arerank` within 1.1x of the floor a hand-written
    client reaches in the same rounds: a raw `httpx.AsyncClient` + `asyncio.Semaphore(8)` posting the same 100
    bodies (built and parsed with `json`, no validation of the answer).
@@ -11,7 +17,7 @@
 The emulator runs in a child process, so its work does not share the client's GIL, and scores with a near-free
 function, so each answer takes its configured latency plus JSON handling and little else.
 
-    python -m benchmarks.http_overhead [--rounds 400] [--fanout-runs 5]
+    python -m benchmarks.http_overhead [--rounds 400] [--fanout-runs 5] [--first-call-rounds 10]
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import multiprocessing
 import os
 import platform
 import statistics
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -32,6 +39,7 @@ from multiprocessing.connection import Connection
 import httpx
 from tests.support.emulator import ProviderEmulator
 
+from benchmarks._data import SHARED
 from benchmarks.synthetic import QUERY, texts
 from rerank_core import Document, HTTPReranker
 
@@ -44,16 +52,30 @@ def length_score(query: str, text: str) -> float:
     return (len(text) % 997) / 997
 
 
-def _serve(latency: float, conn: Connection) -> None:
-    with ProviderEmulator("generic", latency=latency, scorer=length_score) as emu:
+class OneAtATime(ProviderEmulator):
+    """A server that answers one request at a time (the others queue), as a saturated model server does."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self._busy = threading.Lock()
+
+    @contextmanager
+    def _counting_in_flight(self) -> Iterator[None]:
+        with self._busy:
+            yield
+
+
+def _serve(latency: float, conn: Connection, one_at_a_time: bool = False) -> None:
+    kind = OneAtATime if one_at_a_time else ProviderEmulator
+    with kind("generic", latency=latency, scorer=length_score) as emu:
         conn.send(emu.base_url)
         conn.recv()  # serve until told to stop
 
 
 @contextmanager
-def emulator_process(latency: float = 0.0) -> Iterator[str]:
+def emulator_process(latency: float = 0.0, *, one_at_a_time: bool = False) -> Iterator[str]:
     parent, child = multiprocessing.Pipe()
-    process = multiprocessing.Process(target=_serve, args=(latency, child), daemon=True)
+    process = multiprocessing.Process(target=_serve, args=(latency, child, one_at_a_time), daemon=True)
     process.start()
     try:
         yield parent.recv()
@@ -76,8 +98,24 @@ def machine() -> str:
     )
 
 
-def overhead(base_url: str, rounds: int) -> dict[str, float]:
-    docs = texts(N_DOCUMENTS)
+def scifact_abstracts(n: int) -> list[str] | None:
+    """The `n` longest-but-typical SciFact abstracts: the first `n` with at least 300 words' worth of text."""
+    corpus = SHARED / "data" / "scifact" / "corpus.jsonl"
+    if not corpus.exists():
+        return None
+    found: list[str] = []
+    with corpus.open() as lines:
+        for line in lines:
+            record = json.loads(line)
+            text = f"{record.get('title', '')} {record['text']}".strip()
+            if len(text.split()) >= 230:  # about 300 word-piece tokens
+                found.append(text)
+                if len(found) == n:
+                    break
+    return found
+
+
+def overhead(base_url: str, rounds: int, docs: list[str]) -> dict[str, float]:
     reranker = HTTPReranker("generic", model="m", base_url=base_url, api_key="k")
     body = reranker.dialect.build_body(QUERY, [Document(t) for t in docs], model="m", top_n=None, options={})
     headers = {"content-type": "application/json", "authorization": "Bearer k"}
@@ -111,6 +149,55 @@ def _alternate(contenders: dict[str, Callable[[], None]], rounds: int) -> dict[s
             if round_ >= 20:
                 timings[name].append(time.perf_counter() - started)
     return {name: statistics.median(values) * 1e6 for name, values in timings.items()}
+
+
+def first_calls(base_url: str, rounds: int) -> dict[str, float]:
+    """Medians of `asyncio.run` of two concurrent calls: ours with one reranker across loops, and raw httpx."""
+    docs = texts(20)
+    reranker = HTTPReranker("generic", model="m", base_url=base_url, api_key="k")
+    body = json.dumps({"model": "m", "query": QUERY, "documents": docs}).encode()
+    headers = {"content-type": "application/json", "authorization": "Bearer k"}
+    url = reranker.url
+
+    async def raw() -> None:
+        async with httpx.AsyncClient() as client:
+            answers = await asyncio.gather(*(client.post(url, content=body, headers=headers) for _ in range(2)))
+            for answer in answers:
+                answer.json()
+
+    async def ours() -> None:
+        await asyncio.gather(*(reranker.arerank(QUERY, docs) for _ in range(2)))
+
+    asyncio.run(ours())  # the process's first call imports and builds what every later one reuses
+    timings: dict[str, list[float]] = {"raw": [], "ours": []}
+    for _ in range(rounds):
+        for name, run in (("raw", raw), ("ours", ours)):
+            started = time.perf_counter()
+            asyncio.run(run())
+            timings[name].append(time.perf_counter() - started)
+    reranker.close()
+    return {name: statistics.median(values) for name, values in timings.items()}
+
+
+def replicas(base_urls: list[str], calls: int) -> dict[str, float]:
+    """Wall time of `calls` concurrent calls with every replica listed, and with the first alone (medians of 3)."""
+    docs = texts(20)
+
+    async def run(urls: list[str]) -> float:
+        reranker = HTTPReranker("generic", model="m", base_url=urls, api_key="k")
+        await reranker.arerank(QUERY, docs)  # warm: a pool, and a latency figure per replica
+        await asyncio.gather(*(reranker.arerank(QUERY, docs) for _ in range(len(urls) * 2)))
+        started = time.perf_counter()
+        await asyncio.gather(*(reranker.arerank(QUERY, docs) for _ in range(calls)))
+        elapsed = time.perf_counter() - started
+        await reranker.aclose()
+        return elapsed
+
+    one, many = [], []
+    for _ in range(3):  # interleaved
+        one.append(asyncio.run(run(base_urls[:1])))
+        many.append(asyncio.run(run(base_urls)))
+    return {"one_s": statistics.median(one), "many_s": statistics.median(many)}
 
 
 async def _async_overhead(
@@ -196,17 +283,46 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=400)
     parser.add_argument("--fanout-runs", type=int, default=5)
+    parser.add_argument("--first-call-rounds", type=int, default=10)
+    parser.add_argument("--replica-calls", type=int, default=48)
     args = parser.parse_args()
 
     print(f"machine: {machine()}")
+    sets = {"short": texts(N_DOCUMENTS)}
+    long = scifact_abstracts(N_DOCUMENTS)
+    if long is not None:
+        sets["SciFact"] = long
     with emulator_process() as base_url:
-        o = overhead(base_url, args.rounds)
-    for mode in ("sync", "async"):
-        raw, ours = o[f"{mode}_raw_us"], o[f"{mode}_ours_us"]
-        print(
-            f"{mode:5} per call, {N_DOCUMENTS} docs: raw httpx {raw:7.0f} µs | HTTPReranker {ours:7.0f} µs | "
-            f"overhead {ours - raw:5.0f} µs (goal < 1000 µs, {args.rounds} interleaved rounds, medians)"
-        )
+        for label, docs in sets.items():
+            o = overhead(base_url, args.rounds, docs)
+            size = len(json.dumps({"query": QUERY, "documents": docs})) / 1000
+            for mode in ("sync", "async"):
+                raw, ours = o[f"{mode}_raw_us"], o[f"{mode}_ours_us"]
+                print(
+                    f"{mode:5} per call, {N_DOCUMENTS} {label} docs ({size:.0f} KB): raw httpx {raw:7.0f} µs | "
+                    f"HTTPReranker {ours:7.0f} µs | overhead {ours - raw:5.0f} µs = {ours / raw:.2f}x "
+                    f"(goal <= 300 µs, {args.rounds} interleaved rounds, medians)"
+                )
+
+    with emulator_process(0.3) as base_url:
+        first = first_calls(base_url, args.first_call_rounds)
+    print(
+        f"first calls on a fresh loop (asyncio.run of 2 concurrent calls, 0.3 s server): raw httpx "
+        f"{first['raw']:.3f} s | HTTPReranker {first['ours']:.3f} s = {first['ours'] / first['raw']:.2f}x "
+        f"(goal <= 1.00x, {args.first_call_rounds} interleaved rounds, medians)"
+    )
+
+    with (
+        emulator_process(0.02, one_at_a_time=True) as a,
+        emulator_process(0.02, one_at_a_time=True) as b,
+        emulator_process(0.02, one_at_a_time=True) as c,
+    ):
+        r = replicas([a, b, c], args.replica_calls)
+    print(
+        f"replicas, {args.replica_calls} concurrent calls, servers answering one request at a time in 20 ms: "
+        f"one {r['one_s']:.3f} s | three {r['many_s']:.3f} s = {r['one_s'] / r['many_s']:.2f}x the throughput "
+        f"(goal >= 2.70x, medians of 3 interleaved)"
+    )
 
     ideal = math.ceil(FANOUT_DOCUMENTS / PER_REQUEST / CONCURRENCY) * LATENCY
     with emulator_process(LATENCY) as base_url:

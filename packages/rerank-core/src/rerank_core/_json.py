@@ -20,14 +20,27 @@ MAX_DEPTH = 200
 
 
 def dumps(value: Any, *, provider: str, sort_keys: bool = False, where: str = "body") -> str:
-    """`value` as compact JSON (non-ASCII kept, no NaN); see the module docstring for what is converted. `where`
-    names `value` in an error."""
+    """`value` as JSON (non-ASCII kept, no NaN); see the module docstring for what is converted. `where` names
+    `value` in an error."""
     try:
         return json.dumps(value, ensure_ascii=False, allow_nan=False, default=str, sort_keys=sort_keys)
     except (TypeError, ValueError, RecursionError):
         pass
     plain = _Plain(provider).convert(value, where, 0)
     return json.dumps(plain, ensure_ascii=False, allow_nan=False, sort_keys=sort_keys)
+
+
+def body_bytes(value: Any, *, provider: str) -> bytes:
+    """A request body as compact ASCII JSON (non-ASCII characters as \\u escapes), converted as `dumps` does.
+
+    ASCII output keeps encoding cheap: CPython's encoder then builds a one-byte-per-character string, and turning
+    it into bytes is a copy (docs/benchmarks.md, "HTTP client overhead")."""
+    try:
+        text = json.dumps(value, allow_nan=False, default=str, separators=(",", ":"))
+    except (TypeError, ValueError, RecursionError):
+        plain = _Plain(provider).convert(value, "body", 0)
+        text = json.dumps(plain, allow_nan=False, separators=(",", ":"))
+    return text.encode("ascii")
 
 
 def loads(text: str | bytes) -> Any | None:

@@ -29,6 +29,7 @@ import httpx
 from pydantic import SecretStr
 
 from rerank_core import tracing
+from rerank_core._json import body_bytes
 from rerank_core._json import dumps as encode_json
 from rerank_core._secret_names import looks_secret
 from rerank_core.base import Normalize, Reranker, Scores
@@ -549,7 +550,7 @@ class HTTPReranker(Reranker):
         options = self.dialect.with_instruction(self.options, instruction)
         body = self.dialect.build_body(query, documents, model=self.model, top_n=batch_top_n, options=options)
         # Metadata may hold dates and the like (sent as str()); the provider only sees it, results keep originals.
-        return encode_json(body, provider=self.provider).encode(), batch_top_n
+        return body_bytes(body, provider=self.provider), batch_top_n
 
     def _build_headers(self) -> dict[str, str]:
         key = self._api_key.get_secret_value() if self._api_key else None
