@@ -8,7 +8,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from opentelemetry import trace
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -16,7 +18,7 @@ from tests.core.transport_helpers import API_KEY, MODES, Mode, RecordedWaits, ca
 from tests.support.emulator import Fault, ProviderEmulator
 
 from rerank_core import ProviderError, load_reranker
-from rerank_core.tracing import CONTENT_ENV
+from rerank_core.tracing import CONTENT_ENV, DURATION_METRIC
 
 StartEmulator = Callable[..., ProviderEmulator]
 QUERY = "what is the capital of france"
@@ -229,3 +231,43 @@ def test_nothing_is_traced_without_opentelemetry(
     with make_reranker(emu, max_documents_per_request=2) as reranker:
         assert len(reranker.rerank(QUERY, DOCS).results) == 4
     assert spans() == []
+
+
+_METRICS = InMemoryMetricReader()
+
+
+def durations() -> list[Any]:
+    """The data points of the call-duration histogram read so far."""
+    data = _METRICS.get_metrics_data()
+    points: list[Any] = []
+    for resource in data.resource_metrics if data else []:
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                if metric.name == DURATION_METRIC:
+                    assert metric.unit == "s"
+                    points += list(metric.data.data_points)
+    return points
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_every_call_records_its_duration(start_emulator: StartEmulator, mode: Mode) -> None:
+    if not isinstance(metrics.get_meter_provider(), MeterProvider):
+        metrics.set_meter_provider(MeterProvider(metric_readers=[_METRICS]))
+    emu = start_emulator("generic", api_key=API_KEY)
+    before = {tuple(sorted(p.attributes.items())): p.count for p in durations()}
+    with make_reranker(emu, waits=RecordedWaits(), max_retries=0) as reranker:
+        await call(reranker, mode, QUERY, DOCS)
+        await call(reranker, mode, QUERY, DOCS)
+        emu.fail_next(Fault(status=500))
+        with pytest.raises(ProviderError):
+            await call(reranker, mode, QUERY, DOCS)
+    ok = (
+        ("gen_ai.operation.name", "rerank"),
+        ("gen_ai.provider.name", "generic"),
+        ("gen_ai.request.model", "test-model"),
+    )
+    failed = tuple(sorted((*ok, ("error.type", "ProviderError"))))
+    after = {tuple(sorted(p.attributes.items())): p for p in durations()}
+    assert after[tuple(sorted(ok))].count - before.get(tuple(sorted(ok)), 0) == 2
+    assert after[failed].count - before.get(failed, 0) == 1
+    assert after[tuple(sorted(ok))].sum > 0

@@ -5,7 +5,9 @@ model, candidate count, top_n, usage, request ids) and the ones only a reranking
 cache hits, the fallback member that answered, retries, splits); a child span per HTTP request and per local
 batch. Spans join whatever span is current, so they nest under LangChain's, LlamaIndex's and Haystack's own when
 those export to OpenTelemetry. Query and document text are recorded only when `RERANK_TRACE_CONTENT` is true,
-then as OpenInference's `reranker.*` attributes. Without opentelemetry-api every function here returns at once.
+then as OpenInference's `reranker.*` attributes. Every call's duration also goes to the GenAI histogram
+`gen_ai.client.operation.duration` (seconds), for whatever meter provider the application sets. Without
+opentelemetry-api every function here returns at once.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import contextvars
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
@@ -24,8 +27,10 @@ if TYPE_CHECKING:
 
 TRACER_NAME = "rerank_core"
 CONTENT_ENV = "RERANK_TRACE_CONTENT"
+DURATION_METRIC = "gen_ai.client.operation.duration"
 _MISSING: Any = object()
 _trace: Any = _MISSING
+_duration: Any = _MISSING
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -41,6 +46,18 @@ def _api() -> Any:
         else:
             _trace = api
     return _trace
+
+
+def _duration_histogram() -> Any:
+    """The call-duration histogram (created once; the API's proxy meter follows a provider set later)."""
+    global _duration
+    if _duration is _MISSING:
+        from opentelemetry import metrics
+
+        _duration = metrics.get_meter(TRACER_NAME).create_histogram(
+            DURATION_METRIC, unit="s", description="Duration of GenAI operations (rerank calls)"
+        )
+    return _duration
 
 
 def record_content() -> bool:
@@ -89,11 +106,14 @@ def call_span(
     ) as span:
         call = CallTrace(span)
         token = _current.set(call)
+        started = time.perf_counter()
+        error_type: str | None = None
         try:
             if span.is_recording():
                 _request_attributes(span, reranker, query, documents, top_n)
             yield call
         except BaseException as error:
+            error_type = type(error).__qualname__
             if span.is_recording():
                 _record_error(trace, span, error)
             raise
@@ -101,6 +121,16 @@ def call_span(
             _current.reset(token)
             if span.is_recording():
                 call.flush()
+            _record_duration(reranker, time.perf_counter() - started, error_type)
+
+
+def _record_duration(reranker: Reranker, seconds: float, error_type: str | None) -> None:
+    attributes = {"gen_ai.operation.name": "rerank", "gen_ai.provider.name": reranker.provider}
+    if reranker.model:
+        attributes["gen_ai.request.model"] = reranker.model
+    if error_type is not None:
+        attributes["error.type"] = error_type
+    _duration_histogram().record(seconds, attributes)
 
 
 def record_response(call: CallTrace | None, response: RerankResponse) -> None:
