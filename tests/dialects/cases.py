@@ -39,6 +39,9 @@ CASES = [
     WireCase("infinity", "documents", "top_n", NO_DOCS_BACK),
     WireCase("azure", "documents", "top_n"),
     WireCase("deepinfra", "documents", None, sends_model=False),
+    WireCase("siliconflow", "documents", "top_n", NO_DOCS_BACK),
+    WireCase("openrouter", "documents", "top_n"),
+    WireCase("zeroentropy", "documents", "top_n"),
 ]
 BY_PROVIDER = {case.provider: case for case in CASES}
 CLOUDS = frozenset({"bedrock", "vertex"})

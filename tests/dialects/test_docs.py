@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[2]
 FENCE = re.compile(r"```(?P<lang>\w+)\n(?P<code>.*?)\n```", re.S)
 KEYS = ["COHERE_API_KEY", "TOGETHER_API_KEY", "FIREWORKS_API_KEY", "NEBIUS_API_KEY", "RERANK_API_KEY"]
 KEYS += ["VOYAGE_API_KEY", "PINECONE_API_KEY", "NVIDIA_API_KEY", "JINA_API_KEY", "MXBAI_API_KEY"]
-KEYS += ["AZURE_AI_API_KEY", "DEEPINFRA_TOKEN"]
+KEYS += ["AZURE_AI_API_KEY", "DEEPINFRA_TOKEN", "SILICONFLOW_API_KEY", "OPENROUTER_API_KEY", "ZEROENTROPY_API_KEY"]
 
 
 def blocks(doc: str, lang: str) -> list[str]:

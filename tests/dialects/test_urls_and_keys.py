@@ -50,6 +50,10 @@ FORMS: list[tuple[str, str, list[str]]] = [
     ),
     ("azure", "https://Cohere-rerank-v3-5-abc.swedencentral.models.ai.azure.com/v2/rerank", []),
     ("bedrock", "https://vpce-0a1b.bedrock-agent-runtime.us-west-2.vpce.amazonaws.com/rerank", []),
+    ("siliconflow", "https://api.siliconflow.com/v1/rerank", []),
+    ("siliconflow", "https://api.siliconflow.cn/v1/rerank", []),
+    ("openrouter", "https://openrouter.ai/api/v1/rerank", []),
+    ("zeroentropy", "https://api.zeroentropy.dev/v1/models/rerank", ["https://api.zeroentropy.dev/v1/models"]),
 ]
 
 

@@ -28,6 +28,7 @@ def build_with(provider: str, options: dict[str, Any], top_n: int | None = None)
 def test_every_provider_has_a_dialect_an_emulator_app_and_a_wire_case() -> None:
     expected = {"fireworks", "nebius", "generic", "together", "onerouter", "cohere", "cohere-v1", "jina"}
     expected |= {"voyage", "mixedbread", "pinecone", "nvidia", "tei", "vllm", "infinity", "azure", "deepinfra"}
+    expected |= {"siliconflow", "openrouter", "zeroentropy"}
     assert set(DIALECTS) == expected | CLOUDS
     assert set(APPS) == expected | CLOUDS
     assert set(BY_PROVIDER) == expected

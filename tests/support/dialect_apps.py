@@ -731,6 +731,73 @@ class DeepInfraApp(EmulatorApp):
         }, {}
 
 
+class SiliconFlowApp(CohereApp):
+    """SiliconFlow (docs.siliconflow.com, "Create rerank"): Cohere's v1 shape at `/v1/rerank`, string documents,
+    `return_documents`, `max_chunks_per_doc`, `overlap_tokens`; usage in `meta`."""
+
+    paths = ("/v1/rerank",)
+    allowed: ClassVar[set[str]] = {
+        "model",
+        "query",
+        "documents",
+        "top_n",
+        "return_documents",
+        "max_chunks_per_doc",
+        "overlap_tokens",
+    }
+
+
+class OpenRouterApp(EmulatorApp):
+    """OpenRouter's rerank router (openrouter.ai/docs, "Submit a rerank request"): `{model, query, documents,
+    top_n}`; answers `id`, `model`, `provider`, results with the document echoed and `usage{search_units,
+    total_tokens}`."""
+
+    paths = ("/v1/rerank", "/api/v1/rerank")
+    allowed: ClassVar[set[str]] = {"model", "query", "documents", "top_n"}
+    strict = True
+
+    def read_request(self, body: dict[str, Any]) -> tuple[str, list[str], int | None]:
+        self.check_fields(body, {"model", "query", "documents"})
+        return body["query"], require_str_list(body["documents"], "documents"), optional_top(body, "top_n")
+
+    def respond(
+        self, body: dict[str, Any], ranked: list[tuple[int, float]], texts: list[str], top_n: int | None
+    ) -> tuple[Any, dict[str, str]]:
+        results = [
+            {"index": index, "relevance_score": score, "document": {"text": texts[index]}}
+            for index, score in ranked[:top_n]
+        ]
+        usage = {"search_units": 1, "total_tokens": token_count(texts)}
+        return {
+            "id": "gen-rerank-emulated",
+            "model": body["model"],
+            "provider": "Cohere",
+            "results": results,
+            "usage": usage,
+        }, {}
+
+
+class ZeroEntropyApp(EmulatorApp):
+    """ZeroEntropy (docs.zeroentropy.dev, `/models/rerank`): `{model, query, documents, top_n?, latency?}`;
+    answers `results[{index, relevance_score}]` sorted by score, plus `total_tokens`."""
+
+    paths = ("/v1/models/rerank",)
+    allowed: ClassVar[set[str]] = {"model", "query", "documents", "top_n", "latency"}
+    strict = True
+
+    def read_request(self, body: dict[str, Any]) -> tuple[str, list[str], int | None]:
+        self.check_fields(body, {"model", "query", "documents"})
+        if body.get("latency") not in (None, "fast", "slow"):
+            raise RequestRejected(422, f"latency must be 'fast' or 'slow', not {body['latency']!r}")
+        return body["query"], require_str_list(body["documents"], "documents"), optional_top(body, "top_n")
+
+    def respond(
+        self, body: dict[str, Any], ranked: list[tuple[int, float]], texts: list[str], top_n: int | None
+    ) -> tuple[Any, dict[str, str]]:
+        results = [{"index": index, "relevance_score": score} for index, score in ranked[:top_n]]
+        return {"results": results, "total_tokens": token_count(texts)}, {}
+
+
 APPS: dict[str, EmulatorApp] = {
     "fireworks": FireworksApp(),
     "nebius": NebiusApp(),
@@ -751,4 +818,7 @@ APPS: dict[str, EmulatorApp] = {
     "vertex": VertexApp(),
     "azure": AzureApp(),
     "deepinfra": DeepInfraApp(),
+    "siliconflow": SiliconFlowApp(),
+    "openrouter": OpenRouterApp(),
+    "zeroentropy": ZeroEntropyApp(),
 }

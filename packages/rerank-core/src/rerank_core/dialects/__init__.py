@@ -15,12 +15,15 @@ from rerank_core.dialects.mixedbread import MixedbreadDialect
 from rerank_core.dialects.nebius import NebiusDialect
 from rerank_core.dialects.nvidia import NvidiaDialect
 from rerank_core.dialects.onerouter import OneRouterDialect
+from rerank_core.dialects.openrouter import OpenRouterDialect
 from rerank_core.dialects.pinecone import PineconeDialect
+from rerank_core.dialects.siliconflow import SiliconFlowDialect
 from rerank_core.dialects.tei import TEIDialect
 from rerank_core.dialects.together import TogetherDialect
 from rerank_core.dialects.vertex import VertexDialect
 from rerank_core.dialects.vllm import VLLMDialect
 from rerank_core.dialects.voyage import VoyageDialect
+from rerank_core.dialects.zeroentropy import ZeroEntropyDialect
 from rerank_core.errors import ConfigurationError
 
 DIALECTS: dict[str, type[Dialect]] = {
@@ -45,6 +48,9 @@ DIALECTS: dict[str, type[Dialect]] = {
         VertexDialect,
         AzureDialect,
         DeepInfraDialect,
+        OpenRouterDialect,
+        SiliconFlowDialect,
+        ZeroEntropyDialect,
     )
 }
 
