@@ -247,9 +247,10 @@ def test_tokens_and_keys_never_appear_in_reprs_logs_or_errors(
     start_emulator: StartEmulator, adc: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     emu = start_emulator("vertex")
-    caplog.set_level(logging.DEBUG, logger="rerank_core")
+    caplog.set_level(logging.DEBUG)  # every logger: google-auth's and httpx's too
     with vertex(emu) as reranker:
         reranker.rerank(QUERY, DOCS)
+        assert emu.requests[0].headers["authorization"].startswith("Bearer ya29.")
         emu.fail_always(Fault(status=401, body=emu.app.error_body(401, "Request had invalid authentication")))
         with pytest.raises(AuthenticationError) as caught:
             reranker.rerank(QUERY, DOCS)

@@ -798,6 +798,42 @@ class ZeroEntropyApp(EmulatorApp):
         return {"results": results, "total_tokens": token_count(texts)}, {}
 
 
+class DashScopeApp(EmulatorApp):
+    """Alibaba Cloud Model Studio's native text rerank (alibabacloud.com/help/en/model-studio/text-rerank-api):
+    `{model, input{query, documents}, parameters{return_documents?, top_n?, instruct?}}`, at most 500 documents;
+    answers `{output{results[{index, relevance_score}]}, usage{total_tokens}, request_id}`; errors
+    `{code, message, request_id}`."""
+
+    paths = ("/api/v1/services/rerank/text-rerank/text-rerank",)
+    allowed: ClassVar[set[str]] = {"model", "input", "parameters"}
+    strict = True
+
+    def error_body(self, status: int, message: str) -> Any:
+        return {"code": "InvalidParameter", "message": message, "request_id": "dashscope-emulated-error"}
+
+    def read_request(self, body: dict[str, Any]) -> tuple[str, list[str], int | None]:
+        self.check_fields(body, {"model", "input"})
+        given = body["input"]
+        if not isinstance(given, dict) or set(given) != {"query", "documents"}:
+            raise RequestRejected(400, "input must hold query and documents")
+        texts = require_str_list(given["documents"], "input.documents")
+        if not 1 <= len(texts) <= 500:
+            raise RequestRejected(400, "input.documents must hold 1 to 500 documents")
+        parameters = body.get("parameters", {})
+        if not isinstance(parameters, dict) or not set(parameters) <= {"return_documents", "top_n", "instruct"}:
+            raise RequestRejected(400, "parameters take return_documents, top_n and instruct")
+        if "instruct" in parameters and not isinstance(parameters["instruct"], str):
+            raise RequestRejected(400, "parameters.instruct must be a string")
+        return given["query"], texts, optional_top(parameters, "top_n")
+
+    def respond(
+        self, body: dict[str, Any], ranked: list[tuple[int, float]], texts: list[str], top_n: int | None
+    ) -> tuple[Any, dict[str, str]]:
+        results = [{"index": index, "relevance_score": score} for index, score in ranked[:top_n]]
+        usage = {"total_tokens": token_count(texts)}
+        return {"output": {"results": results}, "usage": usage, "request_id": "dashscope-emulated-1"}, {}
+
+
 APPS: dict[str, EmulatorApp] = {
     "fireworks": FireworksApp(),
     "nebius": NebiusApp(),
@@ -821,4 +857,5 @@ APPS: dict[str, EmulatorApp] = {
     "siliconflow": SiliconFlowApp(),
     "openrouter": OpenRouterApp(),
     "zeroentropy": ZeroEntropyApp(),
+    "dashscope": DashScopeApp(),
 }

@@ -144,8 +144,8 @@ class Dialect:
             raise ConfigurationError(
                 f"provider {self.name!r} cannot follow an instruction (its API has no field for one)",
                 provider=self.name,
-                hint="Drop the instruction option, or use a provider that takes one (vllm, fireworks, or local with "
-                "an LLM reranker)",
+                hint="Drop the instruction option, or use a provider that takes one (vllm, fireworks, dashscope, or "
+                "local with an LLM reranker)",
             )
         if "instruction" in options and (not isinstance(options["instruction"], str) or not options["instruction"]):
             raise ConfigurationError(
@@ -195,8 +195,9 @@ class Dialect:
             )
 
     instruction_field: ClassVar[str | None] = None
-    """The body field that carries an instruction (vLLM `instruction`, Fireworks `task`), for APIs that take one;
-    the option and `rerank(..., instruction=)` are both sent in it. None: the API cannot follow one."""
+    """The body field that carries an instruction (vLLM `instruction`, Fireworks `task`, DashScope `instruct`), for
+    APIs that take one; the option and `rerank(..., instruction=)` are both sent in it. None: the API cannot follow
+    one."""
     documents_field: ClassVar[str] = "documents"
     top_n_field: ClassVar[str] = "top_n"
     return_documents_field: ClassVar[str | None] = None

@@ -24,6 +24,7 @@ import httpx
 from rerank_core.dialects._parse import parse_results
 from rerank_core.dialects.base import Dialect, ParsedResponse, refuse_api_key
 from rerank_core.errors import AuthenticationError, ConfigurationError
+from rerank_core.http.error_mapping import CredentialScrubbing
 from rerank_core.models import Document
 
 if TYPE_CHECKING:
@@ -156,6 +157,7 @@ class SigV4Auth(httpx.Auth):
         self.region = region
         self._credentials: Credentials | None = None
         self._lock = threading.Lock()
+        self._log_scrubbing = CredentialScrubbing()
 
     def __repr__(self) -> str:
         return f"SigV4Auth(service={SERVICE!r}, region={self.region!r})"
@@ -187,6 +189,7 @@ class SigV4Auth(httpx.Auth):
             data=request.content,
             headers={"Content-Type": request.headers.get("content-type", "application/json")},
         )
+        self._log_scrubbing.update(credentials.secret_key, credentials.token)  # before botocore logs them
         BotocoreSigV4(credentials, SERVICE, self.region).add_auth(unsigned)
         for name in ("Authorization", "X-Amz-Date", "X-Amz-Security-Token"):
             value = unsigned.headers.get(name)

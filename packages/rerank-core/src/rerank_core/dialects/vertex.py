@@ -27,6 +27,7 @@ import httpx
 
 from rerank_core.dialects.base import Dialect, ParsedResponse, refuse_api_key
 from rerank_core.errors import AuthenticationError, ConfigurationError, ResponseFormatError
+from rerank_core.http.error_mapping import CredentialScrubbing
 from rerank_core.models import Document
 
 SCOPE = "https://www.googleapis.com/auth/cloud-platform"
@@ -163,6 +164,7 @@ class GoogleAuth(httpx.Auth):
         self._credentials: Any = None
         self._project: str | None = None
         self._lock = threading.Lock()
+        self._log_scrubbing = CredentialScrubbing()
 
     def __repr__(self) -> str:
         return "GoogleAuth(scopes=['cloud-platform'])"
@@ -212,6 +214,8 @@ class GoogleAuth(httpx.Auth):
                     provider="vertex",
                     hint=CREDENTIALS_HINT,
                 ) from None
+        tokens = [value.removeprefix("Bearer ") for name, value in headers.items() if name.lower() == "authorization"]
+        self._log_scrubbing.update(*tokens)
         return headers
 
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:

@@ -154,10 +154,41 @@ SCRUBBED_LOGGERS = (
     "rerank_core.fallback",
     "rerank_core.cache",
     "rerank_core.chunking",
+    # The clouds' own libraries: botocore's signer logs the canonical request (with the session token) at DEBUG.
+    "botocore",
+    "botocore.auth",
+    "botocore.credentials",
+    "botocore.utils",
+    "google.auth",
+    "google.auth.transport.requests",
+    "google.oauth2._client",
 )
 LOG_SCRUBBING = ScrubLogs()
 for _name in SCRUBBED_LOGGERS:
     logging.getLogger(_name).addFilter(LOG_SCRUBBING)
+
+
+class CredentialScrubbing:
+    """Keeps a cloud auth's current short-lived credentials out of the scrubbed logs. Call `update` with the
+    credentials before each use: a refreshed token gets its own scrubber, and the older ones stay (a record
+    written with them may still come)."""
+
+    def __init__(self) -> None:
+        self._scrubbers: list[Scrubber] = []  # held here: LOG_SCRUBBING keeps only weak references
+        self._known: set[int] = set()
+
+    def __repr__(self) -> str:
+        return f"CredentialScrubbing({len(self._scrubbers)} credential sets)"
+
+    def update(self, *secrets: str | None) -> None:
+        key = hash(tuple(secrets))
+        if key in self._known:
+            return
+        scrubber = Scrubber(secrets)
+        if scrubber:
+            self._known.add(key)
+            self._scrubbers.append(scrubber)
+            LOG_SCRUBBING.scrubbers.add(scrubber)
 
 
 def request_id_from(headers: Mapping[str, str], payload: Any = None) -> str | None:
