@@ -42,6 +42,7 @@ CASES = [
     WireCase("siliconflow", "documents", "top_n", NO_DOCS_BACK),
     WireCase("openrouter", "documents", "top_n"),
     WireCase("zeroentropy", "documents", "top_n"),
+    WireCase("contextual", "documents", "top_n"),
 ]
 BY_PROVIDER = {case.provider: case for case in CASES}
 CLOUDS = frozenset({"bedrock", "vertex"})

@@ -54,6 +54,7 @@ FORMS: list[tuple[str, str, list[str]]] = [
     ("siliconflow", "https://api.siliconflow.cn/v1/rerank", []),
     ("openrouter", "https://openrouter.ai/api/v1/rerank", []),
     ("zeroentropy", "https://api.zeroentropy.dev/v1/models/rerank", ["https://api.zeroentropy.dev/v1/models"]),
+    ("contextual", "https://api.contextual.ai/v1/rerank", []),
     ("dashscope", "https://dashscope.aliyuncs.com/api/v1/services/rerank/text-rerank/text-rerank", []),
     ("dashscope", "https://dashscope-intl.aliyuncs.com/api/v1/services/rerank/text-rerank/text-rerank", []),
 ]

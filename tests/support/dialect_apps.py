@@ -834,6 +834,37 @@ class DashScopeApp(EmulatorApp):
         return {"output": {"results": results}, "usage": usage, "request_id": "dashscope-emulated-1"}, {}
 
 
+class ContextualApp(EmulatorApp):
+    """Contextual AI's reranker (docs.contextual.ai, "Rerank"): `{model, query, documents, top_n?, instruction?,
+    metadata?}`, `metadata` one string per document; answers `results[{index, relevance_score}]`. As a deliberate
+    test choice, a document whose metadata line names `source: archive` scores lower when the instruction says to
+    prefer recent sources, so an instruction that never arrived, or metadata sent out of order, changes the
+    ranking."""
+
+    paths = ("/v1/rerank",)
+    allowed: ClassVar[set[str]] = {"model", "query", "documents", "top_n", "instruction", "metadata"}
+    strict = True
+
+    def read_request(self, body: dict[str, Any]) -> tuple[str, list[str], int | None]:
+        self.check_fields(body, {"model", "query", "documents"})
+        texts = require_str_list(body["documents"], "documents")
+        if "metadata" in body:
+            metadata = require_str_list(body["metadata"], "metadata")
+            if len(metadata) != len(texts):
+                raise RequestRejected(400, "metadata must have one entry per document")
+        if "instruction" in body and not isinstance(body["instruction"], str):
+            raise RequestRejected(400, "instruction must be a string")
+        return body["query"], texts, optional_top(body, "top_n")
+
+    def respond(
+        self, body: dict[str, Any], ranked: list[tuple[int, float]], texts: list[str], top_n: int | None
+    ) -> tuple[Any, dict[str, str]]:
+        if "recent" in body.get("instruction", "") and "metadata" in body:
+            demoted = {i for i, line in enumerate(body["metadata"]) if "source: archive" in line}
+            ranked = sorted(((i, s / 10 if i in demoted else s) for i, s in ranked), key=lambda pair: -pair[1])
+        return {"results": [{"index": i, "relevance_score": s} for i, s in ranked[:top_n]]}, {}
+
+
 APPS: dict[str, EmulatorApp] = {
     "fireworks": FireworksApp(),
     "nebius": NebiusApp(),
@@ -858,4 +889,5 @@ APPS: dict[str, EmulatorApp] = {
     "openrouter": OpenRouterApp(),
     "zeroentropy": ZeroEntropyApp(),
     "dashscope": DashScopeApp(),
+    "contextual": ContextualApp(),
 }

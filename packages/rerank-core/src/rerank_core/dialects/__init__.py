@@ -6,6 +6,7 @@ from rerank_core.dialects.azure import AzureDialect
 from rerank_core.dialects.base import Dialect, ParsedResponse, RankFieldsWarning
 from rerank_core.dialects.bedrock import BedrockDialect
 from rerank_core.dialects.cohere import CohereDialect, CohereV1Dialect
+from rerank_core.dialects.contextual import ContextualDialect
 from rerank_core.dialects.dashscope import DashScopeDialect
 from rerank_core.dialects.deepinfra import DeepInfraDialect
 from rerank_core.dialects.fireworks import FireworksDialect
@@ -53,6 +54,7 @@ DIALECTS: dict[str, type[Dialect]] = {
         SiliconFlowDialect,
         ZeroEntropyDialect,
         DashScopeDialect,
+        ContextualDialect,
     )
 }
 

@@ -144,8 +144,8 @@ class Dialect:
             raise ConfigurationError(
                 f"provider {self.name!r} cannot follow an instruction (its API has no field for one)",
                 provider=self.name,
-                hint="Drop the instruction option, or use a provider that takes one (vllm, fireworks, dashscope, or "
-                "local with an LLM reranker)",
+                hint="Drop the instruction option, or use a provider that takes one (vllm, fireworks, dashscope, "
+                "contextual, or local with an LLM reranker)",
             )
         if "instruction" in options and (not isinstance(options["instruction"], str) or not options["instruction"]):
             raise ConfigurationError(
