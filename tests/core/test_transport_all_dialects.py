@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from tests.core.transport_helpers import API_KEY, RecordedWaits, texts
 from tests.dialects.cases import CLOUDS
+from tests.support.dialect_apps import CLOUDFLARE_ACCOUNT
 from tests.support.emulator import Fault, ProviderEmulator
 
 from rerank_core import HTTPReranker, RerankResponse
@@ -19,7 +20,12 @@ QUERY = "alpha beta gamma delta"
 PROVIDERS = sorted(set(DIALECTS) - CLOUDS)  # the clouds sign requests: tests/dialects/test_<cloud>.py
 
 
+OPTIONS: dict[str, dict[str, Any]] = {"cloudflare": {"account_id": CLOUDFLARE_ACCOUNT}}
+"""What a provider cannot work without beyond a key (the account its endpoint names)."""
+
+
 def reranker_for(provider: str, emu: ProviderEmulator, **kwargs: Any) -> HTTPReranker:
+    kwargs.setdefault("options", OPTIONS.get(provider, {}))
     reranker = HTTPReranker(provider, model="test-model", base_url=emu.base_url, api_key=API_KEY, **kwargs)
     waits = RecordedWaits()
     reranker.retry_policy = RetryPolicy(max_retries=2, sleep=waits.sleep, asleep=waits.asleep)

@@ -46,7 +46,7 @@ CASES = [
 ]
 BY_PROVIDER = {case.provider: case for case in CASES}
 CLOUDS = frozenset({"bedrock", "vertex"})
-NESTED = frozenset({"dashscope"})
+NESTED = frozenset({"dashscope", "cloudflare"})
 """Providers that nest the query and documents in a body of their own (with no cloud signing): no `WireCase`
 either; `test_<provider>.py` covers them."""
 """Providers that sign each request from a cloud's credential chain and nest the query and documents in a body

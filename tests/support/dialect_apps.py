@@ -647,6 +647,7 @@ class BedrockApp(EmulatorApp):
 
 
 VERTEX_PROJECT = "test-project"
+CLOUDFLARE_ACCOUNT = "0123456789abcdef0123456789abcdef"
 
 
 class VertexApp(EmulatorApp):
@@ -865,6 +866,38 @@ class ContextualApp(EmulatorApp):
         return {"results": [{"index": i, "relevance_score": s} for i, s in ranked[:top_n]]}, {}
 
 
+class CloudflareApp(EmulatorApp):
+    """Cloudflare Workers AI's `@cf/baai/bge-reranker-base` (developers.cloudflare.com/workers-ai/models, and the
+    workers-types `Ai_Cf_Baai_Bge_Reranker_Base_Input/Output`): `{query, contexts[{text}], top_k?}` at
+    `/client/v4/accounts/{account}/ai/run/@cf/baai/bge-reranker-base`; answers Cloudflare's envelope
+    `{result: {response: [{id, score}]}, success, errors, messages}`, and errors as `{success: false, errors:
+    [{code, message}]}`."""
+
+    paths = (
+        f"/client/v4/accounts/{CLOUDFLARE_ACCOUNT}/ai/run/@cf/baai/bge-reranker-base",
+        f"/client/v4/accounts/{CLOUDFLARE_ACCOUNT}/ai/run/@cf/baai/bge-reranker-v2-m3",
+        f"/client/v4/accounts/{CLOUDFLARE_ACCOUNT}/ai/run/test-model",
+    )
+    allowed: ClassVar[set[str]] = {"query", "contexts", "top_k"}
+    strict = True
+
+    def error_body(self, status: int, message: str) -> Any:
+        return {"success": False, "errors": [{"code": 7000 + status, "message": message}], "messages": []}
+
+    def read_request(self, body: dict[str, Any]) -> tuple[str, list[str], int | None]:
+        self.check_fields(body, {"query", "contexts"})
+        contexts = body["contexts"]
+        if not isinstance(contexts, list) or not all(isinstance(c, dict) and set(c) == {"text"} for c in contexts):
+            raise RequestRejected(400, "contexts must be a list of {text} objects")
+        return body["query"], [str(c["text"]) for c in contexts], optional_top(body, "top_k")
+
+    def respond(
+        self, body: dict[str, Any], ranked: list[tuple[int, float]], texts: list[str], top_n: int | None
+    ) -> tuple[Any, dict[str, str]]:
+        response = [{"id": index, "score": score} for index, score in ranked[:top_n]]
+        return {"result": {"response": response}, "success": True, "errors": [], "messages": []}, {}
+
+
 APPS: dict[str, EmulatorApp] = {
     "fireworks": FireworksApp(),
     "nebius": NebiusApp(),
@@ -890,4 +923,5 @@ APPS: dict[str, EmulatorApp] = {
     "zeroentropy": ZeroEntropyApp(),
     "dashscope": DashScopeApp(),
     "contextual": ContextualApp(),
+    "cloudflare": CloudflareApp(),
 }

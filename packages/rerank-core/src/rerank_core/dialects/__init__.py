@@ -5,6 +5,7 @@ from __future__ import annotations
 from rerank_core.dialects.azure import AzureDialect
 from rerank_core.dialects.base import Dialect, ParsedResponse, RankFieldsWarning
 from rerank_core.dialects.bedrock import BedrockDialect
+from rerank_core.dialects.cloudflare import CloudflareDialect
 from rerank_core.dialects.cohere import CohereDialect, CohereV1Dialect
 from rerank_core.dialects.contextual import ContextualDialect
 from rerank_core.dialects.dashscope import DashScopeDialect
@@ -55,6 +56,7 @@ DIALECTS: dict[str, type[Dialect]] = {
         ZeroEntropyDialect,
         DashScopeDialect,
         ContextualDialect,
+        CloudflareDialect,
     )
 }
 

@@ -213,8 +213,8 @@ def provider_message(payload: Any, raw_text: str) -> str:
 
 
 def error_message(payload: Any) -> str | None:
-    """The message of an error object (`error.message`, `message`, `detail` as str or `[].msg`, `error`), if
-    `payload` is one."""
+    """The message of an error object (`error.message`, `message`, `detail` as str or `[].msg`, `error`,
+    `errors[].message`), if `payload` is one."""
     if isinstance(payload, dict):
         error = payload.get("error")
         if isinstance(error, dict) and isinstance(error.get("message"), str):
@@ -231,6 +231,11 @@ def error_message(payload: Any) -> str | None:
                 return "; ".join(messages)
         if isinstance(error, str):
             return error
+        errors = payload.get("errors")  # Cloudflare's envelope: {"success": false, "errors": [{code, message}]}
+        if isinstance(errors, list):
+            messages = [str(item["message"]) for item in errors if isinstance(item, dict) and "message" in item]
+            if messages:
+                return "; ".join(messages)
     return None
 
 
