@@ -45,12 +45,12 @@ CASES = [
     WireCase("contextual", "documents", "top_n"),
 ]
 BY_PROVIDER = {case.provider: case for case in CASES}
-CLOUDS = frozenset({"bedrock", "vertex"})
+CLOUDS = frozenset({"bedrock", "vertex", "watsonx"})
+"""Providers that sign or authorize each request from a cloud's credentials (watsonx: IAM tokens) and nest the
+query and documents in a body of their own: they have no `WireCase`, and `test_<provider>.py` covers them."""
 NESTED = frozenset({"dashscope", "cloudflare"})
 """Providers that nest the query and documents in a body of their own (with no cloud signing): no `WireCase`
 either; `test_<provider>.py` covers them."""
-"""Providers that sign each request from a cloud's credential chain and nest the query and documents in a body
-of their own: they have no `WireCase`, and their own test files (`test_<provider>.py`) cover the same ground."""
 
 
 def sent_texts(body: dict[str, Any], case: WireCase) -> list[str]:

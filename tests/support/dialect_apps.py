@@ -898,6 +898,47 @@ class CloudflareApp(EmulatorApp):
         return {"result": {"response": response}, "success": True, "errors": [], "messages": []}, {}
 
 
+class WatsonxApp(EmulatorApp):
+    """IBM watsonx.ai text rerank (cloud.ibm.com/apidocs/watsonx-ai, "Generate rerank"): `POST /ml/v1/text/rerank`
+    with a `version` query parameter; `{model_id, query, inputs[{text}], project_id | space_id, parameters?}`;
+    answers `{model_id, results[{index, score}], input_token_count, created_at}`; errors `{errors: [{code,
+    message}], trace, status_code}`. Authenticated by an IAM token (`Bearer iam-token-...`), never the API key."""
+
+    paths = ("/ml/v1/text/rerank",)
+    allowed: ClassVar[set[str]] = {"model_id", "query", "inputs", "project_id", "space_id", "parameters"}
+    strict = True
+
+    def authenticated(self, headers: dict[str, str], api_key: str) -> bool:
+        return headers.get("authorization", "").startswith("Bearer iam-token-")
+
+    def error_body(self, status: int, message: str) -> Any:
+        return {"errors": [{"code": "invalid_input", "message": message}], "trace": "t-1", "status_code": status}
+
+    def read_request(self, body: dict[str, Any]) -> tuple[str, list[str], int | None]:
+        self.check_fields(body, {"model_id", "query", "inputs"})
+        if ("project_id" in body) == ("space_id" in body):
+            raise RequestRejected(400, "exactly one of project_id and space_id is required")
+        inputs = body["inputs"]
+        if not isinstance(inputs, list) or not all(isinstance(i, dict) and set(i) == {"text"} for i in inputs):
+            raise RequestRejected(400, "inputs must be a list of {text} objects")
+        parameters = body.get("parameters", {})
+        if not isinstance(parameters, dict) or not set(parameters) <= {"truncate_input_tokens", "return_options"}:
+            raise RequestRejected(400, "parameters take truncate_input_tokens and return_options")
+        top = optional_top(parameters.get("return_options") or {}, "top_n")
+        return body["query"], [str(i["text"]) for i in inputs], top
+
+    def respond(
+        self, body: dict[str, Any], ranked: list[tuple[int, float]], texts: list[str], top_n: int | None
+    ) -> tuple[Any, dict[str, str]]:
+        results = [{"index": index, "score": logit(min(max(score, 1e-6), 1 - 1e-6))} for index, score in ranked]
+        return {
+            "model_id": body["model_id"],
+            "results": results[:top_n],
+            "input_token_count": token_count(texts),
+            "created_at": "2026-12-06T00:00:00.000Z",
+        }, {}
+
+
 APPS: dict[str, EmulatorApp] = {
     "fireworks": FireworksApp(),
     "nebius": NebiusApp(),
@@ -924,4 +965,5 @@ APPS: dict[str, EmulatorApp] = {
     "dashscope": DashScopeApp(),
     "contextual": ContextualApp(),
     "cloudflare": CloudflareApp(),
+    "watsonx": WatsonxApp(),
 }

@@ -26,6 +26,7 @@ from rerank_core.dialects.together import TogetherDialect
 from rerank_core.dialects.vertex import VertexDialect
 from rerank_core.dialects.vllm import VLLMDialect
 from rerank_core.dialects.voyage import VoyageDialect
+from rerank_core.dialects.watsonx import WatsonxDialect
 from rerank_core.dialects.zeroentropy import ZeroEntropyDialect
 from rerank_core.errors import ConfigurationError
 
@@ -57,6 +58,7 @@ DIALECTS: dict[str, type[Dialect]] = {
         DashScopeDialect,
         ContextualDialect,
         CloudflareDialect,
+        WatsonxDialect,
     )
 }
 

@@ -70,11 +70,12 @@ class Dialect:
     auth_hint: ClassVar[str | None] = None
     """What to check after a 401/403, for an API that authenticates otherwise than with an API key."""
 
-    def request_auth(self, options: Mapping[str, Any]) -> httpx.Auth | None:
+    def request_auth(self, options: Mapping[str, Any], api_key: str | None = None) -> httpx.Auth | None:
         """Authentication run on every attempt, for clouds that sign or authorize each request from a credential
-        chain (AWS SigV4, Google OAuth tokens) rather than send a fixed key: a retry is signed anew and
-        short-lived credentials refresh. None (most APIs): the key goes in `headers`. Called once per reranker,
-        before `default_base_url_for` and `url`, which may use what it resolved (a region, a project)."""
+        chain (AWS SigV4, Google OAuth tokens) or exchange the key for short-lived tokens (watsonx's IAM) rather
+        than send a fixed key: a retry is signed anew and short-lived credentials refresh. None (most APIs): the
+        key goes in `headers`. Called once per reranker, before `default_base_url_for` and `url`, which may use
+        what it resolved (a region, a project)."""
         return None
 
     def default_base_url_for(self, api_key: str | None) -> str | None:

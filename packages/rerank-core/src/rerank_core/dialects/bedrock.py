@@ -74,7 +74,7 @@ class BedrockDialect(Dialect):
                 hint='e.g. options={"additional_model_request_fields": {"max_tokens_per_doc": 512}}',
             )
 
-    def request_auth(self, options: Mapping[str, Any]) -> httpx.Auth:
+    def request_auth(self, options: Mapping[str, Any], api_key: str | None = None) -> httpx.Auth:
         session = _session(options.get("profile"))
         self.region = _region(session, options)
         return SigV4Auth(session, self.region)
@@ -157,7 +157,7 @@ class SigV4Auth(httpx.Auth):
         self.region = region
         self._credentials: Credentials | None = None
         self._lock = threading.Lock()
-        self._log_scrubbing = CredentialScrubbing()
+        self.credential_scrubbing = CredentialScrubbing()
 
     def __repr__(self) -> str:
         return f"SigV4Auth(service={SERVICE!r}, region={self.region!r})"
@@ -189,7 +189,7 @@ class SigV4Auth(httpx.Auth):
             data=request.content,
             headers={"Content-Type": request.headers.get("content-type", "application/json")},
         )
-        self._log_scrubbing.update(credentials.secret_key, credentials.token)  # before botocore logs them
+        self.credential_scrubbing.update(credentials.secret_key, credentials.token)  # before botocore logs them
         BotocoreSigV4(credentials, SERVICE, self.region).add_auth(unsigned)
         for name in ("Authorization", "X-Amz-Date", "X-Amz-Security-Token"):
             value = unsigned.headers.get(name)

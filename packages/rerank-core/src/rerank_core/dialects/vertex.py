@@ -72,7 +72,7 @@ class VertexDialect(Dialect):
                 "user_labels must be a mapping of str to str", provider=self.name, hint='e.g. {"team": "search"}'
             )
 
-    def request_auth(self, options: Mapping[str, Any]) -> httpx.Auth:
+    def request_auth(self, options: Mapping[str, Any], api_key: str | None = None) -> httpx.Auth:
         auth = GoogleAuth()
         self.project = _explicit_project(options) or auth.resolve_project()
         return auth
@@ -164,7 +164,7 @@ class GoogleAuth(httpx.Auth):
         self._credentials: Any = None
         self._project: str | None = None
         self._lock = threading.Lock()
-        self._log_scrubbing = CredentialScrubbing()
+        self.credential_scrubbing = CredentialScrubbing()
 
     def __repr__(self) -> str:
         return "GoogleAuth(scopes=['cloud-platform'])"
@@ -215,7 +215,7 @@ class GoogleAuth(httpx.Auth):
                     hint=CREDENTIALS_HINT,
                 ) from None
         tokens = [value.removeprefix("Bearer ") for name, value in headers.items() if name.lower() == "authorization"]
-        self._log_scrubbing.update(*tokens)
+        self.credential_scrubbing.update(*tokens)
         return headers
 
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:

@@ -58,11 +58,17 @@ class Scrubber:
     """
 
     def __init__(self, secrets: Iterable[str | None]) -> None:
-        plain = {s for s in secrets if s and len(s) >= MIN_SECRET}  # tiny values would mangle ordinary text
-        self._plain = sorted(plain, key=len, reverse=True)
+        self._plain: list[str] = []
+        self._forms: list[str] = []
+        self.add(secrets)
+
+    def add(self, secrets: Iterable[str | None]) -> None:
+        """Scrub these too from now on (a cloud's token, once it is known)."""
+        plain = set(self._plain) | {s for s in secrets if s and len(s) >= MIN_SECRET}  # tiny ones mangle text
         forms = {form for secret in plain for form in _encodings(secret)}
-        # Longest first, so a secret containing another is replaced whole.
+        # Longest first, so a secret containing another is replaced whole. Assigned whole: readers never lock.
         self._forms = sorted((f for f in forms if len(f) >= MIN_SECRET), key=len, reverse=True)
+        self._plain = sorted(plain, key=len, reverse=True)
 
     def __bool__(self) -> bool:
         return bool(self._plain)
@@ -169,26 +175,31 @@ for _name in SCRUBBED_LOGGERS:
 
 
 class CredentialScrubbing:
-    """Keeps a cloud auth's current short-lived credentials out of the scrubbed logs. Call `update` with the
-    credentials before each use: a refreshed token gets its own scrubber, and the older ones stay (a record
-    written with them may still come)."""
+    """Keeps a cloud auth's short-lived credentials (a session token, an access token) out of the scrubbed logs and
+    out of the errors of the rerankers that use it. Call `update` with the credentials before each use: new ones
+    are added, and the older ones stay (a record or an error written with them may still come)."""
 
     def __init__(self) -> None:
-        self._scrubbers: list[Scrubber] = []  # held here: LOG_SCRUBBING keeps only weak references
+        self._scrubber = Scrubber(())
+        self._followers: weakref.WeakSet[Scrubber] = weakref.WeakSet()
         self._known: set[int] = set()
+        LOG_SCRUBBING.scrubbers.add(self._scrubber)
 
     def __repr__(self) -> str:
-        return f"CredentialScrubbing({len(self._scrubbers)} credential sets)"
+        return "CredentialScrubbing()"
+
+    def follow(self, scrubber: Scrubber) -> None:
+        """A reranker's own scrubber learns the credentials too (known ones now, new ones as they come)."""
+        scrubber.add(self._scrubber._plain)
+        self._followers.add(scrubber)
 
     def update(self, *secrets: str | None) -> None:
-        key = hash(tuple(secrets))
+        key = hash(secrets)
         if key in self._known:
             return
-        scrubber = Scrubber(secrets)
-        if scrubber:
-            self._known.add(key)
-            self._scrubbers.append(scrubber)
-            LOG_SCRUBBING.scrubbers.add(scrubber)
+        self._known.add(key)
+        for scrubber in [self._scrubber, *self._followers]:
+            scrubber.add(secrets)
 
 
 def request_id_from(headers: Mapping[str, str], payload: Any = None) -> str | None:

@@ -38,6 +38,7 @@ from rerank_core.errors import ConfigurationError, RerankError
 from rerank_core.http.deadline import attempt_deadline
 from rerank_core.http.error_mapping import (
     LOG_SCRUBBING,
+    CredentialScrubbing,
     Scrubber,
     basic_credentials,
     describe_response,
@@ -194,7 +195,7 @@ class HTTPReranker(Reranker):
         self._api_key = SecretStr(key) if key else None
         # Lower-cased, so a caller's header replaces ours instead of going out next to it.
         self._extra_headers = _check_headers(headers, self.provider)
-        cloud_auth = self.dialect.request_auth(self.options)  # first: it may resolve the region or project
+        cloud_auth = self.dialect.request_auth(self.options, key)  # first: it may resolve the region or project
         default_base = self.dialect.default_base_url_for(key)
         self.base_urls = [_resolve_base_url(base, default_base, self.provider) for base in _replica_list(base_url)]
         self.base_url = self.base_urls[0]
@@ -203,6 +204,9 @@ class HTTPReranker(Reranker):
         credentials = [secret for url in urls for secret in basic_credentials(url.username, url.password)]
         self._scrub = Scrubber([key, *credentials, *secret_headers])
         LOG_SCRUBBING.scrubbers.add(self._scrub)
+        credential_scrubbing = getattr(cloud_auth, "credential_scrubbing", None)
+        if isinstance(credential_scrubbing, CredentialScrubbing):
+            credential_scrubbing.follow(self._scrub)  # a token the server echoes back stays out of our errors
         self._replicas = Replicas([self._replica(url, cloud_auth) for url in urls])
         self.urls = [str(replica.url) for replica in self._replicas.replicas]
         self.url = self.urls[0]

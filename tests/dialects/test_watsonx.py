@@ -1,0 +1,140 @@
+"""IBM watsonx.ai: the API key exchanged at a loopback IAM endpoint for a token that is cached, shared by concurrent
+calls and refreshed before it expires; the nested body, the version parameter, and secrets kept out of sight."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterator
+
+import pytest
+from tests.dialects.test_end_to_end import QUERY, StartEmulator
+from tests.support.ibm_iam import IAMServer
+
+from rerank_core import AuthenticationError, ConfigurationError, HTTPReranker, load_reranker
+
+KEY = "ibm-cloud-api-key-SECRET-0123456789"
+DOCS = ["blue sky", "red apple", "apple pie red", "red car", "apple tree"]
+PROJECT = "12ac4cf1-252f-424b-b52d-5cdd9814987f"
+
+
+@pytest.fixture
+def iam() -> Iterator[IAMServer]:
+    server = IAMServer(KEY)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(autouse=True)
+def no_watsonx_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("WATSONX_APIKEY", "WATSONX_URL", "WATSONX_PROJECT_ID", "WATSONX_SPACE_ID"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def watsonx(emu_url: str, iam: IAMServer, **options: str) -> HTTPReranker:
+    reranker = load_reranker(
+        "watsonx", base_url=emu_url, api_key=KEY, options={"project_id": PROJECT, "iam_url": iam.token_url, **options}
+    )
+    assert isinstance(reranker, HTTPReranker)
+    return reranker
+
+
+def test_one_exchange_serves_many_calls_and_the_key_never_reaches_watsonx(
+    start_emulator: StartEmulator, iam: IAMServer
+) -> None:
+    emu = start_emulator("watsonx", api_key="unused")
+    with watsonx(emu.base_url, iam) as reranker:
+        first = reranker.rerank(QUERY, DOCS, top_n=2)
+        reranker.rerank(QUERY, DOCS)
+    assert iam.issued == ["iam-token-1"]
+    assert iam.grants[0]["apikey"] == [KEY]
+    request = emu.requests[0]
+    assert request.path == "/ml/v1/text/rerank?version=2024-05-31"
+    assert request.body == {
+        "model_id": "cross-encoder/ms-marco-minilm-l-12-v2",
+        "query": QUERY,
+        "inputs": [{"text": text} for text in DOCS],
+        "project_id": PROJECT,
+        "parameters": {"return_options": {"top_n": 2}},
+    }
+    assert all(r.headers["authorization"] == "Bearer iam-token-1" for r in emu.requests)
+    assert all(KEY not in str(r.headers) + (r.raw or b"").decode() for r in emu.requests)
+    assert [x.index for x in first.results] == [2, 1]
+    assert first.model == "cross-encoder/ms-marco-minilm-l-12-v2"
+    assert first.usage.prompt_tokens == sum(len(text.split()) for text in DOCS)
+
+
+async def test_concurrent_calls_share_one_exchange(start_emulator: StartEmulator, iam: IAMServer) -> None:
+    emu = start_emulator("watsonx", api_key="unused")
+    with watsonx(emu.base_url, iam) as reranker:
+        await asyncio.gather(*(reranker.arerank(QUERY, DOCS) for _ in range(6)))
+    assert iam.issued == ["iam-token-1"]
+    assert len(emu.requests) == 6
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_a_token_about_to_expire_is_replaced_before_use(
+    start_emulator: StartEmulator, mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    iam = IAMServer(KEY, lifetimes=[30])  # inside the refresh margin: stale at once
+    try:
+        emu = start_emulator("watsonx", api_key="unused")
+        with watsonx(emu.base_url, iam) as reranker:
+            for _ in range(2):
+                if mode == "sync":
+                    reranker.rerank(QUERY, DOCS)
+                else:
+                    await reranker.arerank(QUERY, DOCS)
+    finally:
+        iam.stop()
+    assert iam.issued == ["iam-token-1", "iam-token-2"]
+    assert [r.headers["authorization"] for r in emu.requests] == ["Bearer iam-token-1", "Bearer iam-token-2"]
+
+
+def test_a_refused_key_is_an_authentication_error_that_shows_no_key(start_emulator: StartEmulator) -> None:
+    emu = start_emulator("watsonx", api_key="unused")
+    iam = IAMServer("another-key-entirely")
+    try:
+        with watsonx(emu.base_url, iam) as reranker, pytest.raises(AuthenticationError) as caught:
+            reranker.rerank(QUERY, DOCS)
+    finally:
+        iam.stop()
+    assert caught.value.provider == "watsonx"
+    assert "HTTP 400" in str(caught.value)
+    assert KEY not in str(caught.value) + repr(caught.value)
+    assert emu.requests == []
+
+
+def test_the_project_comes_from_options_or_the_environment(
+    start_emulator: StartEmulator, iam: IAMServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(ConfigurationError, match="project or a deployment space"):
+        load_reranker("watsonx", api_key=KEY)
+    with pytest.raises(ConfigurationError, match="not both"):
+        load_reranker("watsonx", api_key=KEY, options={"project_id": "p", "space_id": "s"})
+    monkeypatch.setenv("WATSONX_SPACE_ID", "space-1")
+    monkeypatch.setenv("WATSONX_APIKEY", KEY)
+    emu = start_emulator("watsonx", api_key="unused")
+    monkeypatch.setenv("WATSONX_URL", emu.base_url)
+    with load_reranker("watsonx", options={"iam_url": iam.token_url, "version": "2025-02-11"}) as reranker:
+        reranker.rerank(QUERY, DOCS)
+    assert emu.requests[0].body["space_id"] == "space-1"
+    assert emu.requests[0].path.endswith("?version=2025-02-11")
+
+
+def test_neither_key_nor_token_appears_in_reprs_logs_or_errors(
+    start_emulator: StartEmulator, iam: IAMServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    from tests.support.emulator import Fault
+
+    caplog.set_level(logging.DEBUG)
+    emu = start_emulator("watsonx", api_key="unused")
+    with watsonx(emu.base_url, iam) as reranker:
+        reranker.rerank(QUERY, DOCS)
+        emu.fail_always(Fault(status=403, body=emu.app.error_body(403, "token iam-token-1 is not authorized")))
+        with pytest.raises(AuthenticationError) as caught:
+            reranker.rerank(QUERY, DOCS)
+        seen = " ".join([repr(reranker), repr(reranker._replicas.replicas[0].auth), str(caught.value), caplog.text])
+    assert "iam-token-1" in emu.requests[0].headers["authorization"]
+    assert KEY not in seen
+    assert "iam-token-1" not in seen
