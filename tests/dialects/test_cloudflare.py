@@ -101,3 +101,20 @@ def test_the_emulator_rejects_stray_fields_and_plain_string_contexts(start_emula
     assert httpx.post(emu.url, json=body).status_code == 200
     assert httpx.post(emu.url, json={**body, "surprise": True}).status_code in (400, 422)
     assert httpx.post(emu.url, json={"query": "q", "contexts": ["a"]}).status_code == 400
+
+
+def test_the_haystack_ranker_reranks_through_cloudflare(
+    start_emulator: StartEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from haystack import Document as HaystackDocument
+
+    from rerank_haystack import RerankRanker
+
+    monkeypatch.setenv("CLOUDFLARE_API_TOKEN", KEY)
+    emu = start_emulator("cloudflare", api_key=KEY)
+    config = {"provider": "cloudflare", "base_url": emu.base_url, "options": {"account_id": CLOUDFLARE_ACCOUNT}}
+    with RerankRanker(reranker=config, top_k=2) as ranker:
+        out = ranker.run(
+            query=QUERY, documents=[HaystackDocument(content=text, id=str(i)) for i, text in enumerate(DOCS)]
+        )
+    assert [(doc.id, doc.content) for doc in out["documents"]] == [("2", DOCS[2]), ("1", DOCS[1])]

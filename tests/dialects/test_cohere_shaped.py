@@ -143,3 +143,19 @@ def test_the_three_wrappers_rerank_through_each(
     with RerankRanker(reranker=config, top_k=2) as ranker:
         out = ranker.run(query=QUERY, documents=[HaystackDocument(content=text) for text in DOCS])
     assert [doc.content for doc in out["documents"]] == [DOCS[2], DOCS[1]]
+
+
+def test_the_zeroentropy_wire_equals_the_official_client(start_emulator: StartEmulator) -> None:
+    zeroentropy = pytest.importorskip("zeroentropy")
+    emu = start_emulator("zeroentropy", api_key=KEY)
+    with load_reranker("zeroentropy:zerank-2", base_url=emu.base_url, api_key=KEY) as reranker:
+        ours = reranker.rerank(QUERY, DOCS, top_n=3)
+    client = zeroentropy.ZeroEntropy(api_key=KEY, base_url=emu.base_url + "/v1", max_retries=0)
+    theirs = client.models.rerank(model="zerank-2", query=QUERY, documents=DOCS, top_n=3)
+    ours_request, sdk_request = emu.requests
+    assert ours_request.path == sdk_request.path == "/v1/models/rerank"
+    assert ours_request.body == sdk_request.body
+    assert ours_request.headers["authorization"] == sdk_request.headers["authorization"]
+    assert [(r.index, r.relevance_score) for r in ours.results] == [
+        (r.index, r.relevance_score) for r in theirs.results
+    ]

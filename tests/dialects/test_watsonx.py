@@ -138,3 +138,25 @@ def test_neither_key_nor_token_appears_in_reprs_logs_or_errors(
     assert "iam-token-1" in emu.requests[0].headers["authorization"]
     assert KEY not in seen
     assert "iam-token-1" not in seen
+
+
+async def test_the_llamaindex_postprocessor_reranks_through_watsonx(
+    start_emulator: StartEmulator, iam: IAMServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
+
+    from rerank_llamaindex import RerankPostprocessor
+
+    monkeypatch.setenv("WATSONX_APIKEY", KEY)
+    emu = start_emulator("watsonx", api_key="unused")
+    config = {
+        "provider": "watsonx",
+        "base_url": emu.base_url,
+        "options": {"project_id": PROJECT, "iam_url": iam.token_url},
+    }
+    nodes = [NodeWithScore(node=TextNode(text=text, id_=f"n{i}")) for i, text in enumerate(DOCS)]
+    with RerankPostprocessor(reranker=config, top_n=2) as postprocessor:
+        kept = postprocessor.postprocess_nodes(nodes, QueryBundle(QUERY))
+        also = await postprocessor.apostprocess_nodes(nodes, QueryBundle(QUERY))
+    assert [node.node.node_id for node in kept] == [node.node.node_id for node in also] == ["n2", "n1"]
+    assert iam.issued == ["iam-token-1"]
