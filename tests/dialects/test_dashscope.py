@@ -127,3 +127,29 @@ def test_the_emulator_rejects_unknown_fields_at_every_level(start_emulator: Star
     assert httpx.post(emu.url, json={**body, "surprise": True}).status_code in (400, 422)
     assert httpx.post(emu.url, json={**body, "input": {**given, "x": 1}}).status_code == 400
     assert httpx.post(emu.url, json={**body, "parameters": {"x": 1}}).status_code == 400
+
+
+def test_the_wire_equals_the_official_dashscope_client(
+    start_emulator: StartEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dashscope = pytest.importorskip("dashscope")
+    emu = start_emulator("dashscope", api_key=KEY)
+    with load_reranker("dashscope:qwen3-rerank", base_url=emu.base_url, api_key=KEY) as reranker:
+        ours = reranker.rerank(QUERY, DOCS, top_n=3, instruction="Find recipes")
+    monkeypatch.setattr(dashscope, "base_http_api_url", emu.base_url + "/api/v1")
+    theirs = dashscope.TextReRank.call(
+        model="qwen3-rerank",
+        query=QUERY,
+        documents=DOCS,
+        return_documents=False,
+        top_n=3,
+        instruct="Find recipes",
+        api_key=KEY,
+    )
+    ours_request, sdk_request = emu.requests
+    assert ours_request.path == sdk_request.path == ENDPOINT
+    assert ours_request.body == sdk_request.body
+    assert ours_request.headers["authorization"] == sdk_request.headers["authorization"]
+    assert [(r.index, r.relevance_score) for r in ours.results] == [
+        (r.index, r.relevance_score) for r in theirs.output.results
+    ]

@@ -136,7 +136,6 @@ class IAMTokenAuth(httpx.Auth):
             weakref.WeakKeyDictionary()
         )
         self.credential_scrubbing = CredentialScrubbing()
-        self.exchanges = 0
 
     def __repr__(self) -> str:
         return f"IAMTokenAuth(iam_url={self.iam_url!r})"
@@ -173,7 +172,6 @@ class IAMTokenAuth(httpx.Auth):
             self._expires_at = time.time() + REFRESH_MARGIN * 2
         self.credential_scrubbing.update(token)
         self._token = token
-        self.exchanges += 1
         return token
 
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
