@@ -63,3 +63,30 @@ def test_all_metadata_with_true_and_a_per_call_instruction_overrides_the_configu
 def test_send_metadata_takes_a_bool_or_field_names(bad: object) -> None:
     with pytest.raises(ConfigurationError, match="send_metadata"):
         load_reranker("contextual", api_key=KEY, options={"send_metadata": bad})
+
+
+async def test_the_wire_equals_the_official_contextual_client(start_emulator: StartEmulator) -> None:
+    contextual = pytest.importorskip("contextual")
+    emu = start_emulator("contextual", api_key=KEY)
+    options = {"send_metadata": ["source", "year"]}
+    with load_reranker("contextual", base_url=emu.base_url, api_key=KEY, options=options) as reranker:
+        ours = reranker.rerank(QUERY, DOCS, instruction=PREFER_RECENT, top_n=2)
+    sent = {
+        "model": "ctxl-rerank-v2-instruct-multilingual",
+        "query": QUERY,
+        "documents": [doc.text for doc in DOCS],
+        "instruction": PREFER_RECENT,
+        "metadata": ["source: archive\nyear: 2001", "source: news\nyear: 2026", ""],
+        "top_n": 2,
+    }
+    with contextual.ContextualAI(api_key=KEY, base_url=emu.base_url + "/v1") as client:
+        theirs = client.rerank.create(**sent)
+    async with contextual.AsyncContextualAI(api_key=KEY, base_url=emu.base_url + "/v1") as client:
+        await client.rerank.create(**sent)
+    ours_request, sdk_request, async_sdk_request = emu.requests
+    assert ours_request.path == sdk_request.path == async_sdk_request.path
+    assert ours_request.body == sdk_request.body == async_sdk_request.body
+    assert ours_request.headers["authorization"] == sdk_request.headers["authorization"]
+    assert [(r.index, r.relevance_score) for r in ours.results] == [
+        (r.index, r.relevance_score) for r in theirs.results
+    ]

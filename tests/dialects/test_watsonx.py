@@ -6,10 +6,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 from tests.dialects.test_end_to_end import QUERY, StartEmulator
+from tests.support.emulator import ProviderEmulator
 from tests.support.ibm_iam import IAMServer
+from tests.support.tls import loopback_ca
 
 from rerank_core import AuthenticationError, ConfigurationError, HTTPReranker, load_reranker
 
@@ -160,3 +164,42 @@ async def test_the_llamaindex_postprocessor_reranks_through_watsonx(
         also = await postprocessor.apostprocess_nodes(nodes, QueryBundle(QUERY))
     assert [node.node.node_id for node in kept] == [node.node.node_id for node in also] == ["n2", "n1"]
     assert iam.issued == ["iam-token-1"]
+
+
+def test_the_wire_equals_the_official_ibm_watsonx_ai_client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("ibm_watsonx_ai")
+    from ibm_watsonx_ai import Credentials
+    from ibm_watsonx_ai.foundation_models import Rerank
+
+    # The SDK refuses plain HTTP and looks the project up before its first call: both servers speak HTTPS under a
+    # private CA that both clients trust through SSL_CERT_FILE, as a user's corporate CA would be.
+    ca = loopback_ca(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca.ca_file))
+    cloud = IAMServer(KEY, tls=ca.server_context, jwt=True)
+    try:
+        with ProviderEmulator("watsonx", tls=ca.server_context) as emu:
+            options = {"project_id": PROJECT, "iam_url": cloud.token_url}
+            with load_reranker(
+                "watsonx:ibm/slate-125m-english-rtrvr-v2", base_url=emu.base_url, api_key=KEY, options=options
+            ) as reranker:
+                ours = reranker.rerank(QUERY, DOCS, top_n=3)
+            credentials = Credentials(
+                url=emu.base_url,
+                api_key=KEY,
+                platform_url=cloud.platform_url,
+                auth_url=cloud.token_url,
+            )
+            sdk = Rerank("ibm/slate-125m-english-rtrvr-v2", credentials=credentials, project_id=PROJECT)
+            theirs = sdk.generate(query=QUERY, inputs=list[Any](DOCS), params={"return_options": {"top_n": 3}})
+    finally:
+        cloud.stop()
+    ours_request, sdk_request = emu.requests
+    assert ours_request.path.split("?")[0] == sdk_request.path.split("?")[0] == "/ml/v1/text/rerank"
+    assert "version=" in sdk_request.path.split("?")[1]
+    assert ours_request.body == sdk_request.body
+    assert cloud.grants[0] == cloud.grants[1]  # the same API-key grant at the same IAM endpoint
+    assert ours_request.headers["authorization"] == f"Bearer {cloud.issued[0]}"
+    assert sdk_request.headers["authorization"] == f"Bearer {cloud.issued[1]}"
+    assert [(r.index, round(r.relevance_score, 6)) for r in ours.results] == [
+        (r["index"], round(r["score"], 6)) for r in theirs["results"]
+    ]

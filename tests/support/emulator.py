@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -95,8 +96,11 @@ class ProviderEmulator:
         api_key: str | None = None,
         scorer: Callable[[str, str], float] = overlap_score,
         max_documents: int | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.app: EmulatorApp = APPS[dialect]
+        self.tls = tls
+        """If set, the emulator serves HTTPS with this server context (see tests/support/tls.py)."""
         self.latency = latency
         self.api_key = api_key
         """If set, requests must authenticate with it the dialect's way, else 401."""
@@ -128,7 +132,7 @@ class ProviderEmulator:
     def base_url(self) -> str:
         assert self._server is not None, "emulator not started"
         host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return f"{'https' if self.tls else 'http'}://{host!s}:{port}"
 
     @property
     def url(self) -> str:
@@ -158,6 +162,8 @@ class ProviderEmulator:
                 emulator._send(self, 404, {"error": "not found"})
 
         self._server = _Server(("127.0.0.1", 0), Handler)
+        if self.tls is not None:
+            self._server.socket = self.tls.wrap_socket(self._server.socket, server_side=True)
         # A short poll interval: `stop()` waits up to one interval, and every test stops its emulators.
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
         self._thread.start()

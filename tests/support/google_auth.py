@@ -7,6 +7,7 @@ google-auth's service-account credentials sign a JWT with the file's private key
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -20,7 +21,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 class TokenServer:
     """Answers `POST /token` with `ya29.token-<n>`; `lifetimes` sets each token's `expires_in` (then 3600)."""
 
-    def __init__(self, lifetimes: list[int] | None = None) -> None:
+    def __init__(self, lifetimes: list[int] | None = None, tls: ssl.SSLContext | None = None) -> None:
+        self.tls = tls
         self.lifetimes = list(lifetimes or [])
         self.issued: list[str] = []
         self.grants: list[dict[str, list[str]]] = []
@@ -35,7 +37,12 @@ class TokenServer:
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
                 form = parse_qs(self.rfile.read(length).decode())
-                status, payload = server._answer(form)
+                self._send(*server._answer(form))
+
+            def do_GET(self) -> None:
+                self._send(*server._get(self.path))
+
+            def _send(self, status: int, payload: dict[str, Any]) -> None:
                 data = json.dumps(payload).encode()
                 self.send_response(status)
                 self.send_header("content-type", "application/json")
@@ -45,13 +52,15 @@ class TokenServer:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
+        if tls is not None:
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
         self._thread.start()
 
     @property
     def token_uri(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}/token"
+        return f"{'https' if self.tls else 'http'}://{host!s}:{port}/token"
 
     def _answer(self, form: dict[str, list[str]]) -> tuple[int, dict[str, Any]]:
         with self._lock:
@@ -62,6 +71,9 @@ class TokenServer:
             self.issued.append(token)
             lifetime = self.lifetimes.pop(0) if self.lifetimes else 3600
         return 200, {"access_token": token, "expires_in": lifetime, "token_type": "Bearer"}
+
+    def _get(self, path: str) -> tuple[int, dict[str, Any]]:
+        return 404, {"error": f"no GET {path} here"}
 
     def stop(self) -> None:
         self._server.shutdown()
