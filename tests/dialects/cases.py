@@ -43,6 +43,7 @@ CASES = [
     WireCase("openrouter", "documents", "top_n"),
     WireCase("zeroentropy", "documents", "top_n"),
     WireCase("contextual", "documents", "top_n"),
+    WireCase("dashscope-compatible", "documents", "top_n"),
 ]
 BY_PROVIDER = {case.provider: case for case in CASES}
 CLOUDS = frozenset({"bedrock", "vertex", "watsonx"})

@@ -1,5 +1,6 @@
 """Alibaba Cloud Model Studio (DashScope), the native text-rerank API: nested body and answer, `instruct` carrying the
-instruction per call and from config, batches of 500, usage and request ids, the CLI and a wrapper."""
+instruction per call and from config, batches of 500, usage and request ids, the CLI and a wrapper; and the
+OpenAI-compatible endpoint (`dashscope-compatible`), with `instruct` at the top level."""
 
 from __future__ import annotations
 
@@ -152,4 +153,45 @@ def test_the_wire_equals_the_official_dashscope_client(
     assert ours_request.headers["authorization"] == sdk_request.headers["authorization"]
     assert [(r.index, r.relevance_score) for r in ours.results] == [
         (r.index, r.relevance_score) for r in theirs.output.results
+    ]
+
+
+async def test_the_compatible_endpoint_sends_instruct_at_the_top_level(start_emulator: StartEmulator) -> None:
+    emu = start_emulator("dashscope-compatible", api_key=KEY)
+    options = {"instruction": "Retrieve semantically similar text."}
+    with load_reranker(
+        "dashscope-compatible", base_url=emu.base_url + "/compatible-api/v1", api_key=KEY, options=options
+    ) as reranker:
+        configured = reranker.rerank(QUERY, DOCS, top_n=2)
+        per_call = await reranker.arerank(QUERY, DOCS, instruction="Find recipes")
+    first, second = (request.body for request in emu.requests)
+    assert first == {
+        "model": "qwen3-rerank",
+        "query": QUERY,
+        "documents": DOCS,
+        "top_n": 2,
+        "instruct": "Retrieve semantically similar text.",
+    }
+    assert second["instruct"] == "Find recipes"
+    assert emu.requests[0].path == "/compatible-api/v1/reranks"
+    assert [r.document.text for r in configured.results] == [DOCS[i] for i in (r.index for r in configured.results)]
+    assert configured.usage.total_tokens == sum(len(text.split()) for text in DOCS)
+    assert len(per_call.results) == len(DOCS)
+
+
+def test_the_compatible_wire_equals_alibabas_openai_client_example(start_emulator: StartEmulator) -> None:
+    openai = pytest.importorskip("openai")
+    emu = start_emulator("dashscope-compatible", api_key=KEY)
+    base_url = emu.base_url + "/compatible-api/v1"
+    with load_reranker("dashscope-compatible", base_url=base_url, api_key=KEY) as reranker:
+        ours = reranker.rerank(QUERY, DOCS, top_n=3, instruction="Find recipes")
+    body = {"model": "qwen3-rerank", "query": QUERY, "documents": DOCS, "top_n": 3, "instruct": "Find recipes"}
+    with openai.OpenAI(api_key=KEY, base_url=base_url) as client:
+        theirs = client.post("/reranks", body=body, cast_to=object)
+    ours_request, sdk_request = emu.requests
+    assert ours_request.path == sdk_request.path
+    assert ours_request.body == sdk_request.body
+    assert ours_request.headers["authorization"] == sdk_request.headers["authorization"]
+    assert [(r.index, r.relevance_score) for r in ours.results] == [
+        (r["index"], r["relevance_score"]) for r in theirs["results"]
     ]

@@ -57,6 +57,12 @@ FORMS: list[tuple[str, str, list[str]]] = [
     ("contextual", "https://api.contextual.ai/v1/rerank", []),
     ("dashscope", "https://dashscope.aliyuncs.com/api/v1/services/rerank/text-rerank/text-rerank", []),
     ("dashscope", "https://dashscope-intl.aliyuncs.com/api/v1/services/rerank/text-rerank/text-rerank", []),
+    (
+        "dashscope-compatible",
+        "https://dashscope-intl.aliyuncs.com/compatible-api/v1/reranks",
+        ["https://dashscope-intl.aliyuncs.com", "https://dashscope-intl.aliyuncs.com/"],
+    ),
+    ("dashscope-compatible", "https://ws-1a2b.ap-southeast-1.maas.aliyuncs.com/compatible-api/v1/reranks", []),
 ]
 
 

@@ -28,7 +28,7 @@ def build_with(provider: str, options: dict[str, Any], top_n: int | None = None)
 def test_every_provider_has_a_dialect_an_emulator_app_and_a_wire_case() -> None:
     expected = {"fireworks", "nebius", "generic", "together", "onerouter", "cohere", "cohere-v1", "jina"}
     expected |= {"voyage", "mixedbread", "pinecone", "nvidia", "tei", "vllm", "infinity", "azure", "deepinfra"}
-    expected |= {"siliconflow", "openrouter", "zeroentropy", "contextual"}
+    expected |= {"siliconflow", "openrouter", "zeroentropy", "contextual", "dashscope-compatible"}
     assert set(DIALECTS) == expected | CLOUDS | NESTED
     assert set(APPS) == expected | CLOUDS | NESTED
     assert set(BY_PROVIDER) == expected

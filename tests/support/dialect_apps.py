@@ -835,6 +835,45 @@ class DashScopeApp(EmulatorApp):
         return {"output": {"results": results}, "usage": usage, "request_id": "dashscope-emulated-1"}, {}
 
 
+class DashScopeCompatibleApp(EmulatorApp):
+    """Model Studio's OpenAI-compatible rerank (docs.qwencloud.com, "OpenAI compatible reranking"): `{model, query,
+    documents, top_n?, instruct?}`, at most 500 documents; answers `{id, object: "list", model, results[{document
+    {text}, index, relevance_score}], usage{total_tokens}}`. Errors are modelled on OpenAI's `{error{message, type,
+    code}}` (not documented for this endpoint)."""
+
+    paths = ("/compatible-api/v1/reranks",)
+    allowed: ClassVar[set[str]] = {"model", "query", "documents", "top_n", "instruct"}
+    strict = True
+
+    def error_body(self, status: int, message: str) -> Any:
+        return {"error": {"message": message, "type": "invalid_request_error", "code": "InvalidParameter"}}
+
+    def read_request(self, body: dict[str, Any]) -> tuple[str, list[str], int | None]:
+        self.check_fields(body, {"model", "query", "documents"})
+        texts = require_str_list(body["documents"], "documents")
+        if not 1 <= len(texts) <= 500:
+            raise RequestRejected(400, "documents must hold 1 to 500 documents")
+        if "instruct" in body and not isinstance(body["instruct"], str):
+            raise RequestRejected(400, "instruct must be a string")
+        return body["query"], texts, optional_top(body, "top_n")
+
+    def respond(
+        self, body: dict[str, Any], ranked: list[tuple[int, float]], texts: list[str], top_n: int | None
+    ) -> tuple[Any, dict[str, str]]:
+        results = [
+            {"document": {"text": texts[index]}, "index": index, "relevance_score": score}
+            for index, score in ranked[:top_n]
+        ]
+        usage = {"total_tokens": token_count(texts)}
+        return {
+            "id": "rerank-emulated-1",
+            "object": "list",
+            "model": body["model"],
+            "results": results,
+            "usage": usage,
+        }, {}
+
+
 class ContextualApp(EmulatorApp):
     """Contextual AI's reranker (docs.contextual.ai, "Rerank"): `{model, query, documents, top_n?, instruction?,
     metadata?}`, `metadata` one string per document; answers `results[{index, relevance_score}]`. As a deliberate
@@ -963,6 +1002,7 @@ APPS: dict[str, EmulatorApp] = {
     "openrouter": OpenRouterApp(),
     "zeroentropy": ZeroEntropyApp(),
     "dashscope": DashScopeApp(),
+    "dashscope-compatible": DashScopeCompatibleApp(),
     "contextual": ContextualApp(),
     "cloudflare": CloudflareApp(),
     "watsonx": WatsonxApp(),

@@ -8,7 +8,7 @@ from rerank_core.dialects.bedrock import BedrockDialect
 from rerank_core.dialects.cloudflare import CloudflareDialect
 from rerank_core.dialects.cohere import CohereDialect, CohereV1Dialect
 from rerank_core.dialects.contextual import ContextualDialect
-from rerank_core.dialects.dashscope import DashScopeDialect
+from rerank_core.dialects.dashscope import DashScopeCompatibleDialect, DashScopeDialect
 from rerank_core.dialects.deepinfra import DeepInfraDialect
 from rerank_core.dialects.fireworks import FireworksDialect
 from rerank_core.dialects.generic import GenericDialect
@@ -56,6 +56,7 @@ DIALECTS: dict[str, type[Dialect]] = {
         SiliconFlowDialect,
         ZeroEntropyDialect,
         DashScopeDialect,
+        DashScopeCompatibleDialect,
         ContextualDialect,
         CloudflareDialect,
         WatsonxDialect,

@@ -7,6 +7,10 @@ The body nests the texts: `model` (qwen3-rerank by default), `input{query, docum
 `instruction`. The answer nests the list too: `output.results[{index, relevance_score}]`, with
 `usage.total_tokens` and a top-level `request_id`. At most 500 documents per request (qwen3-rerank,
 gte-rerank-v2). The key is a bearer token (DASHSCOPE_API_KEY).
+
+`dashscope-compatible` is the OpenAI-compatible endpoint of the same service, `POST .../compatible-api/v1/reranks`
+(qwen3-rerank only): Cohere's flat body with `instruct` at the top level, answering `results[{index,
+relevance_score, document}]` (the echo is ignored) with `usage.total_tokens` and an `id`.
 """
 
 from __future__ import annotations
@@ -71,3 +75,13 @@ class DashScopeDialect(Dialect):
             usage=Usage(prompt_tokens=tokens, total_tokens=tokens),
             request_id=string_or_none(payload, "request_id"),
         )
+
+
+class DashScopeCompatibleDialect(Dialect):
+    name = "dashscope-compatible"
+    default_base_url = "https://dashscope.aliyuncs.com"
+    path = "/compatible-api/v1/reranks"
+    api_key_env = "DASHSCOPE_API_KEY"
+    default_model = "qwen3-rerank"
+    max_documents_per_request = MAX_DOCUMENTS
+    instruction_field = "instruct"
