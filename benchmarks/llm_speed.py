@@ -1,4 +1,4 @@
-"""LLM reranker speed: `LocalCrossEncoder` (Qwen3-Reranker recipe) vs sentence-transformers `CrossEncoder`
+"""LLM reranker speed: `TorchCrossEncoder` (Qwen3-Reranker recipe) vs sentence-transformers `CrossEncoder`
 (`LogitScore`, chat template), same weights, same documents.
 
 Weights: a random Qwen3 causal LM of Qwen3-Reranker-0.6B's width (hidden 1024, 16 heads, 8 KV heads, FFN 3072,
@@ -68,9 +68,9 @@ NAMES = ("sentence-transformers", "rerank-core")
 
 def load(folder: str, name: str) -> object:
     if name == "rerank-core":
-        from rerank_core.local import LocalCrossEncoder
+        from rerank_core.local.torch_engine import TorchCrossEncoder
 
-        reranker = LocalCrossEncoder(folder, max_length=MAX_LENGTH, device="cpu")
+        reranker = TorchCrossEncoder(folder, max_length=MAX_LENGTH, device="cpu")
         reranker.warm_up()
         return reranker
     from sentence_transformers import CrossEncoder

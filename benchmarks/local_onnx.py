@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 def build_onnx() -> Path:
     """Export the benchmark MiniLM with the real `rerank export-onnx --int8` code, once."""
     if not (ONNX_DIR / "onnx" / "model_int8.onnx").exists():
-        from rerank_core.onnx_export import main
+        from rerank_core.cli.export_onnx import main
 
         if main([str(build_minilm_cross_encoder()), str(ONNX_DIR), "--int8"]) != 0:
             raise SystemExit("export failed")
@@ -46,11 +46,11 @@ def speed(query: str, docs: list[str], rounds: int) -> None:
     import torch
     from sentence_transformers import CrossEncoder
 
-    from rerank_core import LocalCrossEncoder, OnnxCrossEncoder
+    from rerank_core import OnnxCrossEncoder, TorchCrossEncoder
 
     st = CrossEncoder(str(MINILM_DIR), device="cpu", activation_fn=torch.nn.Sigmoid())
     engines = {
-        "torch engine fp32": LocalCrossEncoder(str(MINILM_DIR), device="cpu"),
+        "torch engine fp32": TorchCrossEncoder(str(MINILM_DIR), device="cpu"),
         "ONNX engine fp32": OnnxCrossEncoder(str(ONNX_DIR)),
         "ONNX engine int8": OnnxCrossEncoder(str(ONNX_DIR), quantize="int8"),
     }

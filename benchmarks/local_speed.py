@@ -1,4 +1,4 @@
-"""Local cross-encoder speed: `LocalCrossEncoder` vs sentence-transformers `CrossEncoder.predict`, same weights.
+"""Local cross-encoder speed: `TorchCrossEncoder` vs sentence-transformers `CrossEncoder.predict`, same weights.
 
 Workload (issue 3): a MiniLM-L6-architecture cross-encoder (built offline by `benchmarks/local_models.py`),
 1 SciFact claim + 100 SciFact abstracts of 50-300 words, max_length 512 and 256, 2 torch threads. The variants
@@ -29,7 +29,12 @@ import torch
 
 from benchmarks._data import require
 from benchmarks.local_models import SCIFACT, abstract, build_minilm_cross_encoder, read_jsonl
-from rerank_core.local import DEFAULT_BATCH_SIZE, DEFAULT_MAX_BATCH_TOKENS, LocalCrossEncoder, cpu_has_native_bf16
+from rerank_core.local.torch_engine import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_MAX_BATCH_TOKENS,
+    TorchCrossEncoder,
+    cpu_has_native_bf16,
+)
 
 
 def load_workload(n_docs: int, seed: int = 0) -> tuple[str, list[str]]:
@@ -120,17 +125,17 @@ def speed_table(model_dir: Path, query: str, docs: list[str], rounds: int, max_l
     pairs = [(query, doc) for doc in docs]
     for max_length in max_lengths:
         st = CrossEncoder(str(model_dir), max_length=max_length, device="cpu", activation_fn=torch.nn.Sigmoid())
-        local = partial(LocalCrossEncoder, str(model_dir), max_length=max_length, local_files_only=True, device="cpu")
+        local = partial(TorchCrossEncoder, str(model_dir), max_length=max_length, local_files_only=True, device="cpu")
         fp32 = local()
         reduced = {"int8": local(quantize="int8")}
         if cpu_has_native_bf16():
             reduced["bf16"] = local(dtype="bfloat16")
         variants: dict[str, Callable[[], object]] = {
             "sentence-transformers predict (bs 32)": partial(st.predict, pairs, batch_size=32),
-            "LocalCrossEncoder fp32 (default batching)": partial(fp32.rerank, query, docs),
+            "TorchCrossEncoder fp32 (default batching)": partial(fp32.rerank, query, docs),
         }
         for name, reranker in reduced.items():
-            variants[f"LocalCrossEncoder {name}"] = partial(reranker.rerank, query, docs)
+            variants[f"TorchCrossEncoder {name}"] = partial(reranker.rerank, query, docs)
         seconds = measure(variants, rounds)
 
         encoded = fp32.tokenizer([query] * len(docs), docs, truncation="only_second", max_length=max_length)
@@ -151,8 +156,8 @@ def agreement(
     query: str,
     docs: list[str],
     st: Any,
-    fp32: LocalCrossEncoder,
-    reduced: dict[str, LocalCrossEncoder],
+    fp32: TorchCrossEncoder,
+    reduced: dict[str, TorchCrossEncoder],
     max_length: int,
 ) -> None:
     """Parity of fp32 with sentence-transformers, and how closely each reduced precision follows fp32."""
@@ -206,7 +211,7 @@ def batching_sweep(model_dir: Path, query: str, docs: list[str], rounds: int) ->
     for workload, (texts, max_length) in passages.items():
         variants: dict[str, Callable[[], object]] = {}
         for name, policy in policies.items():
-            reranker = LocalCrossEncoder(
+            reranker = TorchCrossEncoder(
                 str(model_dir), max_length=max_length, local_files_only=True, device="cpu", **policy
             )
             variants[name] = partial(reranker.rerank, query, texts)

@@ -24,7 +24,7 @@ from typing import Any
 from benchmarks.local_models import MINILM_DIR, build_minilm_cross_encoder
 from benchmarks.local_onnx import ONNX_DIR, build_onnx
 from benchmarks.local_speed import cpu_name, load_workload, measure, median_ratio
-from rerank_core import LocalCrossEncoder, OnnxCrossEncoder
+from rerank_core import OnnxCrossEncoder, TorchCrossEncoder
 
 
 @contextmanager
@@ -74,7 +74,7 @@ def variants(query: str, docs: list[str]) -> dict[str, Callable[[], object]]:
         ),
     }
     for name, (threads, settings) in torch_engines.items():
-        engine = LocalCrossEncoder(str(MINILM_DIR), device="cpu", **settings)
+        engine = TorchCrossEncoder(str(MINILM_DIR), device="cpu", **settings)
         engine.warm_up()
         runs[name] = with_torch_threads(threads, partial(engine.rerank, query, docs))
     onnx_engines: dict[str, dict[str, Any]] = {

@@ -92,13 +92,13 @@ def test_settings_that_change_scores_never_share_cache_entries(start_emulator: S
 
 
 def test_local_activation_and_length_are_part_of_the_signature(tiny_cross_encoder: str) -> None:
-    from rerank_core.local import LocalCrossEncoder
+    from rerank_core.local.torch_engine import TorchCrossEncoder
 
     signatures = {
-        LocalCrossEncoder(tiny_cross_encoder).scoring_signature,
-        LocalCrossEncoder(tiny_cross_encoder, activation="none").scoring_signature,
-        LocalCrossEncoder(tiny_cross_encoder, max_length=64).scoring_signature,
-        LocalCrossEncoder(tiny_cross_encoder, quantize="int8").scoring_signature,
+        TorchCrossEncoder(tiny_cross_encoder).scoring_signature,
+        TorchCrossEncoder(tiny_cross_encoder, activation="none").scoring_signature,
+        TorchCrossEncoder(tiny_cross_encoder, max_length=64).scoring_signature,
+        TorchCrossEncoder(tiny_cross_encoder, quantize="int8").scoring_signature,
     }
     assert len(signatures) == 4
 

@@ -15,8 +15,8 @@ from rerank_core import (
     ConfigurationError,
     FallbackReranker,
     HTTPReranker,
-    LocalCrossEncoder,
     RerankerConfig,
+    TorchCrossEncoder,
     load_reranker,
 )
 from tests.support.emulator import Fault, ProviderEmulator
@@ -155,15 +155,15 @@ def test_file_config_builds_the_composed_reranker(tmp_path: Path, clean_env: pyt
     assert backup.max_tokens_per_document == 256
     assert isinstance(backup.inner, CachingReranker)
     assert backup.inner.cache is primary.inner.cache
-    assert isinstance(backup.inner.inner, LocalCrossEncoder)
+    assert isinstance(backup.inner.inner, TorchCrossEncoder)
     assert backup.inner.inner.model == "./my-model"
 
 
 def test_nothing_configured_means_the_local_cross_encoder(clean_env: pytest.MonkeyPatch) -> None:
-    assert isinstance(load_reranker(), LocalCrossEncoder)
+    assert isinstance(load_reranker(), TorchCrossEncoder)
     clean_env.setenv("RERANK_LOCAL_MODEL", "/models/mine")
     reranker = load_reranker(None)
-    assert isinstance(reranker, LocalCrossEncoder)
+    assert isinstance(reranker, TorchCrossEncoder)
     assert reranker.model == "/models/mine"
     assert load_reranker("local:/other").model == "/other"
 
@@ -172,7 +172,7 @@ def test_local_options_reach_the_cross_encoder(tiny_cross_encoder: str) -> None:
     reranker = load_reranker(
         f"local:{tiny_cross_encoder}", local_files_only=True, activation="none", normalize="sigmoid"
     )
-    assert isinstance(reranker, LocalCrossEncoder)
+    assert isinstance(reranker, TorchCrossEncoder)
     assert (reranker.activation, reranker.normalize, reranker.local_files_only) == ("none", "sigmoid", True)
     response = reranker.rerank("paris", ["paris is a city", "water"])
     assert response.score_kind == "probability"  # raw logits, normalized by the config's sigmoid

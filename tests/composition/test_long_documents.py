@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from rerank_core import ChunkingReranker, ConfigurationError, LocalCrossEncoder, RerankResponse, load_reranker
+from rerank_core import ChunkingReranker, ConfigurationError, RerankResponse, TorchCrossEncoder, load_reranker
 from rerank_core.chunking import approximate_tokens, split_windows
 from rerank_core.config import default_overlap
 from rerank_core.models import Document
@@ -143,7 +143,7 @@ def test_local_model_chunks_with_its_real_tokenizer(tiny_cross_encoder: str) -> 
     )
     assert isinstance(reranker, ChunkingReranker)
     local = reranker.inner
-    assert isinstance(local, LocalCrossEncoder)
+    assert isinstance(local, TorchCrossEncoder)
     docs = [long_document(words=400, needle_at=300), "the eiffel tower", "paris"]
 
     response = reranker.rerank(QUERY, docs)
@@ -169,7 +169,7 @@ def test_local_budget_leaves_room_for_the_query(tiny_cross_encoder: str) -> None
     )
     assert isinstance(reranker, ChunkingReranker)
     local = reranker.inner
-    assert isinstance(local, LocalCrossEncoder)
+    assert isinstance(local, TorchCrossEncoder)
     room = reranker.tokens.room
     assert room is not None
     budget = room(QUERY)

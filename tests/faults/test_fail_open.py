@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from rerank_core import FallbackReranker, HTTPReranker, InvalidInputError, LocalCrossEncoder, UnsupportedInputError
+from rerank_core import FallbackReranker, HTTPReranker, InvalidInputError, TorchCrossEncoder, UnsupportedInputError
 from tests.cli.helpers import run
 from tests.support.emulator import Fault, ProviderEmulator
 
@@ -78,13 +78,13 @@ def test_cli_passthrough_with_top_n_keeps_the_first_documents(start_emulator: St
 
 
 @pytest.fixture
-def short_local(tiny_cross_encoder: str) -> LocalCrossEncoder:
-    return LocalCrossEncoder(tiny_cross_encoder, max_length=16, device="cpu")
+def short_local(tiny_cross_encoder: str) -> TorchCrossEncoder:
+    return TorchCrossEncoder(tiny_cross_encoder, max_length=16, device="cpu")
 
 
 @pytest.mark.parametrize("mode", MODES)
 def test_a_query_too_long_for_the_local_member_moves_the_chain_on(
-    start_emulator: Start, short_local: LocalCrossEncoder, mode: str, caplog: pytest.LogCaptureFixture
+    start_emulator: Start, short_local: TorchCrossEncoder, mode: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     hosted = start_emulator("generic")
     backup = HTTPReranker("generic", model="m", base_url=hosted.base_url, api_key="k", max_retries=0)
@@ -106,9 +106,9 @@ def test_a_query_too_long_for_the_local_member_moves_the_chain_on(
 
 @pytest.mark.parametrize("mode", MODES)
 def test_input_no_member_can_take_is_raised_even_with_passthrough(
-    short_local: LocalCrossEncoder, tiny_cross_encoder: str, mode: str
+    short_local: TorchCrossEncoder, tiny_cross_encoder: str, mode: str
 ) -> None:
-    other = LocalCrossEncoder(tiny_cross_encoder, max_length=12, device="cpu")
+    other = TorchCrossEncoder(tiny_cross_encoder, max_length=12, device="cpu")
     chain = FallbackReranker([short_local, other], on_failure="passthrough")
     with pytest.raises(UnsupportedInputError, match="every reranker in the fallback chain") as caught:
         call(mode, chain, LONG_QUERY, DOCS)

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from rerank_core import ConfigurationError, LocalCrossEncoder, OnnxCrossEncoder, _hub
+from rerank_core import ConfigurationError, OnnxCrossEncoder, TorchCrossEncoder
+from rerank_core.local import _hub
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = "cross-encoder/ms-marco-MiniLM-L-6-v2"
@@ -53,9 +54,9 @@ def assert_names_the_routes(message: str, model: str) -> None:
         assert route in message, route
 
 
-@pytest.mark.parametrize("engine", [LocalCrossEncoder, OnnxCrossEncoder])
+@pytest.mark.parametrize("engine", [TorchCrossEncoder, OnnxCrossEncoder])
 def test_both_engines_say_the_hub_cannot_be_reached(
-    engine: type[LocalCrossEncoder | OnnxCrossEncoder], unreachable_hub: dict[str, str]
+    engine: type[TorchCrossEncoder | OnnxCrossEncoder], unreachable_hub: dict[str, str]
 ) -> None:
     with pytest.raises(ConfigurationError) as caught:
         engine(MODEL).warm_up()
@@ -102,7 +103,7 @@ def test_a_name_that_can_only_be_a_path_fails_at_once(
         raise AssertionError("a path is never looked up on the hub")
 
     monkeypatch.setattr(_hub, "hub_reachable", no_probe)
-    for engine in (LocalCrossEncoder, OnnxCrossEncoder):
+    for engine in (TorchCrossEncoder, OnnxCrossEncoder):
         with pytest.raises(ConfigurationError, match="no model directory at") as caught:
             engine(name).warm_up()
         assert "org/name" in str(caught.value)

@@ -26,6 +26,7 @@ NOT_NEEDED_LOCALLY = (
     "rerank_core.chunking",
     "rerank_core.fallback",
     "rerank_core.dialects",
+    "rerank_core.local.torch_engine",
     "torch",
     "transformers",
 )
@@ -53,6 +54,12 @@ def test_first_local_onnx_score_imports_no_http_cache_or_torch(tiny_onnx: str) -
     assert scored == 2
     assert "onnxruntime" in modules  # the check would be empty if the engine never ran
     assert sorted(name for name in NOT_NEEDED_LOCALLY if name in modules) == []
+
+
+def test_the_torch_engines_earlier_name_is_the_same_class() -> None:
+    from rerank_core.local import LocalCrossEncoder, TorchCrossEncoder
+
+    assert rerank_core.LocalCrossEncoder is rerank_core.TorchCrossEncoder is LocalCrossEncoder is TorchCrossEncoder
 
 
 def test_every_public_name_resolves_lazily() -> None:

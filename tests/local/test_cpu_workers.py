@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from rerank_core import LocalCrossEncoder
+from rerank_core import TorchCrossEncoder
 
 WORKER_PREFIX = "rerank-torch-worker"
 
@@ -26,7 +26,7 @@ def two_torch_threads() -> Iterator[None]:
     torch.set_num_threads(before)
 
 
-class Recording(LocalCrossEncoder):
+class Recording(TorchCrossEncoder):
     """Records the thread that scored each batch and the torch thread count it ran with."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -62,7 +62,7 @@ def test_batches_run_on_single_threaded_workers_and_score_like_torch_threads(
     newcomer.join()
     assert seen_by_new_thread == [2], "threads new to torch still start with the caller's count, not the workers' 1"
 
-    want = LocalCrossEncoder(tiny_cross_encoder, device="cpu", batch_size=2, num_threads=2).predict_logits(query, docs)
+    want = TorchCrossEncoder(tiny_cross_encoder, device="cpu", batch_size=2, num_threads=2).predict_logits(query, docs)
     assert max(abs(a - b) for a, b in zip(got, want, strict=True)) < 1e-5
     assert sorted(range(len(docs)), key=lambda i: -got[i]) == sorted(range(len(docs)), key=lambda i: -want[i])
     engine.close()
@@ -89,8 +89,8 @@ def test_num_threads_keeps_every_batch_on_the_callers_thread(
 def test_concurrent_callers_share_the_workers_and_get_their_own_results(
     tiny_cross_encoder: str, docs: list[str], two_torch_threads: None
 ) -> None:
-    engine = LocalCrossEncoder(tiny_cross_encoder, device="cpu", batch_size=2)
-    sequential = LocalCrossEncoder(tiny_cross_encoder, device="cpu", batch_size=2, num_threads=2)
+    engine = TorchCrossEncoder(tiny_cross_encoder, device="cpu", batch_size=2)
+    sequential = TorchCrossEncoder(tiny_cross_encoder, device="cpu", batch_size=2, num_threads=2)
     queries = [f"query number {i} about {docs[i % len(docs)][:20]}" for i in range(16)]
     want = [sequential.predict_logits(q, docs) for q in queries]
     with ThreadPoolExecutor(8) as callers:
@@ -129,7 +129,7 @@ def test_workers_inherited_through_a_fork_are_replaced(
     assert inherited is not None
     inherited._pid = -1  # what alive() sees in a child
 
-    want = LocalCrossEncoder(tiny_cross_encoder, device="cpu", num_threads=2).predict_logits(query, docs)
+    want = TorchCrossEncoder(tiny_cross_encoder, device="cpu", num_threads=2).predict_logits(query, docs)
     got = engine.predict_logits(query, docs)
     assert max(abs(a - b) for a, b in zip(got, want, strict=True)) < 1e-5
     assert engine._workers is not inherited

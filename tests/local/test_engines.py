@@ -8,24 +8,24 @@ from typing import Any
 
 import pytest
 
-from rerank_core import ConfigurationError, LocalCrossEncoder, OnnxCrossEncoder, load_reranker
-from rerank_core.engines import choose_engine
+from rerank_core import ConfigurationError, OnnxCrossEncoder, TorchCrossEncoder, load_reranker
+from rerank_core.local.engines import choose_engine
 
 
 def test_engine_option_picks_the_engine(tiny_cross_encoder: str, tiny_onnx: str) -> None:
     assert isinstance(load_reranker(f"local:{tiny_onnx}", options={"engine": "onnx"}), OnnxCrossEncoder)
-    assert isinstance(load_reranker(f"local:{tiny_cross_encoder}", options={"engine": "torch"}), LocalCrossEncoder)
+    assert isinstance(load_reranker(f"local:{tiny_cross_encoder}", options={"engine": "torch"}), TorchCrossEncoder)
     assert isinstance(
         load_reranker({"provider": "local", "model": tiny_onnx, "options": {"engine": "onnx"}}), OnnxCrossEncoder
     )
-    assert isinstance(load_reranker(f"local:{tiny_onnx}", engine="torch"), LocalCrossEncoder)
+    assert isinstance(load_reranker(f"local:{tiny_onnx}", engine="torch"), TorchCrossEncoder)
 
 
 def test_auto_uses_onnx_for_a_folder_with_an_export_and_torch_otherwise(
     tiny_cross_encoder: str, tiny_onnx: str
 ) -> None:
     assert isinstance(load_reranker(f"local:{tiny_onnx}"), OnnxCrossEncoder)
-    assert isinstance(load_reranker(f"local:{tiny_cross_encoder}"), LocalCrossEncoder), "no ONNX file: torch"
+    assert isinstance(load_reranker(f"local:{tiny_cross_encoder}"), TorchCrossEncoder), "no ONNX file: torch"
     assert choose_engine(tiny_onnx, {"quantize": "int8"}) == "onnx", "the int8 export is there too"
     assert choose_engine(tiny_onnx, {"dtype": "bfloat16"}) == "torch", "a torch-only option keeps torch"
     assert choose_engine(tiny_onnx, {"device": "cuda"}) == "torch", "GPUs stay on torch"
@@ -35,13 +35,13 @@ def test_auto_uses_onnx_for_a_folder_with_an_export_and_torch_otherwise(
 
 def test_auto_uses_onnx_when_torch_is_not_installed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("RERANK_LOCAL_MODEL", raising=False)
-    monkeypatch.setattr("rerank_core.engines.torch_available", lambda: False)
+    monkeypatch.setattr("rerank_core.local.engines.torch_available", lambda: False)
     assert choose_engine("cross-encoder/ms-marco-MiniLM-L-6-v2", {}) == "onnx"
     assert isinstance(load_reranker("local"), OnnxCrossEncoder), "the default model, the CPU-only default engine"
 
 
 def test_auto_uses_torch_when_onnxruntime_is_not_installed(tiny_onnx: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("rerank_core.onnx_engine.onnxruntime_available", lambda: False)
+    monkeypatch.setattr("rerank_core.local.onnx_engine.onnxruntime_available", lambda: False)
     assert choose_engine(tiny_onnx, {}) == "torch"
 
 
@@ -104,7 +104,7 @@ def test_the_same_model_folder_serves_both_engines(tiny_cross_encoder: str, tiny
     texts = ["Paris is the capital of France", "zebra xylophone", "water and fire"]
     onnx_engine, torch_engine = (load_reranker(f"local:{both}", engine=e) for e in ("onnx", "torch"))
     assert isinstance(onnx_engine, OnnxCrossEncoder)
-    assert isinstance(torch_engine, LocalCrossEncoder)
+    assert isinstance(torch_engine, TorchCrossEncoder)
     assert onnx_engine.predict_logits("capital", texts) == pytest.approx(
         torch_engine.predict_logits("capital", texts), abs=1e-4
     )
@@ -114,7 +114,7 @@ def test_cuda_on_an_install_without_torch_recommends_the_torch_extra(monkeypatch
     from haystack.utils import ComponentDevice
 
     from haystack_integrations.components.rankers.rerank import RerankRanker
-    from rerank_core import engines
+    from rerank_core.local import engines
 
     monkeypatch.setattr(engines, "torch_available", lambda: False)  # an `[onnx]`-only install
     ranker = RerankRanker(reranker="local", device=ComponentDevice.from_str("cuda:0"))

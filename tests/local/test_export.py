@@ -1,4 +1,4 @@
-"""`rerank export-onnx MODEL FOLDER [--int8]` through `rerank_core.onnx_export.main`."""
+"""`rerank export-onnx MODEL FOLDER [--int8]` through `rerank_core.cli.export_onnx.main`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from rerank_core import OnnxCrossEncoder
-from rerank_core.onnx_export import main
+from rerank_core.cli.export_onnx import main
 
 
 def test_export_writes_a_folder_the_onnx_engine_loads(

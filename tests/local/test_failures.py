@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from rerank_core import ConfigurationError, LocalCrossEncoder, load_reranker
-from rerank_core.cross_encoder import CHARS_PER_TOKEN, CrossEncoderBase, backend_copy, refuse_empty_vocabulary
+from rerank_core import ConfigurationError, TorchCrossEncoder, load_reranker
+from rerank_core.local.base import CHARS_PER_TOKEN, CrossEncoderBase, backend_copy, refuse_empty_vocabulary
 
 ENGINES = ["torch", "onnx"]
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json")
@@ -95,7 +95,7 @@ def test_a_device_this_machine_lacks_is_a_configuration_error(
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # CPU-only, even on a GPU machine
     with pytest.raises(ConfigurationError) as caught:
-        LocalCrossEncoder(tiny_cross_encoder, device=device).rerank("q", ["d"])
+        TorchCrossEncoder(tiny_cross_encoder, device=device).rerank("q", ["d"])
     assert caught.value.hint
     assert "device" in caught.value.hint
 

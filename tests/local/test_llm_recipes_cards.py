@@ -7,8 +7,8 @@ import math
 
 import pytest
 
-from rerank_core.local import LocalCrossEncoder
-from rerank_core.local_recipes import BGE_GEMMA_PROMPT, MXBAI_PREFIX, MXBAI_SUFFIX, MXBAI_TASK
+from rerank_core.local.recipes import BGE_GEMMA_PROMPT, MXBAI_PREFIX, MXBAI_SUFFIX, MXBAI_TASK
+from rerank_core.local.torch_engine import TorchCrossEncoder
 
 pytest.importorskip("torch")
 
@@ -91,7 +91,7 @@ def mxbai_card(folder: str, instruction: str | None, max_length: int) -> list[fl
 
 
 def ours(folder: str, instruction: str | None) -> list[float]:
-    reranker = LocalCrossEncoder(folder, max_length=MAX_LENGTH)
+    reranker = TorchCrossEncoder(folder, max_length=MAX_LENGTH)
     lengths = [len(ids) for ids in reranker._encode(QUERY, DOCS, instruction)["input_ids"]]
     assert lengths[2] == MAX_LENGTH  # the long document is cut ...
     assert max(lengths[:2] + lengths[3:]) < MAX_LENGTH  # ... and only it

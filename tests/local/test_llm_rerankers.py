@@ -13,8 +13,8 @@ import pytest
 
 from rerank_core import load_reranker
 from rerank_core.errors import ConfigurationError, UnsupportedInputError
-from rerank_core.local import LocalCrossEncoder, choose_dtype
-from rerank_core.local_recipes import QWEN3_INSTRUCTION, QWEN3_PREFIX, QWEN3_SUFFIX
+from rerank_core.local.recipes import QWEN3_INSTRUCTION, QWEN3_PREFIX, QWEN3_SUFFIX
+from rerank_core.local.torch_engine import TorchCrossEncoder, choose_dtype
 
 pytest.importorskip("torch")
 
@@ -78,7 +78,7 @@ def ranking(scores: list[float]) -> list[int]:
     return sorted(range(len(scores)), key=lambda i: (-scores[i], i))
 
 
-def engine_scores(reranker: LocalCrossEncoder, docs: list[str], instruction: str | None = None) -> list[float]:
+def engine_scores(reranker: TorchCrossEncoder, docs: list[str], instruction: str | None = None) -> list[float]:
     reranker.instruction = instruction
     response = reranker.rerank(QUERY, docs)
     scores = [0.0] * len(docs)
@@ -89,7 +89,7 @@ def engine_scores(reranker: LocalCrossEncoder, docs: list[str], instruction: str
 
 @pytest.mark.parametrize("instruction", [None, INSTRUCTION])
 def test_scores_match_the_model_card_recipe(tiny_qwen3: str, instruction: str | None) -> None:
-    reranker = LocalCrossEncoder(tiny_qwen3, max_length=MAX_LENGTH)
+    reranker = TorchCrossEncoder(tiny_qwen3, max_length=MAX_LENGTH)
     ours = engine_scores(reranker, DOCS, instruction)
     card = card_scores(tiny_qwen3, QUERY, DOCS, instruction, MAX_LENGTH)
     assert ours == pytest.approx(card, abs=1e-4)
@@ -101,7 +101,7 @@ def test_scores_match_the_model_card_recipe(tiny_qwen3: str, instruction: str | 
 def test_scores_match_sentence_transformers(tiny_qwen3: str, instruction: str | None) -> None:
     from sentence_transformers import CrossEncoder
 
-    reranker = LocalCrossEncoder(tiny_qwen3, max_length=MAX_LENGTH)
+    reranker = TorchCrossEncoder(tiny_qwen3, max_length=MAX_LENGTH)
     ours = engine_scores(reranker, DOCS, instruction)
     model = CrossEncoder(tiny_qwen3, max_length=MAX_LENGTH, device="cpu")
     theirs = [float(x) for x in model.predict([(QUERY, doc) for doc in DOCS], prompt=instruction)]
@@ -110,14 +110,14 @@ def test_scores_match_sentence_transformers(tiny_qwen3: str, instruction: str | 
 
 
 def test_instruction_changes_scores(tiny_qwen3: str) -> None:
-    reranker = LocalCrossEncoder(tiny_qwen3, max_length=MAX_LENGTH)
+    reranker = TorchCrossEncoder(tiny_qwen3, max_length=MAX_LENGTH)
     plain = engine_scores(reranker, DOCS)
     instructed = engine_scores(reranker, DOCS, INSTRUCTION)
     assert max(abs(a - b) for a, b in zip(plain, instructed, strict=True)) > 1e-3
 
 
 def test_only_the_document_is_cut_and_the_suffix_is_kept(tiny_qwen3: str) -> None:
-    reranker = LocalCrossEncoder(tiny_qwen3, max_length=MAX_LENGTH)
+    reranker = TorchCrossEncoder(tiny_qwen3, max_length=MAX_LENGTH)
     short, long = reranker._encode(QUERY, [DOCS[0], LONG])["input_ids"]
     backend = reranker.backend_tokenizer
     suffix = backend.encode(QWEN3_SUFFIX, add_special_tokens=False).ids
@@ -133,7 +133,7 @@ def test_only_the_document_is_cut_and_the_suffix_is_kept(tiny_qwen3: str) -> Non
 
 
 def test_a_query_that_leaves_no_room_is_refused(tiny_qwen3: str) -> None:
-    reranker = LocalCrossEncoder(tiny_qwen3, max_length=MAX_LENGTH)
+    reranker = TorchCrossEncoder(tiny_qwen3, max_length=MAX_LENGTH)
     with pytest.raises(UnsupportedInputError, match="no room for the document"):
         reranker.rerank("paris " * 200, DOCS[:2])
 
@@ -161,24 +161,24 @@ def test_instruction_from_options(tiny_qwen3: str) -> None:
 def test_logit_activation_is_the_log_odds(tiny_qwen3: str) -> None:
     import math
 
-    probabilities = engine_scores(LocalCrossEncoder(tiny_qwen3, max_length=MAX_LENGTH), DOCS)
-    logits = LocalCrossEncoder(tiny_qwen3, max_length=MAX_LENGTH, activation="none").predict_logits(QUERY, DOCS)
+    probabilities = engine_scores(TorchCrossEncoder(tiny_qwen3, max_length=MAX_LENGTH), DOCS)
+    logits = TorchCrossEncoder(tiny_qwen3, max_length=MAX_LENGTH, activation="none").predict_logits(QUERY, DOCS)
     assert [1 / (1 + math.exp(-x)) for x in logits] == pytest.approx(probabilities, abs=1e-6)
 
 
 def test_sequence_classification_conversion_scores_alike(tiny_qwen3: str, tiny_qwen3_seq_cls: str) -> None:
-    causal = engine_scores(LocalCrossEncoder(tiny_qwen3, max_length=MAX_LENGTH), DOCS)
-    converted = engine_scores(LocalCrossEncoder(tiny_qwen3_seq_cls, max_length=MAX_LENGTH), DOCS)
+    causal = engine_scores(TorchCrossEncoder(tiny_qwen3, max_length=MAX_LENGTH), DOCS)
+    converted = engine_scores(TorchCrossEncoder(tiny_qwen3_seq_cls, max_length=MAX_LENGTH), DOCS)
     assert converted == pytest.approx(causal, abs=1e-4)
     assert ranking(converted) == ranking(causal)
 
 
 def test_custom_template_reproduces_the_recipe(tiny_qwen3: str) -> None:
     template = QWEN3_PREFIX + "<Instruct>: " + QWEN3_INSTRUCTION + "\n<Query>: {query}\n<Document>: {document}"
-    custom = LocalCrossEncoder(
+    custom = TorchCrossEncoder(
         tiny_qwen3, max_length=MAX_LENGTH, prompt_template=template + QWEN3_SUFFIX, true_token="yes", false_token="no"
     )
-    builtin = LocalCrossEncoder(tiny_qwen3, max_length=MAX_LENGTH)
+    builtin = TorchCrossEncoder(tiny_qwen3, max_length=MAX_LENGTH)
     assert engine_scores(custom, DOCS) == pytest.approx(engine_scores(builtin, DOCS), abs=1e-5)
 
 
@@ -224,7 +224,7 @@ def test_a_bert_backbone_without_a_classifier_is_refused(tmp_path: Path) -> None
 
 def test_an_instruction_for_a_plain_cross_encoder_is_refused(tiny_cross_encoder: str) -> None:
     with pytest.raises(ConfigurationError, match="cannot follow an instruction"):
-        LocalCrossEncoder(tiny_cross_encoder, instruction="be nice").rerank(QUERY, DOCS[:2])
+        TorchCrossEncoder(tiny_cross_encoder, instruction="be nice").rerank(QUERY, DOCS[:2])
 
 
 @pytest.mark.parametrize(
@@ -240,11 +240,11 @@ def test_an_instruction_for_a_plain_cross_encoder_is_refused(tiny_cross_encoder:
 )
 def test_bad_recipe_options_fail_at_construction(options: dict[str, str]) -> None:
     with pytest.raises(ConfigurationError):
-        LocalCrossEncoder("some/model", **options)  # type: ignore[arg-type]
+        TorchCrossEncoder("some/model", **options)  # type: ignore[arg-type]
 
 
 def test_recipe_names_and_architectures_pick_the_recipe() -> None:
-    from rerank_core.local_recipes import choose_recipe
+    from rerank_core.local.recipes import choose_recipe
 
     def pick(model: str, *architectures: str) -> str | None:
         chosen = choose_recipe(
@@ -263,10 +263,10 @@ def test_recipe_names_and_architectures_pick_the_recipe() -> None:
 
 
 def test_gemma_and_mxbai_prompts_follow_their_cards(tiny_qwen3: str) -> None:
-    from rerank_core.local_recipes import BGE_GEMMA_PROMPT, MXBAI_PREFIX, MXBAI_SUFFIX, MXBAI_TASK, RECIPES
-    from rerank_core.local_recipes import encode_prompts as encode
+    from rerank_core.local.recipes import BGE_GEMMA_PROMPT, MXBAI_PREFIX, MXBAI_SUFFIX, MXBAI_TASK, RECIPES
+    from rerank_core.local.recipes import encode_prompts as encode
 
-    backend = LocalCrossEncoder(tiny_qwen3).backend_tokenizer
+    backend = TorchCrossEncoder(tiny_qwen3).backend_tokenizer
 
     def ids(text: str) -> list[int]:
         return list(backend.encode(text, add_special_tokens=False).ids)
@@ -297,7 +297,7 @@ def test_causal_rerankers_pick_half_precision_on_cuda() -> None:
 
 
 def test_the_prompt_counts_as_overhead_for_chunking(tiny_qwen3: str) -> None:
-    reranker = LocalCrossEncoder(tiny_qwen3, max_length=MAX_LENGTH)
+    reranker = TorchCrossEncoder(tiny_qwen3, max_length=MAX_LENGTH)
     overhead = reranker.special_tokens_per_pair
     (ids,) = reranker._encode(QUERY, ["Berlin is a big city in Germany."])["input_ids"]
     body = reranker.count_tokens(QUERY) + reranker.count_tokens("Berlin is a big city in Germany.")
@@ -306,7 +306,7 @@ def test_the_prompt_counts_as_overhead_for_chunking(tiny_qwen3: str) -> None:
 
 
 def test_export_onnx_refuses_causal_lms_and_untrained_heads(tiny_qwen3: str, tmp_path: Path) -> None:
-    from rerank_core.onnx_export import export
+    from rerank_core.local.onnx_export import export
 
     with pytest.raises(ConfigurationError, match="causal language model"):
         export(tiny_qwen3, tmp_path / "out", int8=False, revision=None, opset=17)

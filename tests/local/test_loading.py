@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from rerank_core import ConfigurationError, LocalCrossEncoder, RerankResponse, load_reranker
-from rerank_core.local import DEFAULT_MODEL
+from rerank_core import ConfigurationError, RerankResponse, TorchCrossEncoder, load_reranker
+from rerank_core.local.torch_engine import DEFAULT_MODEL
 
 
 def test_importing_rerank_core_does_not_import_torch() -> None:
-    code = "import sys, rerank_core; rerank_core.LocalCrossEncoder; print('torch' in sys.modules)"
+    code = "import sys, rerank_core; rerank_core.TorchCrossEncoder; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -23,26 +23,26 @@ def test_importing_rerank_core_does_not_import_torch() -> None:
 def test_missing_torch_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "torch", None)  # makes torch look uninstalled
     with pytest.raises(ConfigurationError, match=r'pip install "rerank-core\[local\]"') as caught:
-        LocalCrossEncoder("any")
+        TorchCrossEncoder("any")
     assert "torch" in str(caught.value)
 
 
 def test_default_model_and_env_override(monkeypatch: pytest.MonkeyPatch, tiny_cross_encoder: str) -> None:
     monkeypatch.delenv("RERANK_LOCAL_MODEL", raising=False)
-    assert LocalCrossEncoder().model_name == DEFAULT_MODEL == "cross-encoder/ms-marco-MiniLM-L-6-v2"
+    assert TorchCrossEncoder().model_name == DEFAULT_MODEL == "cross-encoder/ms-marco-MiniLM-L-6-v2"
 
     monkeypatch.setenv("RERANK_LOCAL_MODEL", tiny_cross_encoder)
     reranker = load_reranker("local")
-    assert isinstance(reranker, LocalCrossEncoder)
+    assert isinstance(reranker, TorchCrossEncoder)
     assert reranker.model_name == tiny_cross_encoder
     assert reranker.rerank("capital of france", ["Paris", "zebra"]).model == tiny_cross_encoder
-    assert LocalCrossEncoder("explicit/model").model_name == "explicit/model", "an explicit model beats the env"
+    assert TorchCrossEncoder("explicit/model").model_name == "explicit/model", "an explicit model beats the env"
 
 
 @pytest.mark.parametrize("local_files_only", [True, False])
 def test_missing_hub_model_is_a_clear_configuration_error(local_files_only: bool) -> None:
     model = "rerank-tests/no-such-model"
-    reranker = LocalCrossEncoder(model, local_files_only=local_files_only)
+    reranker = TorchCrossEncoder(model, local_files_only=local_files_only)
     with pytest.raises(ConfigurationError) as caught:
         reranker.rerank("q", ["d"])
     message = str(caught.value)
@@ -65,7 +65,7 @@ def test_a_missing_model_path_fails_at_once_without_asking_the_hub(
     monkeypatch.setattr(transformers.AutoConfig, "from_pretrained", hub_lookup)
     for model in ("./no-such-model", "/nowhere/model", "~/no-such-model", str(tmp_path / "no-such-model")):
         with pytest.raises(ConfigurationError, match="no model directory at") as caught:
-            LocalCrossEncoder(model).rerank("q", ["d"])
+            TorchCrossEncoder(model).rerank("q", ["d"])
         assert "RERANK_LOCAL_MODEL" in str(caught.value)
 
 
@@ -83,27 +83,27 @@ def test_a_missing_model_path_fails_at_once_without_asking_the_hub(
 )
 def test_bad_options_fail_at_construction(options: dict[str, Any], match: str) -> None:
     with pytest.raises(ConfigurationError, match=match):
-        LocalCrossEncoder("m", **options)
+        TorchCrossEncoder("m", **options)
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
 def test_half_precision_on_a_cpu_without_native_support_is_rejected(
     tiny_cross_encoder: str, monkeypatch: pytest.MonkeyPatch, dtype: str
 ) -> None:
-    monkeypatch.setattr("rerank_core.local.auto_device", lambda: "cpu")
-    monkeypatch.setattr("rerank_core.local.cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr("rerank_core.local.torch_engine.auto_device", lambda: "cpu")
+    monkeypatch.setattr("rerank_core.local.torch_engine.cpu_has_native_bf16", lambda: False)
     with pytest.raises(ConfigurationError, match="slower than float32") as caught:
-        LocalCrossEncoder(tiny_cross_encoder, dtype=dtype, local_files_only=True).warm_up()  # type: ignore[arg-type]
+        TorchCrossEncoder(tiny_cross_encoder, dtype=dtype, local_files_only=True).warm_up()  # type: ignore[arg-type]
     assert "float32" in str(caught.value)
 
 
 def test_bfloat16_runs_on_a_cpu_with_native_bf16(tiny_cross_encoder: str, monkeypatch: pytest.MonkeyPatch) -> None:
     import torch
 
-    monkeypatch.setattr("rerank_core.local.cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr("rerank_core.local.torch_engine.cpu_has_native_bf16", lambda: True)
     query, docs = "capital of france", ["Paris is the capital of France", "zebra xylophone", "water and fire"]
-    bf16 = LocalCrossEncoder(tiny_cross_encoder, device="cpu", dtype="bfloat16", local_files_only=True)
-    fp32 = LocalCrossEncoder(tiny_cross_encoder, device="cpu", local_files_only=True)
+    bf16 = TorchCrossEncoder(tiny_cross_encoder, device="cpu", dtype="bfloat16", local_files_only=True)
+    fp32 = TorchCrossEncoder(tiny_cross_encoder, device="cpu", local_files_only=True)
     got, want = bf16.predict_logits(query, docs), fp32.predict_logits(query, docs)
     assert next(bf16._network.parameters()).dtype == torch.bfloat16
     assert got == pytest.approx(want, abs=0.1)
@@ -111,7 +111,7 @@ def test_bfloat16_runs_on_a_cpu_with_native_bf16(tiny_cross_encoder: str, monkey
 
 
 def test_loads_lazily_once_and_warm_up_loads_eagerly(tiny_cross_encoder: str) -> None:
-    reranker = LocalCrossEncoder(tiny_cross_encoder, local_files_only=True)
+    reranker = TorchCrossEncoder(tiny_cross_encoder, local_files_only=True)
     assert reranker._network is None
     reranker.warm_up()
     network = reranker._network
@@ -127,14 +127,14 @@ def test_concurrent_threads_share_one_load_and_get_identical_results(
     tiny_cross_encoder: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     loads: list[int] = []
-    read_network = LocalCrossEncoder._read_network
+    read_network = TorchCrossEncoder._read_network
 
-    def counting(self: LocalCrossEncoder, text: Any) -> Any:
+    def counting(self: TorchCrossEncoder, text: Any) -> Any:
         loads.append(threading.get_ident())
         return read_network(self, text)
 
-    monkeypatch.setattr(LocalCrossEncoder, "_read_network", counting)
-    reranker = LocalCrossEncoder(tiny_cross_encoder, batch_size=2, local_files_only=True)
+    monkeypatch.setattr(TorchCrossEncoder, "_read_network", counting)
+    reranker = TorchCrossEncoder(tiny_cross_encoder, batch_size=2, local_files_only=True)
     docs = [f"paris capital city {i} " * (i % 5 + 1) for i in range(12)]
     start = threading.Barrier(8)
 
@@ -147,7 +147,7 @@ def test_concurrent_threads_share_one_load_and_get_identical_results(
 
     assert len(loads) == 1
     assert all(response == responses[0] for response in responses)
-    assert responses[0] == LocalCrossEncoder(tiny_cross_encoder, batch_size=2, local_files_only=True).rerank(
+    assert responses[0] == TorchCrossEncoder(tiny_cross_encoder, batch_size=2, local_files_only=True).rerank(
         "capital of france", docs
     )
 
@@ -170,7 +170,7 @@ def test_hub_options_reach_every_from_pretrained_call(tiny_cross_encoder: str, m
     chosen: dict[str, Any] = {"local_files_only": True, "revision": "main"}
     for given, expected in (({}, defaults), (chosen, {**defaults, **chosen})):
         seen.clear()
-        LocalCrossEncoder(tiny_cross_encoder, **given).warm_up()
+        TorchCrossEncoder(tiny_cross_encoder, **given).warm_up()
         # transformers also loads the config from inside the other two calls, with the same options.
         assert {name for name, _ in seen} == {"AutoConfig", "AutoTokenizer", "AutoModelForSequenceClassification"}
         for _, kwargs in seen:
@@ -184,7 +184,7 @@ def test_num_threads_sets_torch_threads_when_the_model_loads(tiny_cross_encoder:
     wanted = 2 if before == 1 else 1
     try:
         reranker = load_reranker(f"local:{tiny_cross_encoder}", options={"engine": "torch", "num_threads": wanted})
-        assert isinstance(reranker, LocalCrossEncoder)
+        assert isinstance(reranker, TorchCrossEncoder)
         assert torch.get_num_threads() == before, "nothing changes before the model loads"
         reranker.warm_up()
         assert torch.get_num_threads() == wanted

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from rerank_core import LocalCrossEncoder, OnnxCrossEncoder, RerankResponse, load_reranker
+from rerank_core import OnnxCrossEncoder, RerankResponse, TorchCrossEncoder, load_reranker
 
 QUERIES = ["what is the capital of france", "risk of cancer", "neural ranking"]
 TEXTS = [
@@ -41,7 +41,7 @@ def by_index(response: RerankResponse) -> list[float]:
 def test_scores_and_rankings_match_the_torch_engine(
     tiny_cross_encoder: str, tiny_onnx: str, query: str, batch_size: int, max_batch_tokens: int | None
 ) -> None:
-    torch_engine = LocalCrossEncoder(tiny_cross_encoder, max_length=128, local_files_only=True)
+    torch_engine = TorchCrossEncoder(tiny_cross_encoder, max_length=128, local_files_only=True)
     onnx_engine = OnnxCrossEncoder(tiny_onnx, max_length=128, batch_size=batch_size, max_batch_tokens=max_batch_tokens)
     want, got = torch_engine.rerank(query, TEXTS), onnx_engine.rerank(query, TEXTS)
 
@@ -56,13 +56,13 @@ def test_raw_logits_and_two_label_models_match_the_torch_engine(
     tiny_cross_encoder: str, tiny_onnx: str, tiny_cross_encoder_2label: str, tiny_onnx_2label: str
 ) -> None:
     query = QUERIES[0]
-    want = LocalCrossEncoder(tiny_cross_encoder, activation="none").predict_logits(query, TEXTS)
+    want = TorchCrossEncoder(tiny_cross_encoder, activation="none").predict_logits(query, TEXTS)
     got = OnnxCrossEncoder(tiny_onnx, activation="none").predict_logits(query, TEXTS)
     assert got == pytest.approx(want, abs=1e-4)
     assert ranking(got) == ranking(want)
 
     for activation in ("auto", "softmax", "none"):
-        torch_2 = LocalCrossEncoder(tiny_cross_encoder_2label, activation=activation).rerank(query, TEXTS)
+        torch_2 = TorchCrossEncoder(tiny_cross_encoder_2label, activation=activation).rerank(query, TEXTS)
         onnx_2 = OnnxCrossEncoder(tiny_onnx_2label, activation=activation).rerank(query, TEXTS)
         assert by_index(onnx_2) == pytest.approx(by_index(torch_2), abs=1e-4)
         assert [r.index for r in onnx_2.results] == [r.index for r in torch_2.results]

@@ -7,7 +7,7 @@ import pytest
 import torch
 from sentence_transformers import CrossEncoder
 
-from rerank_core import LocalCrossEncoder
+from rerank_core import TorchCrossEncoder
 
 TEXTS = [
     "Paris is the capital of France, a city by the river Seine.",
@@ -32,7 +32,7 @@ def test_one_logit_parity_with_sentence_transformers(tiny_cross_encoder: str, qu
     st = CrossEncoder(tiny_cross_encoder, activation_fn=torch.nn.Sigmoid(), max_length=128, device="cpu")
     want = st.predict([(query, text) for text in TEXTS], batch_size=32).tolist()
 
-    ours = LocalCrossEncoder(tiny_cross_encoder, max_length=128, batch_size=batch_size, local_files_only=True)
+    ours = TorchCrossEncoder(tiny_cross_encoder, max_length=128, batch_size=batch_size, local_files_only=True)
     response = ours.rerank(query, TEXTS)
     got = {r.index: r.relevance_score for r in response.results}
 
@@ -44,7 +44,7 @@ def test_raw_logit_parity_with_sentence_transformers(tiny_cross_encoder: str) ->
     st = CrossEncoder(tiny_cross_encoder, activation_fn=torch.nn.Identity(), device="cpu")
     query = QUERIES[0]
     want = st.predict([(query, text) for text in TEXTS]).tolist()
-    got = LocalCrossEncoder(tiny_cross_encoder, activation="none", local_files_only=True).predict_logits(query, TEXTS)
+    got = TorchCrossEncoder(tiny_cross_encoder, activation="none", local_files_only=True).predict_logits(query, TEXTS)
     assert got == pytest.approx(want, abs=1e-4)
     assert ranking(got) == ranking(want)
 
@@ -53,7 +53,7 @@ def test_two_label_parity_with_sentence_transformers(tiny_cross_encoder_2label: 
     st = CrossEncoder(tiny_cross_encoder_2label, activation_fn=torch.nn.Softmax(dim=-1), device="cpu")
     query = QUERIES[0]
     want = st.predict([(query, text) for text in TEXTS])[:, 1].tolist()
-    response = LocalCrossEncoder(tiny_cross_encoder_2label, local_files_only=True).rerank(query, TEXTS)
+    response = TorchCrossEncoder(tiny_cross_encoder_2label, local_files_only=True).rerank(query, TEXTS)
     got = [score for _, score in sorted((r.index, r.relevance_score) for r in response.results)]
     assert got == pytest.approx(want, abs=1e-4)
     assert [r.index for r in response.results] == ranking(want)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rerank_core import ConfigurationError, LocalCrossEncoder
+from rerank_core import ConfigurationError, TorchCrossEncoder
 
 QUERY = "what is the capital of france"
 DOCS = [
@@ -20,8 +20,8 @@ DOCS = [
 def test_int8_quantizes_linear_layers_and_keeps_scores_close(tiny_cross_encoder: str) -> None:
     import torch
 
-    fp32 = LocalCrossEncoder(tiny_cross_encoder, activation="none", local_files_only=True)
-    int8 = LocalCrossEncoder(tiny_cross_encoder, activation="none", quantize="int8", local_files_only=True)
+    fp32 = TorchCrossEncoder(tiny_cross_encoder, activation="none", local_files_only=True)
+    int8 = TorchCrossEncoder(tiny_cross_encoder, activation="none", quantize="int8", local_files_only=True)
     want, got = fp32.predict_logits(QUERY, DOCS), int8.predict_logits(QUERY, DOCS)
 
     int8.warm_up()
@@ -44,7 +44,7 @@ def ranking(scores: list[float]) -> list[int]:
 def test_int8_is_never_the_default(tiny_cross_encoder: str) -> None:
     import torch
 
-    reranker = LocalCrossEncoder(tiny_cross_encoder, local_files_only=True)
+    reranker = TorchCrossEncoder(tiny_cross_encoder, local_files_only=True)
     assert reranker.quantize is None
     reranker.warm_up()
     assert sum(isinstance(m, torch.nn.Linear) for m in reranker._network.modules()) == 2 * 6 + 2
@@ -52,4 +52,4 @@ def test_int8_is_never_the_default(tiny_cross_encoder: str) -> None:
 
 def test_int8_is_cpu_only(tiny_cross_encoder: str) -> None:
     with pytest.raises(ConfigurationError, match="CPU-only"):
-        LocalCrossEncoder(tiny_cross_encoder, device="meta", quantize="int8", local_files_only=True).warm_up()
+        TorchCrossEncoder(tiny_cross_encoder, device="meta", quantize="int8", local_files_only=True).warm_up()

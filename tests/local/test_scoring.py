@@ -8,16 +8,16 @@ from typing import Any
 
 import pytest
 
-from rerank_core import Document, LocalCrossEncoder, load_reranker
-from rerank_core.local import length_sorted_batches
+from rerank_core import Document, TorchCrossEncoder, load_reranker
+from rerank_core.local.torch_engine import length_sorted_batches
 
 
 @pytest.fixture
-def reranker(tiny_cross_encoder: str) -> LocalCrossEncoder:
-    return LocalCrossEncoder(tiny_cross_encoder, local_files_only=True)
+def reranker(tiny_cross_encoder: str) -> TorchCrossEncoder:
+    return TorchCrossEncoder(tiny_cross_encoder, local_files_only=True)
 
 
-def test_rerank_returns_every_document_sorted(reranker: LocalCrossEncoder, query: str, docs: list[str]) -> None:
+def test_rerank_returns_every_document_sorted(reranker: TorchCrossEncoder, query: str, docs: list[str]) -> None:
     response = reranker.rerank(query, docs)
     assert response.provider == "local"
     assert response.model == reranker.model_name
@@ -31,7 +31,7 @@ def test_rerank_returns_every_document_sorted(reranker: LocalCrossEncoder, query
     assert response.dropped == []
 
 
-def test_scores_match_the_raw_logits(reranker: LocalCrossEncoder, query: str, docs: list[str]) -> None:
+def test_scores_match_the_raw_logits(reranker: TorchCrossEncoder, query: str, docs: list[str]) -> None:
     logits = reranker.predict_logits(query, docs)
     response = reranker.rerank(query, docs)
     for result in response.results:
@@ -39,7 +39,7 @@ def test_scores_match_the_raw_logits(reranker: LocalCrossEncoder, query: str, do
 
 
 def test_activation_none_returns_logits(tiny_cross_encoder: str, query: str, docs: list[str]) -> None:
-    raw = LocalCrossEncoder(tiny_cross_encoder, activation="none", local_files_only=True)
+    raw = TorchCrossEncoder(tiny_cross_encoder, activation="none", local_files_only=True)
     response = raw.rerank(query, docs)
     assert response.score_kind == "logit"
     logits = raw.predict_logits(query, docs)
@@ -48,9 +48,9 @@ def test_activation_none_returns_logits(tiny_cross_encoder: str, query: str, doc
 
 
 def test_normalize_sigmoid_turns_logits_into_probabilities(
-    tiny_cross_encoder: str, reranker: LocalCrossEncoder, query: str, docs: list[str]
+    tiny_cross_encoder: str, reranker: TorchCrossEncoder, query: str, docs: list[str]
 ) -> None:
-    normalized = LocalCrossEncoder(tiny_cross_encoder, activation="none", normalize="sigmoid", local_files_only=True)
+    normalized = TorchCrossEncoder(tiny_cross_encoder, activation="none", normalize="sigmoid", local_files_only=True)
     got = normalized.rerank(query, docs)
     want = reranker.rerank(query, docs)
     assert got.score_kind == "probability"
@@ -70,7 +70,7 @@ def test_two_label_model_scores_softmax_of_label_one(tiny_cross_encoder_2label: 
         want = torch.softmax(model(**encoded).logits, dim=-1)[:, 1].tolist()
 
     for activation in ("auto", "softmax", "sigmoid"):
-        reranker = LocalCrossEncoder(tiny_cross_encoder_2label, activation=activation, local_files_only=True)
+        reranker = TorchCrossEncoder(tiny_cross_encoder_2label, activation=activation, local_files_only=True)
         response = reranker.rerank(query, texts)
         assert {r.index: r.relevance_score for r in response.results} == pytest.approx(dict(enumerate(want)))
 
@@ -79,11 +79,11 @@ def test_softmax_on_a_single_logit_model_is_a_configuration_error(tiny_cross_enc
     from rerank_core import ConfigurationError
 
     with pytest.raises(ConfigurationError, match="two-label"):
-        LocalCrossEncoder(tiny_cross_encoder, activation="softmax", local_files_only=True).warm_up()
+        TorchCrossEncoder(tiny_cross_encoder, activation="softmax", local_files_only=True).warm_up()
 
 
 def test_top_n_keeps_the_best_and_accounts_for_the_rest(
-    reranker: LocalCrossEncoder, query: str, docs: list[str]
+    reranker: TorchCrossEncoder, query: str, docs: list[str]
 ) -> None:
     full = reranker.rerank(query, docs)
     top = reranker.rerank(query, docs, top_n=2)
@@ -92,7 +92,7 @@ def test_top_n_keeps_the_best_and_accounts_for_the_rest(
     assert {d.reason for d in top.dropped} == {"top_n"}
 
 
-def test_score_threshold_drops_with_a_reason(reranker: LocalCrossEncoder, query: str, docs: list[str]) -> None:
+def test_score_threshold_drops_with_a_reason(reranker: TorchCrossEncoder, query: str, docs: list[str]) -> None:
     full = reranker.rerank(query, docs)
     cut = full.results[2].relevance_score
     response = reranker.rerank(query, docs, score_threshold=cut)
@@ -101,7 +101,7 @@ def test_score_threshold_drops_with_a_reason(reranker: LocalCrossEncoder, query:
 
 
 def test_empty_input_returns_empty_without_loading(tiny_cross_encoder: str) -> None:
-    reranker = LocalCrossEncoder(tiny_cross_encoder, local_files_only=True)
+    reranker = TorchCrossEncoder(tiny_cross_encoder, local_files_only=True)
     response = reranker.rerank("q", [])
     assert response.results == []
     assert response.provider == "local"
@@ -109,7 +109,7 @@ def test_empty_input_returns_empty_without_loading(tiny_cross_encoder: str) -> N
 
 
 async def test_arerank_matches_rerank_and_runs_off_the_event_loop_thread(
-    reranker: LocalCrossEncoder, query: str, docs: list[str], monkeypatch: pytest.MonkeyPatch
+    reranker: TorchCrossEncoder, query: str, docs: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     threads: list[int] = []
     score = reranker._score
@@ -126,7 +126,7 @@ async def test_arerank_matches_rerank_and_runs_off_the_event_loop_thread(
     assert (await reranker.arerank(query, [])).results == []
 
 
-def test_ids_and_metadata_survive_and_inputs_are_not_mutated(reranker: LocalCrossEncoder, query: str) -> None:
+def test_ids_and_metadata_survive_and_inputs_are_not_mutated(reranker: TorchCrossEncoder, query: str) -> None:
     mapping: dict[str, Any] = {"text": "zebra", "id": 7, "metadata": {"page": 2}}
     inputs: list[Document | dict[str, Any]] = [
         Document("Paris is the capital of France", id="a", metadata={"src": "wiki"}),
@@ -141,16 +141,16 @@ def test_ids_and_metadata_survive_and_inputs_are_not_mutated(reranker: LocalCros
     assert inputs == snapshot
 
 
-def test_usage_counts_the_tokens_scored(reranker: LocalCrossEncoder, query: str, docs: list[str]) -> None:
+def test_usage_counts_the_tokens_scored(reranker: TorchCrossEncoder, query: str, docs: list[str]) -> None:
     tokenizer = reranker.tokenizer
     want = sum(len(ids) for ids in tokenizer([query] * len(docs), docs)["input_ids"])
     assert reranker.rerank(query, docs).usage.total_tokens == want
 
 
 def test_batching_does_not_change_scores(tiny_cross_encoder: str, query: str, docs: list[str]) -> None:
-    per_pair = LocalCrossEncoder(tiny_cross_encoder, batch_size=1, local_files_only=True).predict_logits(query, docs)
+    per_pair = TorchCrossEncoder(tiny_cross_encoder, batch_size=1, local_files_only=True).predict_logits(query, docs)
     for batch_size, max_batch_tokens in ((3, None), (64, None), (64, 40), (32, 1280)):
-        batched = LocalCrossEncoder(
+        batched = TorchCrossEncoder(
             tiny_cross_encoder, batch_size=batch_size, max_batch_tokens=max_batch_tokens, local_files_only=True
         )
         assert batched.predict_logits(query, docs) == pytest.approx(per_pair, abs=1e-5)
@@ -170,9 +170,9 @@ def test_token_budget_grows_batches_of_short_pairs_and_shrinks_batches_of_long_o
 
 
 def test_int8_keeps_small_batches_by_default(tiny_cross_encoder: str) -> None:
-    assert LocalCrossEncoder(tiny_cross_encoder).batch_size == 32
-    assert LocalCrossEncoder(tiny_cross_encoder, quantize="int8").batch_size == 4
-    assert LocalCrossEncoder(tiny_cross_encoder, quantize="int8", batch_size=16).batch_size == 16
+    assert TorchCrossEncoder(tiny_cross_encoder).batch_size == 32
+    assert TorchCrossEncoder(tiny_cross_encoder, quantize="int8").batch_size == 4
+    assert TorchCrossEncoder(tiny_cross_encoder, quantize="int8", batch_size=16).batch_size == 16
 
 
 def test_length_sorted_batches_group_similar_lengths_and_cover_every_index() -> None:
@@ -184,14 +184,14 @@ def test_length_sorted_batches_group_similar_lengths_and_cover_every_index() -> 
 
 def test_load_reranker_local_spec(tiny_cross_encoder: str, query: str, docs: list[str]) -> None:
     reranker = load_reranker(f"local:{tiny_cross_encoder}", local_files_only=True, batch_size=2)
-    assert isinstance(reranker, LocalCrossEncoder)
+    assert isinstance(reranker, TorchCrossEncoder)
     assert reranker.batch_size == 2
     assert reranker.rerank(query, docs).results[0].index == (
-        LocalCrossEncoder(tiny_cross_encoder, local_files_only=True).rerank(query, docs).results[0].index
+        TorchCrossEncoder(tiny_cross_encoder, local_files_only=True).rerank(query, docs).results[0].index
     )
 
 
-def test_count_tokens_uses_the_model_tokenizer(reranker: LocalCrossEncoder) -> None:
+def test_count_tokens_uses_the_model_tokenizer(reranker: TorchCrossEncoder) -> None:
     assert reranker.count_tokens("the capital, Seine") == len(["the", "capital", ",", "s", "##e", "##i", "##n", "##e"])
     assert reranker.count_tokens("") == 0
     assert reranker._network is None, "counting tokens must not load the weights"

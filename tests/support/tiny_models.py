@@ -68,7 +68,7 @@ def build_tiny_cross_encoder(path: str | Path, num_labels: int = 1, seed: int = 
 
 def export_tiny_onnx(source: str, path: str | Path, int8: bool = True) -> str:
     """Export a tiny cross-encoder with the real `rerank export-onnx` code (fp32, and int8 unless told not to)."""
-    from rerank_core.onnx_export import main
+    from rerank_core.cli.export_onnx import main
 
     argv = [source, str(path), *(["--int8"] if int8 else [])]
     if main(argv) != 0:

@@ -23,7 +23,7 @@ from haystack_integrations.components.rankers.rerank import RerankRanker
 from rerank_core import ConfigurationError, InvalidInputError, Reranker, load_reranker
 from rerank_core import Document as CoreDocument
 from rerank_core.base import Scores
-from rerank_core.local import LocalCrossEncoder
+from rerank_core.local.torch_engine import TorchCrossEncoder
 from rerank_haystack import RerankRanker as AliasedRanker
 
 QUERY = "capital of france"
@@ -168,7 +168,7 @@ def test_every_parameter_survives_yaml(tiny_cross_encoder: str) -> None:
     assert loaded_ranker.device == ComponentDevice.from_str("cpu")
     assert RerankRanker.from_dict(ranker.to_dict()).to_dict() == ranker.to_dict()
     local = loaded_ranker._core()
-    assert isinstance(local, LocalCrossEncoder)
+    assert isinstance(local, TorchCrossEncoder)
     assert (local.batch_size, local.device, local.activation) == (2, "cpu", "none")
 
 

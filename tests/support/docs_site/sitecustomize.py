@@ -81,10 +81,10 @@ def patch_function(attribute: str) -> Callable[[ModuleType], None]:
 
 PATCHES: dict[str, Callable[[ModuleType], None]] = {
     "rerank_core.http.reranker": patch_http,
-    "rerank_core.engines": patch_function("local_cross_encoder"),
-    "rerank_core.onnx_engine": patch_class("OnnxCrossEncoder"),
-    "rerank_core.local": patch_class("LocalCrossEncoder"),
-    "rerank_core.onnx_export": patch_function("export"),
+    "rerank_core.local.engines": patch_function("local_cross_encoder"),
+    "rerank_core.local.onnx_engine": patch_class("OnnxCrossEncoder"),
+    "rerank_core.local.torch_engine": patch_class("TorchCrossEncoder"),
+    "rerank_core.local.onnx_export": patch_function("export"),
 }
 
 

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from rerank_core.fallback import Deferred, FallbackReranker
     from rerank_core.http import HTTPReranker
     from rerank_core.loader import load_reranker
-    from rerank_core.local import LocalCrossEncoder
+    from rerank_core.local import LocalCrossEncoder, OnnxCrossEncoder, TorchCrossEncoder
     from rerank_core.models import (
         CacheStats,
         Document,
@@ -44,7 +44,6 @@ if TYPE_CHECKING:
         Usage,
         Window,
     )
-    from rerank_core.onnx_engine import OnnxCrossEncoder
 
 _HOMES = {
     "base": ("Reranker", "Scores"),
@@ -67,7 +66,7 @@ _HOMES = {
     "fallback": ("Deferred", "FallbackReranker"),
     "http": ("HTTPReranker",),
     "loader": ("load_reranker",),
-    "local": ("LocalCrossEncoder",),  # imports torch only on first use
+    "local": ("LocalCrossEncoder", "OnnxCrossEncoder", "TorchCrossEncoder"),  # no engine imported until first use
     "models": (
         "CacheStats",
         "Document",
@@ -79,7 +78,6 @@ _HOMES = {
         "Usage",
         "Window",
     ),
-    "onnx_engine": ("OnnxCrossEncoder",),  # imports onnxruntime only on first use
 }
 _HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
 
@@ -114,6 +112,7 @@ __all__ = [
     "ScoreCache",
     "ScoreKind",
     "Scores",
+    "TorchCrossEncoder",
     "UnsupportedInputError",
     "Usage",
     "Window",

@@ -22,7 +22,7 @@ from rerank_core.errors import ConfigurationError
 from rerank_core.models import Document, Window
 
 if TYPE_CHECKING:
-    from rerank_core.cross_encoder import CrossEncoderBase
+    from rerank_core.local.base import CrossEncoderBase
 
 WORD = re.compile(r"\S{1,100}")
 """Window boundaries fall between words; a run of 100+ non-space characters is cut like several words."""
@@ -211,7 +211,7 @@ class _Plan:
 
 def local_token_budget(reranker: Reranker) -> TokenBudget | None:
     """The real tokenizer and window of a local cross-encoder (either engine), or None for other rerankers."""
-    from rerank_core.cross_encoder import CrossEncoderBase  # imports no engine until a model is loaded
+    from rerank_core.local.base import CrossEncoderBase  # imports no engine until a model is loaded
 
     if not isinstance(reranker, CrossEncoderBase):
         return None

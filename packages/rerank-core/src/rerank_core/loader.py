@@ -150,7 +150,7 @@ def build_member(config: RerankerConfig, cache: ScoreCache | None, clients: Mapp
 
 def build_provider(config: RerankerConfig, clients: Mapping[str, Any]) -> Reranker:
     if config.provider == "local":
-        from rerank_core.engines import local_cross_encoder
+        from rerank_core.local.engines import local_cross_encoder
 
         return local_cross_encoder(config.model, **{"normalize": config.normalize, **config.options})
 

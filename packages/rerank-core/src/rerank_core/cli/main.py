@@ -130,7 +130,7 @@ def run_rerank(args: argparse.Namespace) -> int:
 
 def export_onnx(argv: list[str]) -> int:
     try:
-        module = importlib.import_module("rerank_core.onnx_export")
+        module = importlib.import_module("rerank_core.cli.export_onnx")
     except ModuleNotFoundError as error:
         raise UserError(f"export-onnx is not available in this installation ({error})") from None
     command: Callable[[Sequence[str]], int] = module.main

@@ -1,4 +1,4 @@
-"""What both local engines (torch in `local.py`, ONNX Runtime in `onnx_engine.py`) share.
+"""What both local engines (torch in `torch_engine.py`, ONNX Runtime in `onnx_engine.py`) share.
 
 Options and their checks, tokenization with the model's Rust tokenizer (documents truncated, queries never),
 length-sorted token-budgeted batches, activations, thread-safe lazy loading and typed load errors. An engine only
@@ -18,10 +18,10 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from rerank_core import tracing
-from rerank_core._hub import MODEL_ENV as MODEL_ENV
-from rerank_core._hub import cache_only, looks_like_path, refuse_missing_folder
 from rerank_core.base import Normalize, Reranker, Scores, sigmoid
 from rerank_core.errors import ConfigurationError, UnsupportedInputError
+from rerank_core.local._hub import MODEL_ENV as MODEL_ENV
+from rerank_core.local._hub import cache_only, looks_like_path, refuse_missing_folder
 from rerank_core.models import Document, ScoreKind, Usage
 
 if TYPE_CHECKING:
@@ -462,8 +462,8 @@ class CrossEncoderBase(Reranker):
     def _encode_prompts(
         self, meta: ModelText, query: str, texts: list[str], instruction: str | None
     ) -> dict[str, list[list[int]]]:
-        """An LLM reranker's prompts, built by its recipe (see `local_recipes`)."""
-        from rerank_core.local_recipes import encode_prompts
+        """An LLM reranker's prompts, built by its recipe (see `recipes`)."""
+        from rerank_core.local.recipes import encode_prompts
 
         with self._tokenize_lock:
             ids = encode_prompts(

@@ -1,9 +1,9 @@
-"""`LocalCrossEncoder`: rerank on this machine with a Hugging Face cross-encoder and PyTorch (the `local` extra).
+"""`TorchCrossEncoder`: rerank on this machine with a Hugging Face cross-encoder and PyTorch (the `local` extra).
 
 Scores equal sentence-transformers `CrossEncoder.predict` on the same weights; speed comes from tokenizing once,
 sorting pairs by token length so batches carry almost no padding, and small batches (measured fastest on CPU,
 see docs/benchmarks.md). torch and transformers are imported on first use, never at `import rerank_core`. What
-this engine shares with the ONNX Runtime one (`onnx_engine.py`) lives in `cross_encoder.py`.
+this engine shares with the ONNX Runtime one (`onnx_engine.py`) lives in `base.py`.
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ import warnings
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Literal
 
-from rerank_core._torch_workers import TorchBatchWorkers, openmp_backend
 from rerank_core.base import Normalize
-from rerank_core.cross_encoder import (
+from rerank_core.errors import ConfigurationError
+from rerank_core.local._torch_workers import TorchBatchWorkers, openmp_backend
+from rerank_core.local.base import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_MAX_BATCH_TOKENS,
     DEFAULT_MODEL,
@@ -35,8 +36,7 @@ from rerank_core.cross_encoder import (
     relevance,
     resolve_max_length,
 )
-from rerank_core.errors import ConfigurationError
-from rerank_core.local_recipes import RECIPE_NAMES, check_recipe_options, choose_recipe, token_id
+from rerank_core.local.recipes import RECIPE_NAMES, check_recipe_options, choose_recipe, token_id
 
 if TYPE_CHECKING:
     import numpy as np
@@ -49,6 +49,7 @@ __all__ = [
     "INT8_BATCH_SIZE",
     "MODEL_ENV",
     "LocalCrossEncoder",
+    "TorchCrossEncoder",
     "default_model",
     "is_path",
     "length_sorted_batches",
@@ -65,7 +66,7 @@ DType = Literal["float32", "float16", "bfloat16"]
 DTYPES = ("float32", "float16", "bfloat16")
 
 
-class LocalCrossEncoder(CrossEncoderBase):
+class TorchCrossEncoder(CrossEncoderBase):
     """A cross-encoder run locally with PyTorch: the engine for GPUs and for exact sentence-transformers parity.
     Thread-safe; the model loads once, on first use or `warm_up()`. On CPU, unless `num_threads` is given, batches
     run side by side on single-threaded workers, one per torch thread (see `_torch_workers`).
@@ -140,7 +141,7 @@ class LocalCrossEncoder(CrossEncoderBase):
 
     def __repr__(self) -> str:
         return (
-            f"LocalCrossEncoder(model={self.model_name!r}, device={self.device!r}, batch_size={self.batch_size}, "
+            f"TorchCrossEncoder(model={self.model_name!r}, device={self.device!r}, batch_size={self.batch_size}, "
             f"max_batch_tokens={self.max_batch_tokens})"
         )
 
@@ -293,6 +294,10 @@ class LocalCrossEncoder(CrossEncoderBase):
         if workers is not None and workers.alive():
             workers.close()
         super().close()
+
+
+LocalCrossEncoder = TorchCrossEncoder
+"""The torch engine's earlier name, kept for code that imports it."""
 
 
 def label_rows(network: Any, label_ids: tuple[int, ...]) -> torch.Tensor:

@@ -14,8 +14,8 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from rerank_core.cross_encoder import ENGINES, CrossEncoderBase, default_model, local_folder
 from rerank_core.errors import ConfigurationError
+from rerank_core.local.base import ENGINES, CrossEncoderBase, default_model, local_folder
 
 TORCH_ONLY = ("dtype", "trust_remote_code", "recipe", "prompt_template", "true_token", "false_token", "instruction")
 """Options only the torch engine has: asking for them picks it under `engine="auto"`."""
@@ -27,7 +27,7 @@ def torch_available() -> bool:
 
 def choose_engine(model: str | None, options: Mapping[str, Any]) -> str:
     """The engine `engine="auto"` resolves to for this model and these options (see the module docstring)."""
-    from rerank_core.onnx_engine import INT8_FILES, ONNX_FILES, onnxruntime_available
+    from rerank_core.local.onnx_engine import INT8_FILES, ONNX_FILES, onnxruntime_available
 
     device = options.get("device")
     if not onnxruntime_available() or any(name in options for name in TORCH_ONLY) or device not in (None, "cpu"):
@@ -74,13 +74,13 @@ def local_cross_encoder(model: str | None = None, **options: Any) -> CrossEncode
         _refuse_torch_only_options(options)
     cls: type[CrossEncoderBase]
     if engine == "onnx":
-        from rerank_core.onnx_engine import OnnxCrossEncoder
+        from rerank_core.local.onnx_engine import OnnxCrossEncoder
 
         cls = OnnxCrossEncoder
     else:
-        from rerank_core.local import LocalCrossEncoder
+        from rerank_core.local.torch_engine import TorchCrossEncoder
 
-        cls = LocalCrossEncoder
+        cls = TorchCrossEncoder
     accepted = [name for name in inspect.signature(cls).parameters if name != "model"]
     unknown = sorted(set(options) - set(accepted))
     if unknown:

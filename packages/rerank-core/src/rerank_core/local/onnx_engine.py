@@ -3,7 +3,7 @@
 It needs only `onnxruntime`, `tokenizers`, `numpy` and (for hub ids) `huggingface_hub`: a small install and a
 cold start well under a second. It reads a model folder or hub repo that ships an ONNX export (`onnx/model.onnx`
 or `model.onnx`, see `rerank export-onnx` to make one) and its `tokenizer.json`. Tokenization, batching,
-truncation and activations are the torch engine's own code (`cross_encoder.py`), so the scores agree with it.
+truncation and activations are the torch engine's own code (`base.py`), so the scores agree with it.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from rerank_core.base import Normalize
-from rerank_core.cross_encoder import (
+from rerank_core.errors import ConfigurationError
+from rerank_core.local.base import (
     DEFAULT_MAX_BATCH_TOKENS,
     FEATURES,
     Activation,
@@ -25,7 +26,6 @@ from rerank_core.cross_encoder import (
     relevance,
     resolve_max_length,
 )
-from rerank_core.errors import ConfigurationError
 
 if TYPE_CHECKING:
     import numpy as np

@@ -1,10 +1,10 @@
-"""`rerank export-onnx MODEL FOLDER [--int8]`: write a Hugging Face cross-encoder as a folder the ONNX engine loads.
+"""Write a Hugging Face cross-encoder as a folder the ONNX engine loads (`rerank export-onnx`, in
+`rerank_core.cli.export_onnx`).
 
-The folder gets `onnx/model.onnx` (fp32, dynamic batch and sequence axes), with `--int8` also
+The folder gets `onnx/model.onnx` (fp32, dynamic batch and sequence axes), with `int8` also
 `onnx/model_int8.onnx` (ONNX Runtime dynamic int8: 7-bit int8 weights per channel, activations quantized per
-batch),
-plus `config.json` and the tokenizer files. Both graphs are fused with ONNX Runtime's transformer optimizer
-(Attention, SkipLayerNormalization, BiasGelu), unless `--no-fuse` asks for standard ONNX operators only. Export
+batch), plus `config.json` and the tokenizer files. Both graphs are fused with ONNX Runtime's transformer optimizer
+(Attention, SkipLayerNormalization, BiasGelu), unless `fuse=False` asks for standard ONNX operators only. Export
 needs torch, transformers and onnx (`pip install "rerank-core[export]"`); scoring the folder afterwards needs only
 `rerank-core[onnx]`. Each file written is checked against the torch model on sample pairs and the agreement is
 printed.
@@ -12,21 +12,19 @@ printed.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import inspect
 import logging
 import os
-import sys
 import tempfile
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from rerank_core._hub import cache_only, refuse_missing_folder
-from rerank_core.cross_encoder import FEATURES, refuse_new_weights
 from rerank_core.errors import ConfigurationError
+from rerank_core.local._hub import cache_only, refuse_missing_folder
+from rerank_core.local.base import FEATURES, refuse_new_weights
 
 FP32_FILE = "onnx/model.onnx"
 INT8_FILE = "onnx/model_int8.onnx"
@@ -42,43 +40,6 @@ SAMPLE_PAIRS = [
     ("python sort a list", ""),
 ]
 EXPORT_HINT = 'Export needs torch, transformers and onnx: pip install "rerank-core[export]"'
-
-
-def parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="rerank export-onnx",
-        description="Export a Hugging Face cross-encoder to ONNX for the ONNX engine (engine='onnx').",
-    )
-    parser.add_argument("model", help="hub id (e.g. cross-encoder/ms-marco-MiniLM-L-6-v2) or model folder")
-    parser.add_argument("folder", help="output folder; load it with load_reranker('local:<folder>')")
-    parser.add_argument("--int8", action="store_true", help=f"also write a dynamic int8 model ({INT8_FILE})")
-    parser.add_argument("--revision", help="hub revision (tag, branch or commit) to export")
-    parser.add_argument("--opset", type=int, default=OPSET, help=f"ONNX opset (default {OPSET})")
-    parser.add_argument(
-        "--no-fuse",
-        action="store_true",
-        help="write standard ONNX operators only, for runtimes other than ONNX Runtime (slower there)",
-    )
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the export; 0 on success, 2 with one line on stderr for a user error (bad arguments, a model that
-    cannot be found or exported)."""
-    try:
-        args = parser().parse_args(argv)
-    except SystemExit as exit_:
-        return int(exit_.code or 0)
-    try:
-        report = export(
-            args.model, args.folder, int8=args.int8, revision=args.revision, opset=args.opset, fuse=not args.no_fuse
-        )
-    except ConfigurationError as exc:  # the model, the folder or the hub: the user's to fix, as in the other commands
-        print(f"rerank: error: {exc}", file=sys.stderr)
-        return 2
-    for line in report:
-        print(line)
-    return 0
 
 
 def export(
@@ -258,7 +219,3 @@ def max_error(path: Path, inputs: dict[str, Any], want: Any) -> float:
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     (got,) = session.run(None, {name: tensor.numpy().astype(np.int64) for name, tensor in inputs.items()})
     return float(np.abs(got - want).max())
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
