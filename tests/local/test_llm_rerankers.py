@@ -314,3 +314,34 @@ def test_export_onnx_refuses_causal_lms_and_untrained_heads(tiny_qwen3: str, tmp
     with pytest.raises(ConfigurationError, match="newly initialised"):
         export(headless, tmp_path / "out2", int8=False, revision=None, opset=17)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("instruction", [None, INSTRUCTION])
+def test_the_shared_prompt_prefix_runs_once_per_batch_and_changes_no_score(
+    tiny_qwen3: str, instruction: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rerank_core.base import sigmoid
+    from rerank_core.local import torch_engine
+
+    # One batch of rows of every length (the long document cut, the empty one), on one thread.
+    reranker = TorchCrossEncoder(
+        tiny_qwen3, max_length=MAX_LENGTH, device="cpu", max_batch_tokens=len(DOCS) * MAX_LENGTH, num_threads=1
+    )
+    network = reranker._load_network()
+    shapes: list[tuple[int, int]] = []
+    network.base_model.register_forward_pre_hook(
+        lambda module, args, kwargs: shapes.append(tuple(kwargs["input_ids"].shape)), with_kwargs=True
+    )
+    reused, _ = reranker._logits(QUERY, DOCS, instruction)
+    reused_shapes, shapes[:] = list(shapes), []
+    monkeypatch.setattr(torch_engine, "MIN_SHARED_PREFIX", 10**6)  # every row runs its whole prompt
+    whole, _ = reranker._logits(QUERY, DOCS, instruction)
+    assert reused == pytest.approx(whole, abs=1e-4)
+    assert ranking(reused) == ranking(whole)
+    assert all(rows > 1 for rows, _ in shapes), "the comparison needs batches of several rows"
+    assert len(reused_shapes) == 2 * len(shapes)  # per batch: the prefix once, then every row's own tokens
+    assert [rows for rows, _ in reused_shapes[::2]] == [1] * len(shapes)
+    assert sum(r * w for r, w in reused_shapes) < sum(r * w for r, w in shapes)
+    assert card_scores(tiny_qwen3, QUERY, DOCS, instruction, MAX_LENGTH) == pytest.approx(
+        [sigmoid(x) for x in reused], abs=1e-4
+    )

@@ -9,6 +9,7 @@ this engine shares with the ONNX Runtime one (`onnx_engine.py`) lives in `base.p
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import threading
 import warnings
 from collections.abc import Callable, Iterable
@@ -320,7 +321,7 @@ def causal_relevance(
     models."""
     import torch
 
-    hidden = network.base_model(**tensors).last_hidden_state[:, -1, :]
+    hidden = last_hidden_states(network, tensors["input_ids"], tensors["attention_mask"])
     if rows.shape[1] == hidden.shape[1] + 1:
         hidden = torch.cat([hidden, torch.ones_like(hidden[:, :1])], dim=1)
     logits = (hidden @ rows.T).float()
@@ -328,6 +329,72 @@ def causal_relevance(
         logits = softcap * torch.tanh(logits / softcap)
     values = logits[:, 0] - logits[:, 1] if logits.shape[1] == 2 else logits[:, 0]
     return [float(x) for x in values.cpu()]
+
+
+MIN_SHARED_PREFIX = 8
+"""Shortest prompt prefix worth computing once per batch instead of once per row."""
+
+
+def last_hidden_states(network: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """The decoder's last hidden state at the last position of each left-padded row.
+
+    The rows of one query share their prompt up to the document (the system prompt, the instruction, the query):
+    that prefix runs once and its key/value cache serves every row, which then runs only its document and the
+    suffix. Pads then sit between the prefix and the document, masked, and positions continue from the prefix
+    without counting them, so every real token sees what it would in the whole prompt.
+    """
+    import torch
+
+    lengths = attention_mask.sum(dim=1)
+    rows, width = input_ids.shape
+    shared = shared_prefix_length(input_ids, lengths)
+    if rows < 2 or shared < MIN_SHARED_PREFIX:
+        output = network.base_model(input_ids=input_ids, attention_mask=attention_mask)
+        return output.last_hidden_state[:, -1, :]  # type: ignore[no-any-return]
+    start = int(width - int(lengths[0]))  # row 0's first real token
+    prefix = network.base_model(input_ids=input_ids[:1, start : start + shared], use_cache=True)
+    cache: Any = getattr(prefix, "cache", None) or getattr(prefix, "past_key_values", None)
+    if not hasattr(cache, "batch_repeat_interleave"):  # a transformers that hands back the legacy tuples
+        output = network.base_model(input_ids=input_ids, attention_mask=attention_mask)
+        return output.last_hidden_state[:, -1, :]  # type: ignore[no-any-return]
+    cache.batch_repeat_interleave(rows)
+    rest = int(lengths.max()) - shared
+    tail_ids = input_ids[:, width - rest :]
+    tail_mask = attention_mask[:, width - rest :].clone()
+    # A row's real tokens past the prefix are its last `length - shared`; what precedes them here is padding or
+    # prefix tokens already in the cache, both masked.
+    keep = (lengths - shared).unsqueeze(1)
+    tail_mask *= (torch.arange(rest, device=input_ids.device).unsqueeze(0) >= rest - keep).to(tail_mask.dtype)
+    positions = (shared + tail_mask.cumsum(dim=1) - 1).clamp(min=shared)
+    mask = torch.cat([torch.ones(rows, shared, dtype=attention_mask.dtype, device=input_ids.device), tail_mask], 1)
+    output = network.base_model(
+        input_ids=tail_ids,
+        attention_mask=mask,
+        position_ids=positions,
+        use_cache=True,
+        **{cache_argument(network): cache},
+    )
+    return output.last_hidden_state[:, -1, :]  # type: ignore[no-any-return]
+
+
+def cache_argument(network: Any) -> str:
+    """The decoder's name for a key/value cache passed in: `cache` from transformers 5.24, `past_key_values`
+    before."""
+    parameters = inspect.signature(type(network.base_model).forward).parameters
+    return "cache" if "cache" in parameters else "past_key_values"
+
+
+def shared_prefix_length(input_ids: torch.Tensor, lengths: torch.Tensor) -> int:
+    """How many leading real tokens all left-padded rows share, leaving each row at least one of its own."""
+    width = input_ids.shape[1]
+    shortest = int(lengths.min())
+    first = input_ids[0, width - int(lengths[0]) :]
+    shared = shortest - 1
+    for row in range(1, input_ids.shape[0]):
+        own = input_ids[row, width - int(lengths[row]) :]
+        same = (own[:shared] == first[:shared]).long()
+        shared = int(same.cumprod(dim=0).sum()) if shared else 0
+    return shared
 
 
 def cuda_bf16_supported() -> bool:
