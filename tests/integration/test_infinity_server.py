@@ -2,7 +2,8 @@
 
 The server runs from its own venv (`.venv-infinity`, installed by scripts/check.sh) on 127.0.0.1 with a tiny
 cross-encoder built in this test session, under two served names (so it checks the model name) and an API key,
-with `INFINITY_MAX_CLIENT_BATCH_SIZE` lowered to 600 so over-cap answers are cheap to provoke. Without the
+with `INFINITY_MAX_CLIENT_BATCH_SIZE` lowered to 600 so over-cap answers are cheap to provoke. Two more servers
+of the same model are the replicas of one deployment in `base_url`; one of them is killed under load. Without the
 executable these tests fail under CI=true and are skipped (and reported as such) elsewhere.
 """
 
@@ -11,14 +12,16 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any
 
 import httpx
 import pytest
 from tests.support.infinity_server import EXECUTABLE_ENV, InfinityServer, executable
 
-from rerank_core import AuthenticationError, InvalidRequestError, load_reranker
+from rerank_core import AuthenticationError, InvalidRequestError, RerankResponse, load_reranker
 from rerank_core.dialects import get_dialect
 from rerank_core.http import HTTPReranker
 
@@ -36,17 +39,31 @@ def documents(n: int) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def server(tiny_cross_encoder: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfinityServer]:
+def servers(tiny_cross_encoder: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[InfinityServer]]:
+    """The main server (two served names), a replica of it, and a replica that one test kills: loaded side by side."""
     if not executable().exists():
         message = f"no infinity_emb at {executable()}: run scripts/check.sh (it installs .venv-infinity)"
         message += f" or set {EXECUTABLE_ENV}"
         if os.environ.get("CI", "").lower() in ("true", "1"):
             pytest.fail(message)
         pytest.skip(message)
-    log = tmp_path_factory.mktemp("infinity") / "server.log"
-    running = InfinityServer(tiny_cross_encoder, [MODEL, OTHER_MODEL], log=log, api_key=KEY, max_batch=SERVER_CAP)
-    yield running.start()
-    running.stop()
+    logs = tmp_path_factory.mktemp("infinity")
+    running = [
+        InfinityServer(tiny_cross_encoder, names, log=logs / f"{role}.log", api_key=KEY, max_batch=SERVER_CAP)
+        for role, names in [("main", [MODEL, OTHER_MODEL]), ("replica", [MODEL]), ("stopped", [MODEL])]
+    ]
+    for each in running:
+        each.launch()
+    try:
+        yield [each.wait_until_healthy() for each in running]
+    finally:
+        for each in running:
+            each.stop()
+
+
+@pytest.fixture(scope="module")
+def server(servers: list[InfinityServer]) -> InfinityServer:
+    return servers[0]
 
 
 @pytest.fixture(scope="module")
@@ -70,9 +87,15 @@ class Sent:
 
     def __init__(self) -> None:
         self.bodies: list[dict[str, Any]] = []
+        self.ports: list[int | None] = []
+        self.answered_ports: list[int | None] = []
 
     def __call__(self, request: httpx.Request) -> None:
         self.bodies.append(json.loads(request.content))
+        self.ports.append(request.url.port)
+
+    def answered(self, response: httpx.Response) -> None:
+        self.answered_ports.append(response.request.url.port)
 
     async def arecord(self, request: httpx.Request) -> None:
         self(request)
@@ -90,10 +113,11 @@ def _close_given_clients() -> Iterator[None]:
 
 def reranker(server: InfinityServer, sent: Sent | None = None, **kwargs: Any) -> HTTPReranker:
     kwargs.setdefault("api_key", KEY)
+    kwargs.setdefault("base_url", server.base_url)
     if sent is not None:
-        _given_clients.append(httpx.Client(event_hooks={"request": [sent]}))
+        _given_clients.append(httpx.Client(event_hooks={"request": [sent], "response": [sent.answered]}))
         kwargs["http_client"] = _given_clients[-1]
-    return HTTPReranker("infinity", model=MODEL, base_url=server.base_url, timeout=120, **kwargs)
+    return HTTPReranker("infinity", model=MODEL, timeout=120, **kwargs)
 
 
 def test_probabilities_match_sentence_transformers(server: InfinityServer, reference_logits: dict[str, float]) -> None:
@@ -204,3 +228,64 @@ async def test_async_ranking_matches_sync(server: InfinityServer) -> None:
     assert sorted(len(body["documents"]) for body in sent.bodies) == [8, 16, 16]
     assert [r.index for r in response.results] == [r.index for r in expected.results]
     assert [r.relevance_score for r in response.results] == pytest.approx([r.relevance_score for r in expected.results])
+
+
+def assert_scores_are_the_models(
+    response: RerankResponse, docs: list[str], reference_logits: dict[str, float], n: int
+) -> None:
+    assert len(response.results) == n
+    for result in response.results:
+        assert result.relevance_score == pytest.approx(sigmoid(reference_logits[docs[result.index]]), abs=1e-5)
+
+
+def test_the_batches_of_one_call_spread_over_two_real_replicas(
+    servers: list[InfinityServer], reference_logits: dict[str, float]
+) -> None:
+    main, replica, _ = servers
+    docs, sent = documents(1200), Sent()
+    urls = [main.base_url, replica.base_url]
+    with reranker(main, sent, base_url=urls, max_documents_per_request=100) as client:
+        response = client.rerank(QUERY, docs)
+    per_port = Counter(sent.ports)
+    assert set(per_port) == {main.port, replica.port}
+    assert min(per_port.values()) >= 3, per_port  # equal servers take turns: neither is left idle
+    assert_scores_are_the_models(response, docs, reference_logits, 1200)
+
+
+async def test_async_batches_spread_over_two_real_replicas(
+    servers: list[InfinityServer], reference_logits: dict[str, float]
+) -> None:
+    main, replica, _ = servers
+    docs, sent = documents(64), Sent()
+    async_client = httpx.AsyncClient(event_hooks={"request": [sent.arecord]})
+    urls = [main.base_url, replica.base_url]
+    async with reranker(main, base_url=urls, max_documents_per_request=8, async_http_client=async_client) as client:
+        response = await client.arerank(QUERY, docs)
+    await async_client.aclose()
+    assert set(sent.ports) == {main.port, replica.port}
+    assert_scores_are_the_models(response, docs, reference_logits, 64)
+
+
+def test_a_real_replica_killed_under_load_loses_no_call(
+    servers: list[InfinityServer], reference_logits: dict[str, float]
+) -> None:
+    main, _, stopped = servers
+    docs, sent, calls = documents(20), Sent(), 60
+    urls = [main.base_url, stopped.base_url]
+    with (
+        reranker(main, sent, base_url=urls, max_documents_per_request=5) as client,
+        ThreadPoolExecutor(max_workers=4) as pool,
+    ):
+        futures = [pool.submit(client.rerank, QUERY, docs) for _ in range(calls)]
+        sent_before_stop = 0
+        for done, future in enumerate(as_completed(futures), start=1):
+            if done == calls // 4:
+                stopped.kill()
+                sent_before_stop = len(sent.ports)
+            assert_scores_are_the_models(future.result(), docs, reference_logits, 20)
+    assert stopped.port in sent.answered_ports  # it served its share while it ran
+    # some requests met the dead server (refused, or cut off in flight), and their calls still succeeded above
+    assert sent.ports.count(stopped.port) > sent.answered_ports.count(stopped.port)
+    after = sent.ports[sent_before_stop:]
+    # its circuit opens after a few failures: nearly every request after the kill goes to the live server
+    assert after.count(stopped.port) < len(after) / 4, Counter(after)

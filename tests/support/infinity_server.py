@@ -57,8 +57,16 @@ class InfinityServer:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> InfinityServer:
+        return self.launch().wait_until_healthy()
+
+    def launch(self) -> InfinityServer:
+        """Start the process without waiting for it: several servers can then load their models side by side."""
         with self.log.open("wb") as sink:
             self.process = subprocess.Popen(self.command, env=self.env, stdout=sink, stderr=subprocess.STDOUT)
+        return self
+
+    def wait_until_healthy(self) -> InfinityServer:
+        assert self.process is not None, "launch() first"
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while time.monotonic() < deadline:
             if self._healthy():
@@ -88,3 +96,9 @@ class InfinityServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+    def kill(self) -> None:
+        """End the server at once, as a crash would: no graceful shutdown that lets queued requests finish."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
