@@ -287,7 +287,11 @@ def build_response(
     # with a C-level key is faster than (score, index) tuple keys and allocates no tuple per document.
     ranked = sorted(scores)
     ranked.sort(key=scores.__getitem__, reverse=True)
-    dropped = [DroppedDocument(index=i, reason="top_n") for i in range(len(documents)) if i not in scores]
+    dropped = (
+        []
+        if len(scores) == len(documents)
+        else [DroppedDocument(index=i, reason="top_n") for i in range(len(documents)) if i not in scores]
+    )
     if score_threshold is not None and not scored.passthrough:
         below = [i for i in ranked if scores[i] < score_threshold]
         if below:
@@ -298,10 +302,14 @@ def build_response(
         ranked = ranked[:top_n]
 
     windows = scored.windows
-    results = [
-        _result({"index": i, "relevance_score": scores[i], "document": documents[i], "window": windows.get(i)})
-        for i in ranked
-    ]
+    results = (
+        [
+            _result({"index": i, "relevance_score": scores[i], "document": documents[i], "window": windows.get(i)})
+            for i in ranked
+        ]
+        if windows
+        else [_result({"index": i, "relevance_score": scores[i], "document": documents[i]}) for i in ranked]
+    )
     return RerankResponse(
         results=results,
         model=scored.model,

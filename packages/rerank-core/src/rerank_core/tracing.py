@@ -96,6 +96,12 @@ def call_span(
     if trace is None:
         yield None
         return
+    if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+        # No tracer provider is set yet, so every span would be a no-op one: none is made, and the call is only
+        # timed for the duration histogram (a meter provider may be set without a tracer provider).
+        with _timed(reranker):
+            yield None
+        return
     model = reranker.model
     tracer = trace.get_tracer(TRACER_NAME)
     with tracer.start_as_current_span(
@@ -122,6 +128,19 @@ def call_span(
             if span.is_recording():
                 call.flush()
             _record_duration(reranker, time.perf_counter() - started, error_type)
+
+
+@contextmanager
+def _timed(reranker: Reranker) -> Iterator[None]:
+    started = time.perf_counter()
+    error_type: str | None = None
+    try:
+        yield
+    except BaseException as error:
+        error_type = type(error).__qualname__
+        raise
+    finally:
+        _record_duration(reranker, time.perf_counter() - started, error_type)
 
 
 def _record_duration(reranker: Reranker, seconds: float, error_type: str | None) -> None:

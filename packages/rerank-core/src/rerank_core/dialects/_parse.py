@@ -9,6 +9,7 @@ the client re-attaches the caller's own input by index.
 from __future__ import annotations
 
 import math
+import operator
 from typing import Any
 
 from rerank_core.errors import ResponseFormatError
@@ -61,24 +62,13 @@ def read_score(item: dict[str, Any], provider: str, position: int) -> float:
 
 def parse_results(payload: Any, *, n_documents: int, provider: str) -> list[tuple[int, float]]:
     """Validated (index, score) pairs, in the order the provider sent them."""
+    items = find_list(payload, provider)
+    common = _common_shape(items, n_documents)
+    if common is not None:
+        return common
     seen: set[int] = set()
     pairs: list[tuple[int, float]] = []
-    isfinite = math.isfinite
-    for position, item in enumerate(find_list(payload, provider)):
-        # Fast path for the common shape (an int index, a float `relevance_score`); anything else takes the full
-        # checks below, which decide the same cases the same way and name what is wrong.
-        if type(item) is dict:
-            index, score = item.get("index"), item.get("relevance_score")
-            if (
-                type(index) is int
-                and type(score) is float
-                and 0 <= index < n_documents
-                and index not in seen
-                and isfinite(score)
-            ):
-                seen.add(index)
-                pairs.append((index, score))
-                continue
+    for position, item in enumerate(items):
         if not isinstance(item, dict):
             raise ResponseFormatError(f"result {position} is not an object", provider=provider)
         index = item.get("index")
@@ -92,4 +82,29 @@ def parse_results(payload: Any, *, n_documents: int, provider: str) -> list[tupl
             raise ResponseFormatError(f"index {index} appears more than once", provider=provider)
         seen.add(index)
         pairs.append((index, read_score(item, provider, position)))
+    return pairs
+
+
+_INDEX_AND_SCORE = operator.itemgetter("index", "relevance_score")
+
+
+def _common_shape(items: list[Any], n_documents: int) -> list[tuple[int, float]] | None:
+    """The pairs when every item has the common shape (an int `index` in range and unique, a finite float
+    `relevance_score`), checked over the whole list at once; None sends the list through the checks item by item,
+    which decide the same cases the same way and name what is wrong."""
+    if not items or set(map(type, items)) != {dict}:
+        return None
+    try:
+        pairs = list(map(_INDEX_AND_SCORE, items))
+    except KeyError:
+        return None
+    indices, scores = zip(*pairs, strict=True)
+    if set(map(type, indices)) != {int} or set(map(type, scores)) != {float}:
+        return None
+    if min(indices) < 0 or max(indices) >= n_documents or len(set(indices)) != len(indices):
+        return None
+    if not math.isfinite(
+        sum(scores)
+    ):  # a NaN or an infinity (or finite scores whose sum overflows) is checked one by one
+        return None
     return pairs

@@ -22,7 +22,7 @@ import httpx
 from rerank_core.dialects._documents import rank_fields_of, texts_or_objects
 from rerank_core.dialects._parse import parse_results
 from rerank_core.errors import ConfigurationError
-from rerank_core.models import Document, ScoreKind, Usage
+from rerank_core.models import NO_USAGE, Document, ScoreKind, Usage
 
 logger = logging.getLogger("rerank_core")
 
@@ -343,8 +343,8 @@ _DIGITS = re.compile(r"[0-9]{1,16}")
 
 
 def usage_from(raw: object) -> Usage:
-    if not isinstance(raw, dict):
-        return Usage()
+    if not isinstance(raw, dict) or not raw:
+        return NO_USAGE
     return Usage(
         prompt_tokens=usage_count(raw.get("prompt_tokens")),
         total_tokens=usage_count(raw.get("total_tokens")),

@@ -38,7 +38,9 @@ class GenericDialect(Dialect):
             )
 
     def documents_payload(self, documents: Sequence[Document], options: Mapping[str, Any]) -> list[Any]:
-        return [_document(doc, options.get("send_metadata", False)) for doc in documents]
+        chosen = options.get("send_metadata", False)
+        # A document without id or metadata goes as its text: checked here, it costs no call per document.
+        return [doc.text if doc.id is None and not doc.metadata else _document(doc, chosen) for doc in documents]
 
     def body_options(self, options: Mapping[str, Any]) -> Mapping[str, Any]:
         return {key: value for key, value in options.items() if key != "send_metadata"}

@@ -45,6 +45,7 @@ class Answer(Protocol):
 
 
 REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-amzn-requestid", "x-trace-id", "cf-ray")
+_REQUEST_ID_NAMES = frozenset(REQUEST_ID_HEADERS)
 MAX_TEXT = 300
 FORMAT_HINT = "The provider broke its own response format; rerank-core will not guess the missing scores"
 
@@ -203,10 +204,11 @@ class CredentialScrubbing:
 
 
 def request_id_from(headers: Mapping[str, str], payload: Any = None) -> str | None:
+    # One pass over the headers: each lookup in httpx.Headers is itself a pass over all of them.
+    found = {name.lower(): value for name, value in headers.items() if value and name.lower() in _REQUEST_ID_NAMES}
     for name in REQUEST_ID_HEADERS:
-        value = headers.get(name)
-        if value:
-            return value
+        if name in found:
+            return found[name]
     if isinstance(payload, dict):
         for key in ("request_id", "requestId"):
             if isinstance(payload.get(key), str):

@@ -59,7 +59,7 @@ from rerank_core.limits import (
     MAX_CONCURRENCY,
     MAX_TIMEOUT,
 )
-from rerank_core.models import Document, Usage
+from rerank_core.models import NO_USAGE, Document
 
 logger = logging.getLogger(__name__)
 
@@ -611,10 +611,13 @@ class HTTPReranker(Reranker):
 
     def _merge(self, parts: Sequence[_Part]) -> Scores:
         scores: dict[int, float] = {}
-        usage = Usage()
+        usage = NO_USAGE
         model = None
         for part in parts:
-            scores.update((part.offset + index, score) for index, score in part.parsed.scores)
+            if part.offset:
+                scores.update((part.offset + index, score) for index, score in part.parsed.scores)
+            else:
+                scores.update(part.parsed.scores)
             usage = usage + part.parsed.usage
             model = model or part.parsed.model
         return Scores(
