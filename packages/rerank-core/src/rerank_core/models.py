@@ -208,7 +208,7 @@ def to_documents(documents: Sequence[DocumentInput]) -> list[Document]:
     built: list[Document] = []
     for position, item in enumerate(validate_documents(documents)):
         # A str that is ASCII, or encodes as UTF-8, needs no further check: it becomes a Document with no id and
-        # no metadata, built as `model_construct` builds one (the input is trusted), at half the cost per document.
+        # no metadata, built as `model_construct` builds one, without validating again what is already checked.
         if type(item) is str and (item.isascii() or _encodable(item)):
             built.append(_text_document(item))
         else:

@@ -103,8 +103,7 @@ def _common_shape(items: list[Any], n_documents: int) -> list[tuple[int, float]]
         return None
     if min(indices) < 0 or max(indices) >= n_documents or len(set(indices)) != len(indices):
         return None
-    if not math.isfinite(
-        sum(scores)
-    ):  # a NaN or an infinity (or finite scores whose sum overflows) is checked one by one
+    # A NaN or an infinity makes the sum non-finite (so may finite scores whose sum overflows): checked one by one.
+    if not math.isfinite(sum(scores)):
         return None
     return pairs
