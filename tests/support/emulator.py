@@ -155,8 +155,11 @@ class ProviderEmulator:
                 pass
 
             def do_POST(self) -> None:
+                # Counted until the answer is ready, not until it is written: once the client has read it, its
+                # next request may arrive before this thread gets to leave a block around the write.
                 with emulator._counting_in_flight():
-                    emulator._handle(self)
+                    reply = emulator._prepare(self)
+                reply()
 
             def do_GET(self) -> None:
                 emulator._send(self, 404, {"error": "not found"})
@@ -200,7 +203,8 @@ class ProviderEmulator:
             with self._lock:
                 self._in_flight -= 1
 
-    def _handle(self, handler: BaseHTTPRequestHandler) -> None:
+    def _prepare(self, handler: BaseHTTPRequestHandler) -> Callable[[], None]:
+        """Read the request, wait the server-side latency and decide the answer; returns what writes it."""
         length = int(handler.headers.get("content-length") or 0)
         raw = handler.rfile.read(length) if length else b""
         headers = {k.lower(): v for k, v in handler.headers.items()}
@@ -216,26 +220,30 @@ class ProviderEmulator:
         if delay:
             time.sleep(delay)  # server-side latency: the thing under test is the client's waiting
         if fault and fault.drop_connection:
-            handler.close_connection = True
-            handler.connection.close()
-            return
+
+            def drop() -> None:
+                handler.close_connection = True
+                handler.connection.close()
+
+            return drop
         if fault and fault.raw is not None:
-            self._send_raw(handler, fault.status or 200, fault.raw, fault.headers, fault)
-            return
+            raw_answer = fault.raw
+            return lambda: self._send_raw(handler, fault.status or 200, raw_answer, fault.headers, fault)
         if fault and fault.status is not None and fault.status >= 300:
             payload = fault.body if fault.body is not None else self.app.error_body(fault.status, "injected fault")
-            self._send(handler, fault.status, payload, fault.headers, fault)
-            return
+            error_status = fault.status
+            return lambda: self._send(handler, error_status, payload, fault.headers, fault)
         if fault and fault.body is not None:
-            self._send(handler, fault.status or 200, fault.body, fault.headers, fault)
-            return
+            fault_body = fault.body
+            return lambda: self._send(handler, fault.status or 200, fault_body, fault.headers, fault)
 
         status, payload, extra_headers = self._answer(
             handler.path, headers, body, ignore_top_n=bool(fault and fault.ignore_top_n)
         )
         if fault and fault.mutate is not None and status == 200:
             payload = fault.mutate(payload)
-        self._send(handler, status, payload, {**extra_headers, **(fault.headers if fault else {})}, fault)
+        headers_out = {**extra_headers, **(fault.headers if fault else {})}
+        return lambda: self._send(handler, status, payload, headers_out, fault)
 
     def _answer(
         self, path: str, headers: dict[str, str], body: Any, *, ignore_top_n: bool = False

@@ -104,22 +104,22 @@ def call_span(
         return
     model = reranker.model
     tracer = trace.get_tracer(TRACER_NAME)
-    with tracer.start_as_current_span(
-        f"rerank {model}" if model else "rerank",
-        kind=trace.SpanKind.CLIENT,
-        record_exception=False,
-        set_status_on_exception=False,
-    ) as span:
+    with (
+        tracer.start_as_current_span(
+            f"rerank {model}" if model else "rerank",
+            kind=trace.SpanKind.CLIENT,
+            record_exception=False,
+            set_status_on_exception=False,
+        ) as span,
+        _timed(reranker),
+    ):
         call = CallTrace(span)
         token = _current.set(call)
-        started = time.perf_counter()
-        error_type: str | None = None
         try:
             if span.is_recording():
                 _request_attributes(span, reranker, query, documents, top_n)
             yield call
         except BaseException as error:
-            error_type = type(error).__qualname__
             if span.is_recording():
                 _record_error(trace, span, error)
             raise
@@ -127,7 +127,6 @@ def call_span(
             _current.reset(token)
             if span.is_recording():
                 call.flush()
-            _record_duration(reranker, time.perf_counter() - started, error_type)
 
 
 @contextmanager

@@ -4,21 +4,22 @@ Every request (each batch of a fanned-out call, each retry) picks a replica on i
 connections cannot pin a busy client to one server. The pick is the healthy replica that should answer soonest:
 its requests in flight (plus this one) times its recent latency. Replicas within `SIMILAR_WAIT` of the best count
 as equal, and among equals the one used longest ago goes first, so equal servers take turns; a replica 25 times
-slower than the others gets a request only once they are each about that many requests deep. A retry avoids the
-replica that just failed when another is usable.
+slower than the others gets a request only once they are each about that many requests deep. A retry, and each
+half of a batch split after a failure, avoids every replica the batch already failed on while another is usable.
 
 Health is passive, read off real requests, per replica: after `FAILURES_TO_OPEN` failures in a row (no answer, or
 a 5xx) the replica's circuit opens and it gets no requests for a cooldown that doubles with each relapse. When the
-cooldown is over, exactly one request probes it; its success closes the circuit, its failure reopens it, and other
-requests keep away meanwhile. If every replica is open, the one whose cooldown ends first is used: a call is never
-refused for want of a healthy replica, and its own retries still apply.
+cooldown is over, the next request goes to it as the only probe; other requests keep away meanwhile. The probe's
+success closes the circuit and starts the replica's latency figure afresh; its failure reopens the circuit. If every
+replica is open, the one whose cooldown ends first is used: a call is never refused for want of a healthy replica,
+and its own retries still apply.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -75,7 +76,7 @@ class Replicas:
         return len(self.replicas)
 
     @contextmanager
-    def use(self, avoid: Replica | None = None) -> Iterator[Replica]:
+    def use(self, avoid: Collection[Replica] = ()) -> Iterator[Replica]:
         """Pick a replica for one request and count it as in flight for the block; the caller reports the
         outcome with `report` before the block ends."""
         replica, probe = self._pick(avoid)
@@ -87,7 +88,7 @@ class Replicas:
                 if probe:
                     replica.probing = False
 
-    def _pick(self, avoid: Replica | None) -> tuple[Replica, bool]:
+    def _pick(self, avoid: Collection[Replica]) -> tuple[Replica, bool]:
         now = time.monotonic()
         with self._lock:
             if len(self.replicas) == 1:
@@ -96,12 +97,16 @@ class Replicas:
                 usable = [r for r in self.replicas if not r.is_open(now)] or [
                     min(self.replicas, key=lambda r: r.open_until)
                 ]
-                if avoid is not None and len(usable) > 1:
-                    usable = [r for r in usable if r is not avoid] or usable
-                waits = _expected_waits(usable, now)
-                best = min(waits)
-                equal = [replica for replica, wait in zip(usable, waits, strict=True) if wait <= best * SIMILAR_WAIT]
-                chosen = min(equal, key=lambda r: r.last_picked)
+                if avoid and len(usable) > 1:
+                    usable = [r for r in usable if r not in avoid] or usable
+                due = [r for r in usable if r.failures >= FAILURES_TO_OPEN]  # cooldown over, no probe out yet
+                if due:
+                    chosen = due[0]  # latency figures from its failures would keep it away for good
+                else:
+                    waits = _expected_waits(usable, now)
+                    best = min(waits)
+                    equal = [r for r, wait in zip(usable, waits, strict=True) if wait <= best * SIMILAR_WAIT]
+                    chosen = min(equal, key=lambda r: r.last_picked)
             probe = chosen.failures >= FAILURES_TO_OPEN and not chosen.probing
             if probe:
                 chosen.probing = True  # its cooldown is over (or nothing else is left): this request tests it
@@ -122,7 +127,8 @@ class Replicas:
                 replica.cooldown = 0.0
             elif healthy:
                 replica.answers += 1
-                before = replica.recent_latency(now)
+                # A replica back from an open circuit is judged by how it answers now, not by its failures.
+                before = None if replica.failures >= FAILURES_TO_OPEN else replica.recent_latency(now)
                 replica.latency = (
                     elapsed if before is None else (1 - LATENCY_WEIGHT) * before + LATENCY_WEIGHT * elapsed
                 )

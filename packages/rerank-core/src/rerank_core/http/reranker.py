@@ -347,17 +347,20 @@ class HTTPReranker(Reranker):
         top_n: int | None,
         retries: int,
         instruction: str | None = None,
+        avoid: frozenset[Replica] = frozenset(),
     ) -> list[_Part]:
         """One batch with its retries; split in halves when the provider finds it too large, or after a timeout
-        or a 5xx (a smaller retry is likelier to pass, and a deterministic failure is narrowed to its document)."""
+        or a 5xx (a smaller retry is likelier to pass, and a deterministic failure is narrowed to its document).
+        Retries and halves keep away from the replicas in `avoid`, those this batch already failed on, while
+        others are usable."""
         content, batch_top_n = self._body(query, documents, top_n, instruction)
-        last: Replica | None = None
         while True:
             with gate:
-                answer, last = self._attempt(client, content, len(documents), last)
-            step = self._outcome(answer, retries, len(documents), offset, batch_top_n, last)
+                answer, replica = self._attempt(client, content, len(documents), avoid)
+            step = self._outcome(answer, retries, len(documents), offset, batch_top_n, replica)
             if isinstance(step, _Part):
                 return [step]
+            avoid |= {replica}
             if step.delay is not None:
                 self.retry_policy.sleep(step.delay)
             retries = step.retries
@@ -375,8 +378,11 @@ class HTTPReranker(Reranker):
                 top_n,
                 retries,
                 instruction,
+                avoid,
             )
-            second = self._score_span(client, gate, query, documents[half:], offset + half, top_n, retries, instruction)
+            second = self._score_span(
+                client, gate, query, documents[half:], offset + half, top_n, retries, instruction, avoid
+            )
             return first.result() + second
 
     async def _ascore_span(
@@ -389,15 +395,16 @@ class HTTPReranker(Reranker):
         top_n: int | None,
         retries: int,
         instruction: str | None = None,
+        avoid: frozenset[Replica] = frozenset(),
     ) -> list[_Part]:
         content, batch_top_n = self._body(query, documents, top_n, instruction)
-        last: Replica | None = None
         while True:
             async with gate:
-                answer, last = await self._aattempt(clients, content, len(documents), last)
-            step = self._outcome(answer, retries, len(documents), offset, batch_top_n, last)
+                answer, replica = await self._aattempt(clients, content, len(documents), avoid)
+            step = self._outcome(answer, retries, len(documents), offset, batch_top_n, replica)
             if isinstance(step, _Part):
                 return [step]
+            avoid |= {replica}
             if step.delay is not None:
                 await self.retry_policy.asleep(step.delay)
             retries = step.retries
@@ -406,17 +413,19 @@ class HTTPReranker(Reranker):
         half = len(documents) // 2
         return await _gather(
             [
-                self._ascore_span(clients, gate, query, documents[:half], offset, top_n, retries, instruction),
-                self._ascore_span(clients, gate, query, documents[half:], offset + half, top_n, retries, instruction),
+                self._ascore_span(clients, gate, query, documents[:half], offset, top_n, retries, instruction, avoid),
+                self._ascore_span(
+                    clients, gate, query, documents[half:], offset + half, top_n, retries, instruction, avoid
+                ),
             ]
         )
 
     # -- one attempt ------------------------------------------------------------------------------------------
 
     def _attempt(
-        self, client: httpx.Client, content: bytes, n_documents: int, avoid: Replica | None
+        self, client: httpx.Client, content: bytes, n_documents: int, avoid: frozenset[Replica]
     ) -> tuple[_Answer | httpx.TransportError, Replica]:
-        """Send once to the least busy replica (not `avoid`, where another will do) and read the whole answer.
+        """Send once to the least busy replica (not one in `avoid`, where another will do) and read the whole answer.
         The wait for a free slot comes first and is not timed."""
         with (
             self._in_flight.hold(),
@@ -448,7 +457,7 @@ class HTTPReranker(Reranker):
                 raise
 
     async def _aattempt(
-        self, clients: list[httpx.AsyncClient], content: bytes, n_documents: int, avoid: Replica | None
+        self, clients: list[httpx.AsyncClient], content: bytes, n_documents: int, avoid: frozenset[Replica]
     ) -> tuple[_Answer | httpx.TransportError, Replica]:
         async with self._in_flight.ahold() as slot:
             client = clients[slot // ASYNC_POOL_SHARD % len(clients)]  # each slot has a connection of its own

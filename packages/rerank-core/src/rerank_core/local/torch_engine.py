@@ -349,14 +349,12 @@ def last_hidden_states(network: Any, input_ids: torch.Tensor, attention_mask: to
     rows, width = input_ids.shape
     shared = shared_prefix_length(input_ids, lengths)
     if rows < 2 or shared < MIN_SHARED_PREFIX:
-        output = network.base_model(input_ids=input_ids, attention_mask=attention_mask)
-        return output.last_hidden_state[:, -1, :]  # type: ignore[no-any-return]
+        return _whole_prompt_states(network, input_ids, attention_mask)
     start = int(width - int(lengths[0]))  # row 0's first real token
     prefix = network.base_model(input_ids=input_ids[:1, start : start + shared], use_cache=True)
     cache: Any = getattr(prefix, "cache", None) or getattr(prefix, "past_key_values", None)
     if not hasattr(cache, "batch_repeat_interleave"):  # a transformers that hands back the legacy tuples
-        output = network.base_model(input_ids=input_ids, attention_mask=attention_mask)
-        return output.last_hidden_state[:, -1, :]  # type: ignore[no-any-return]
+        return _whole_prompt_states(network, input_ids, attention_mask)
     cache.batch_repeat_interleave(rows)
     rest = int(lengths.max()) - shared
     tail_ids = input_ids[:, width - rest :]
@@ -377,11 +375,23 @@ def last_hidden_states(network: Any, input_ids: torch.Tensor, attention_mask: to
     return output.last_hidden_state[:, -1, :]  # type: ignore[no-any-return]
 
 
+def _whole_prompt_states(network: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    output = network.base_model(input_ids=input_ids, attention_mask=attention_mask)
+    return output.last_hidden_state[:, -1, :]  # type: ignore[no-any-return]
+
+
 def cache_argument(network: Any) -> str:
     """The decoder's name for a key/value cache passed in: `cache` from transformers 5.24, `past_key_values`
     before."""
-    parameters = inspect.signature(type(network.base_model).forward).parameters
-    return "cache" if "cache" in parameters else "past_key_values"
+    decoder: type = type(network.base_model)
+    name = _CACHE_ARGUMENT.get(decoder)
+    if name is None:
+        parameters = inspect.signature(decoder.forward).parameters  # type: ignore[attr-defined]
+        name = _CACHE_ARGUMENT[decoder] = "cache" if "cache" in parameters else "past_key_values"
+    return name
+
+
+_CACHE_ARGUMENT: dict[type, str] = {}
 
 
 def shared_prefix_length(input_ids: torch.Tensor, lengths: torch.Tensor) -> int:
