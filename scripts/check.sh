@@ -1,10 +1,22 @@
 #!/usr/bin/env bash
 # Install everything into .venv from scratch (or update it), then run ruff, mypy, the whole test suite and the
 # release check. This is the command the README gives and the one CI runs.
+#
+# `bash scripts/check.sh --quick` is the edit loop: ruff, the format check, mypy and the tests not marked `slow`
+# or `integration`, in the .venv a full run made, with no install, no floors and no release build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export HAYSTACK_TELEMETRY_ENABLED=False HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+
+if [ "${1:-}" = "--quick" ]; then
+    shift
+    [ -x .venv/bin/pytest ] || { echo "no .venv yet: run 'bash scripts/check.sh' once first" >&2; exit 2; }
+    .venv/bin/ruff check .
+    .venv/bin/ruff format --check .
+    .venv/bin/mypy
+    exec .venv/bin/pytest -m "not slow and not integration" "$@"
+fi
 
 PYTHON="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv

@@ -6,16 +6,15 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tests.cli.helpers import Spawned, run, wait_until
 from tests.composition.helpers import closed_port_url
-from tests.support.emulator import Fault, ProviderEmulator, overlap_score
+from tests.support.emulator import Fault, overlap_score
+from tests.support.fixtures import StartEmulator
 
-Start = Callable[..., ProviderEmulator]
 SCIFACT = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "scifact"
 CORPUS = {
     "d1": ("Apples", "apple orchards grow red apple fruit"),
@@ -111,7 +110,9 @@ def emulator_config(folder: Path, base_url: str) -> str:
 # -- tests -------------------------------------------------------------------------------------------------------
 
 
-def test_metrics_match_a_hand_computation(start_emulator: Start, beir: Path, run_file: Path, tmp_path: Path) -> None:
+def test_metrics_match_a_hand_computation(
+    start_emulator: StartEmulator, beir: Path, run_file: Path, tmp_path: Path
+) -> None:
     emu = start_emulator("generic")
     report_path, runs = tmp_path / "report.json", tmp_path / "runs"
     args = [
@@ -157,7 +158,7 @@ def test_a_failing_reranker_counts_its_failures_as_zero(beir: Path, run_file: Pa
     assert "Traceback" not in done.stderr
 
 
-def test_bm25_first_stage_plot_and_html(start_emulator: Start, beir: Path, tmp_path: Path) -> None:
+def test_bm25_first_stage_plot_and_html(start_emulator: StartEmulator, beir: Path, tmp_path: Path) -> None:
     emu = start_emulator("generic")
     plot, page, report_path = tmp_path / "r.png", tmp_path / "r.html", tmp_path / "r.json"
     done = run(
@@ -198,6 +199,7 @@ def test_eval_user_errors(beir: Path, extra: list[str], message: str, tmp_path: 
 
 
 @pytest.mark.skipif(not SCIFACT.is_dir(), reason="BEIR SciFact is in ../shared/data (tests only)")
+@pytest.mark.slow
 def test_scifact_subset_with_the_local_tiny_model(tiny_cross_encoder: str, tmp_path: Path) -> None:
     report_path, runs = tmp_path / "report.json", tmp_path / "runs"
     done = run(
@@ -238,7 +240,7 @@ def test_scifact_subset_with_the_local_tiny_model(tiny_cross_encoder: str, tmp_p
 
 
 def test_ctrl_c_keeps_the_saved_runs_and_a_rerun_resumes(
-    start_emulator: Start, beir: Path, run_file: Path, tmp_path: Path
+    start_emulator: StartEmulator, beir: Path, run_file: Path, tmp_path: Path
 ) -> None:
     emu = start_emulator("generic")
     emu.fail_next(Fault(), Fault(delay=120))  # q1 answers, q2 hangs

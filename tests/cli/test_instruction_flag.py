@@ -4,13 +4,11 @@ cannot follow it (exit 2, one line, nothing sent)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 
 from tests.cli.helpers import run
-from tests.support.emulator import ProviderEmulator
+from tests.support.fixtures import StartEmulator
 
-Start = Callable[..., ProviderEmulator]
 TASK = "Given a question, find the answer"
 
 
@@ -20,7 +18,7 @@ def docs_file(tmp_path: Path) -> Path:
     return path
 
 
-def test_rerank_sends_the_instruction(start_emulator: Start, tmp_path: Path) -> None:
+def test_rerank_sends_the_instruction(start_emulator: StartEmulator, tmp_path: Path) -> None:
     emu = start_emulator("vllm")
     done = run(
         "capital of france", str(docs_file(tmp_path)), "--provider", "vllm:m", "--base-url", emu.base_url,
@@ -31,7 +29,7 @@ def test_rerank_sends_the_instruction(start_emulator: Start, tmp_path: Path) -> 
     assert len(json.loads(done.stdout)["results"]) == 2
 
 
-def test_rerank_refuses_it_where_it_cannot_be_followed(start_emulator: Start, tmp_path: Path) -> None:
+def test_rerank_refuses_it_where_it_cannot_be_followed(start_emulator: StartEmulator, tmp_path: Path) -> None:
     emu = start_emulator("generic")
     done = run(
         "capital of france", str(docs_file(tmp_path)), "--provider", "generic:m", "--base-url", emu.base_url,
@@ -61,7 +59,7 @@ def reranker_file(tmp_path: Path, provider: str, base_url: str) -> str:
     return str(path)
 
 
-def test_eval_sends_the_instruction_with_every_query(start_emulator: Start, tmp_path: Path) -> None:
+def test_eval_sends_the_instruction_with_every_query(start_emulator: StartEmulator, tmp_path: Path) -> None:
     emu = start_emulator("vllm")
     data, first = beir(tmp_path)
     done = run(
@@ -72,7 +70,9 @@ def test_eval_sends_the_instruction_with_every_query(start_emulator: Start, tmp_
     assert [request.body["instruction"] for request in emu.requests] == [TASK]
 
 
-def test_eval_refuses_it_once_for_a_reranker_that_cannot_follow_it(start_emulator: Start, tmp_path: Path) -> None:
+def test_eval_refuses_it_once_for_a_reranker_that_cannot_follow_it(
+    start_emulator: StartEmulator, tmp_path: Path
+) -> None:
     emu = start_emulator("generic")
     data, first = beir(tmp_path)
     done = run(

@@ -4,15 +4,15 @@ done and keeps every result it had written. Each test waits for the CLI to be mi
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.cli.helpers import Spawned, wait_until
-from tests.support.emulator import Fault, ProviderEmulator
+from tests.support.emulator import Fault
+from tests.support.fixtures import StartEmulator
 
-Start = Callable[..., ProviderEmulator]
 EXIT_WITHIN = 5.0  # seconds; the job itself would take minutes
 
 
@@ -30,7 +30,7 @@ def queries_file(path: Path, count: int) -> Path:
 
 
 def test_ctrl_c_during_an_http_wait_keeps_the_finished_queries(
-    start_emulator: Start, tmp_path: Path, spawned: list[Spawned]
+    start_emulator: StartEmulator, tmp_path: Path, spawned: list[Spawned]
 ) -> None:
     emu = start_emulator("generic")
     emu.fail_next(Fault(), Fault(delay=120))  # the first query answers, the second hangs
@@ -55,6 +55,7 @@ def test_ctrl_c_during_an_http_wait_keeps_the_finished_queries(
     assert rows[0]["text"] == "paris is the capital"
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_local_scoring_of_many_queries(
     tiny_cross_encoder: str, tmp_path: Path, spawned: list[Spawned]
 ) -> None:
@@ -80,6 +81,7 @@ def test_ctrl_c_during_local_scoring_of_many_queries(
     assert f"interrupted: {len(written)} of 500 queries written" in cli.stderr
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_one_large_local_query(tiny_cross_encoder: str, tmp_path: Path, spawned: list[Spawned]) -> None:
     docs = tmp_path / "docs.jsonl"
     docs.write_text(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Callable
 from importlib.metadata import version
 from pathlib import Path
 
@@ -15,13 +14,13 @@ from rerank_core import load_reranker
 from rerank_core.cli.main import build_parser, reranker_config
 from tests.cli.helpers import run
 from tests.support.emulator import Fault, ProviderEmulator
+from tests.support.fixtures import StartEmulator
 
-Start = Callable[..., ProviderEmulator]
 DOCS = ["berlin is in germany", "paris is the capital of france", "the capital city", "bread and water"]
 
 
 @pytest.fixture
-def emu(start_emulator: Start) -> ProviderEmulator:
+def emu(start_emulator: StartEmulator) -> ProviderEmulator:
     return start_emulator("generic")
 
 

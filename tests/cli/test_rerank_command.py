@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,8 +13,8 @@ import pytest
 from rerank_core import load_reranker
 from tests.composition.helpers import closed_port_url
 from tests.support.emulator import ProviderEmulator
+from tests.support.fixtures import StartEmulator
 
-Start = Callable[..., ProviderEmulator]
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE_DOCS = REPO / "examples" / "docs.jsonl"
 DOCS = ["berlin is in germany", "paris is the capital of france", "the capital city", "bread and water"]
@@ -36,7 +35,7 @@ def run(*args: str, stdin: str | None = None, **env: str) -> subprocess.Complete
 
 
 @pytest.fixture
-def emu(start_emulator: Start) -> ProviderEmulator:
+def emu(start_emulator: StartEmulator) -> ProviderEmulator:
     return start_emulator("generic")
 
 
@@ -142,6 +141,7 @@ def test_many_queries_with_bounded_concurrency_and_progress(
     assert emu.request_count == 3
 
 
+@pytest.mark.slow
 def test_default_is_the_local_cross_encoder_on_the_example_file(tiny_cross_encoder: str) -> None:
     rerank_script = Path(sys.executable).parent / "rerank"
     command = [str(rerank_script)] if rerank_script.exists() else [sys.executable, "-m", "rerank_core.cli"]
@@ -228,7 +228,7 @@ def test_config_file_and_env_are_honoured(emu: ProviderEmulator, docs_jsonl: Pat
     assert all(request.headers["authorization"] == "Bearer secret" for request in emu.requests)
 
 
-def test_normalize_maps_logits_into_probabilities(start_emulator: Start, docs_jsonl: Path) -> None:
+def test_normalize_maps_logits_into_probabilities(start_emulator: StartEmulator, docs_jsonl: Path) -> None:
     nim = start_emulator("nvidia")
     args = ["paris capital", str(docs_jsonl), "--provider", "nvidia:m", "--base-url", nim.base_url, "--format", "json"]
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -12,8 +11,8 @@ import pytest
 from rerank_core import CacheStats, CachingReranker, ConfigurationError, HTTPReranker, MemoryScoreCache, load_reranker
 from rerank_core.cache import CachedScore, ScoreCache, SQLiteScoreCache, cache_key
 from tests.support.emulator import ProviderEmulator
+from tests.support.fixtures import StartEmulator
 
-Start = Callable[..., ProviderEmulator]
 QUERY = "capital of france"
 DOCS = ["berlin is in germany", "paris is the capital of france", "the capital city", "bread and water"]
 
@@ -22,7 +21,7 @@ def config(emu: ProviderEmulator, cache: bool | str = True, **extra: object) -> 
     return {"provider": "generic", "model": "m", "base_url": emu.base_url, "api_key": "k", "cache": cache, **extra}
 
 
-def test_second_identical_call_makes_no_request(start_emulator: Start) -> None:
+def test_second_identical_call_makes_no_request(start_emulator: StartEmulator) -> None:
     emu = start_emulator("generic")
     reranker = load_reranker(config(emu))
 
@@ -41,7 +40,7 @@ def test_second_identical_call_makes_no_request(start_emulator: Start) -> None:
     )  # generic documents no score range
 
 
-def test_only_uncached_documents_are_sent(start_emulator: Start) -> None:
+def test_only_uncached_documents_are_sent(start_emulator: StartEmulator) -> None:
     emu = start_emulator("generic")
     reranker = load_reranker(config(emu))
     reranker.rerank(QUERY, DOCS[:3], top_n=1)
@@ -54,7 +53,7 @@ def test_only_uncached_documents_are_sent(start_emulator: Start) -> None:
     assert sorted(r.index for r in response.results) == [0, 1, 2, 3]
 
 
-def test_the_key_includes_query_and_model(start_emulator: Start) -> None:
+def test_the_key_includes_query_and_model(start_emulator: StartEmulator) -> None:
     emu = start_emulator("generic")
     store = MemoryScoreCache()
     base = {"base_url": emu.base_url, "api_key": "k"}
@@ -70,7 +69,7 @@ def test_the_key_includes_query_and_model(start_emulator: Start) -> None:
     )
 
 
-def test_settings_that_change_scores_never_share_cache_entries(start_emulator: Start) -> None:
+def test_settings_that_change_scores_never_share_cache_entries(start_emulator: StartEmulator) -> None:
     """Two servers behind one model name, or one model asked differently, must not read each other's scores."""
     first, second = start_emulator("generic"), start_emulator("generic", scorer=lambda query, text: 0.5)
     store = MemoryScoreCache()
@@ -103,7 +102,7 @@ def test_local_activation_and_length_are_part_of_the_signature(tiny_cross_encode
     assert len(signatures) == 4
 
 
-def test_sqlite_cache_persists_across_instances(start_emulator: Start, tmp_path: Path) -> None:
+def test_sqlite_cache_persists_across_instances(start_emulator: StartEmulator, tmp_path: Path) -> None:
     emu = start_emulator("generic")
     url = f"sqlite:///{tmp_path / 'scores.db'}"
     first = load_reranker(config(emu, url)).rerank(QUERY, DOCS)
@@ -120,7 +119,7 @@ def test_sqlite_cache_persists_across_instances(start_emulator: Start, tmp_path:
     assert second.score_kind == first.score_kind
 
 
-async def test_async_sqlite_cache(start_emulator: Start, tmp_path: Path) -> None:
+async def test_async_sqlite_cache(start_emulator: StartEmulator, tmp_path: Path) -> None:
     emu = start_emulator("generic")
     reranker = load_reranker(config(emu, f"sqlite:///{tmp_path / 'async.db'}"))
     first = await reranker.arerank(QUERY, DOCS)
@@ -130,7 +129,7 @@ async def test_async_sqlite_cache(start_emulator: Start, tmp_path: Path) -> None
     await reranker.aclose()
 
 
-def test_sqlite_cache_is_thread_safe(start_emulator: Start, tmp_path: Path) -> None:
+def test_sqlite_cache_is_thread_safe(start_emulator: StartEmulator, tmp_path: Path) -> None:
     emu = start_emulator("generic")
     reranker = load_reranker(config(emu, f"sqlite:///{tmp_path / 'threads.db'}"))
     queries = [f"query {i % 4} capital" for i in range(16)]
@@ -143,7 +142,7 @@ def test_sqlite_cache_is_thread_safe(start_emulator: Start, tmp_path: Path) -> N
     assert emu.request_count == sent
 
 
-def test_logit_scores_are_cached_raw_and_normalized_on_the_way_out(start_emulator: Start) -> None:
+def test_logit_scores_are_cached_raw_and_normalized_on_the_way_out(start_emulator: StartEmulator) -> None:
     emu = start_emulator("nvidia")
     reranker = load_reranker(
         {
@@ -176,7 +175,7 @@ class DictStore:
         self.data.update(entries)
 
 
-def test_custom_store_plugs_in(start_emulator: Start) -> None:
+def test_custom_store_plugs_in(start_emulator: StartEmulator) -> None:
     emu = start_emulator("generic")
     store = DictStore()
     assert isinstance(store, ScoreCache)

@@ -17,8 +17,8 @@ from pathlib import Path
 from rerank_core import CachingReranker, Document, SQLiteScoreCache, load_reranker
 from rerank_core.cache import Pending, _InFlight
 from tests.support.emulator import ProviderEmulator, overlap_score
+from tests.support.fixtures import StartEmulator
 
-Start = Callable[..., ProviderEmulator]
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -30,7 +30,7 @@ def cached(emu: ProviderEmulator, provider: str = "generic", **extra: object) ->
     return reranker
 
 
-def test_rank_fields_metadata_is_part_of_the_key(start_emulator: Start) -> None:
+def test_rank_fields_metadata_is_part_of_the_key(start_emulator: StartEmulator) -> None:
     emu = start_emulator("cohere-v1")
     reranker = cached(emu, "cohere-v1", options={"rank_fields": ["title", "text"]})
     on_topic = Document(text="same body", metadata={"title": "capital of france", "shelf": 1})
@@ -46,7 +46,7 @@ def test_rank_fields_metadata_is_part_of_the_key(start_emulator: Start) -> None:
     assert emu.request_count == 2
 
 
-def test_send_metadata_is_part_of_the_key(start_emulator: Start) -> None:
+def test_send_metadata_is_part_of_the_key(start_emulator: StartEmulator) -> None:
     emu = start_emulator("generic")
     reranker = cached(emu, options={"send_metadata": ["lang"]})
     reranker.rerank("q", [Document(text="t", metadata={"lang": "en", "other": 1})])
@@ -56,7 +56,7 @@ def test_send_metadata_is_part_of_the_key(start_emulator: Start) -> None:
     assert emu.request_count == 2
 
 
-def test_without_metadata_on_the_wire_the_key_is_the_text(start_emulator: Start) -> None:
+def test_without_metadata_on_the_wire_the_key_is_the_text(start_emulator: StartEmulator) -> None:
     emu = start_emulator("generic")
     reranker = cached(emu)
     reranker.rerank("q", [Document(text="t", metadata={"lang": "en"})])
@@ -64,7 +64,7 @@ def test_without_metadata_on_the_wire_the_key_is_the_text(start_emulator: Start)
     assert emu.request_count == 1
 
 
-def test_duplicates_within_one_call_are_sent_once(start_emulator: Start) -> None:
+def test_duplicates_within_one_call_are_sent_once(start_emulator: StartEmulator) -> None:
     emu = start_emulator("generic")
     response = cached(emu).rerank("capital", ["capital city", "bread", "capital city"])
     assert emu.requests[0].body["documents"] == ["capital city", "bread"]
@@ -98,7 +98,7 @@ def gated(emu_gate: threading.Event) -> Callable[[str, str], float]:
     return score
 
 
-def test_a_burst_of_identical_calls_sends_one_request(start_emulator: Start) -> None:
+def test_a_burst_of_identical_calls_sends_one_request(start_emulator: StartEmulator) -> None:
     gate = threading.Event()
     emu = start_emulator("generic", scorer=gated(gate))
     reranker = cached(emu, max_retries=0)
@@ -117,7 +117,7 @@ def test_a_burst_of_identical_calls_sends_one_request(start_emulator: Start) -> 
     assert all({r.index: r.relevance_score for r in response.results} == want for response in responses)
 
 
-def test_overlapping_bursts_send_each_distinct_miss_once(start_emulator: Start) -> None:
+def test_overlapping_bursts_send_each_distinct_miss_once(start_emulator: StartEmulator) -> None:
     gate = threading.Event()
     emu = start_emulator("generic", scorer=gated(gate))
     reranker = cached(emu, max_retries=0)
@@ -137,7 +137,7 @@ def test_overlapping_bursts_send_each_distinct_miss_once(start_emulator: Start) 
         assert [r.document.text for r in sorted(response.results, key=lambda r: r.index)] == sets[i % 3]
 
 
-async def test_an_async_burst_of_identical_calls_sends_one_request(start_emulator: Start) -> None:
+async def test_an_async_burst_of_identical_calls_sends_one_request(start_emulator: StartEmulator) -> None:
     gate = threading.Event()
     emu = start_emulator("generic", scorer=gated(gate))
     reranker = cached(emu, max_retries=0)
@@ -155,7 +155,7 @@ async def test_an_async_burst_of_identical_calls_sends_one_request(start_emulato
     await reranker.aclose()
 
 
-async def test_a_cancelled_leader_hands_its_keys_to_the_waiters(start_emulator: Start) -> None:
+async def test_a_cancelled_leader_hands_its_keys_to_the_waiters(start_emulator: StartEmulator) -> None:
     gate = threading.Event()
     emu = start_emulator("generic", scorer=gated(gate))
     reranker = cached(emu, max_retries=0)
@@ -173,7 +173,7 @@ async def test_a_cancelled_leader_hands_its_keys_to_the_waiters(start_emulator: 
     await reranker.aclose()
 
 
-def test_a_provider_error_reaches_every_waiter(start_emulator: Start) -> None:
+def test_a_provider_error_reaches_every_waiter(start_emulator: StartEmulator) -> None:
     from rerank_core import ProviderError
     from tests.support.emulator import Fault
 
@@ -218,7 +218,7 @@ print("ok", hits)
 """
 
 
-def test_two_processes_share_one_sqlite_file_under_load(start_emulator: Start, tmp_path: Path) -> None:
+def test_two_processes_share_one_sqlite_file_under_load(start_emulator: StartEmulator, tmp_path: Path) -> None:
     emu = start_emulator("generic")
     db = tmp_path / "shared.db"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -245,7 +245,7 @@ def test_two_processes_share_one_sqlite_file_under_load(start_emulator: Start, t
         assert check.execute("SELECT COUNT(*) FROM scores").fetchone() == (2 * 60 + 3 * 6,)
 
 
-async def test_a_sync_call_on_the_event_loop_thread_never_waits_for_an_async_one(start_emulator: Start) -> None:
+async def test_a_sync_call_on_the_event_loop_thread_never_waits_for_an_async_one(start_emulator: StartEmulator) -> None:
     gate, first = threading.Event(), threading.Event()
 
     def score(query: str, text: str) -> float:
@@ -273,7 +273,7 @@ def open_fds() -> int:
 
 
 async def test_building_and_closing_sqlite_cached_rerankers_leaks_no_file(
-    start_emulator: Start, tmp_path: Path
+    start_emulator: StartEmulator, tmp_path: Path
 ) -> None:
     emu = start_emulator("generic")
     config = {

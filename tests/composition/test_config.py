@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,9 +18,9 @@ from rerank_core import (
     TorchCrossEncoder,
     load_reranker,
 )
-from tests.support.emulator import Fault, ProviderEmulator
+from tests.support.emulator import Fault
+from tests.support.fixtures import StartEmulator
 
-Start = Callable[..., ProviderEmulator]
 SECRET = "sk-super-secret-123"
 
 TOML = """
@@ -116,7 +115,7 @@ def test_every_form_gives_the_same_config(tmp_path: Path, clean_env: pytest.Monk
 
 
 def test_spec_string_dict_and_env_vars_build_the_same_reranker(
-    start_emulator: Start, clean_env: pytest.MonkeyPatch
+    start_emulator: StartEmulator, clean_env: pytest.MonkeyPatch
 ) -> None:
     emu = start_emulator("generic")
     from_spec = load_reranker("generic:rank-1", base_url=emu.base_url)
@@ -178,7 +177,7 @@ def test_local_options_reach_the_cross_encoder(tiny_cross_encoder: str) -> None:
     assert response.score_kind == "probability"  # raw logits, normalized by the config's sigmoid
 
 
-def test_old_keyword_signature_still_works(start_emulator: Start) -> None:
+def test_old_keyword_signature_still_works(start_emulator: StartEmulator) -> None:
     emu = start_emulator("generic")
     reranker = load_reranker(
         "generic:m",
@@ -235,7 +234,7 @@ def test_unknown_provider_is_rejected_even_as_a_lazy_fallback_member() -> None:
 
 
 def test_secrets_never_appear_in_dumps_reprs_or_logs(
-    start_emulator: Start, tmp_path: Path, caplog: pytest.LogCaptureFixture, clean_env: pytest.MonkeyPatch
+    start_emulator: StartEmulator, tmp_path: Path, caplog: pytest.LogCaptureFixture, clean_env: pytest.MonkeyPatch
 ) -> None:
     emu = start_emulator("generic")
     clean_env.delenv("RERANK_API_KEY")
@@ -272,7 +271,7 @@ def test_secrets_never_appear_in_dumps_reprs_or_logs(
 
 
 def test_api_key_env_is_read_at_build_time(
-    start_emulator: Start, tmp_path: Path, clean_env: pytest.MonkeyPatch
+    start_emulator: StartEmulator, tmp_path: Path, clean_env: pytest.MonkeyPatch
 ) -> None:
     emu = start_emulator("generic")
     clean_env.setenv("TEAM_RERANK_KEY", SECRET)
@@ -283,7 +282,7 @@ def test_api_key_env_is_read_at_build_time(
     assert SECRET not in path.read_text() + RerankerConfig.load(path).model_dump_json()
 
 
-def test_normalize_is_configurable_for_every_member(start_emulator: Start) -> None:
+def test_normalize_is_configurable_for_every_member(start_emulator: StartEmulator) -> None:
     nim = start_emulator("nvidia")
     base = {"provider": "nvidia", "model": "nv", "base_url": nim.base_url, "api_key": "k"}
     raw = load_reranker(base).rerank("capital of france", ["paris capital of france", "berlin"])

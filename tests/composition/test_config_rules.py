@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -12,9 +11,9 @@ import pytest
 from rerank_core import ConfigurationError, FallbackReranker, HTTPReranker, RerankerConfig, load_reranker
 from rerank_core.limits import MAX_CONCURRENCY, MAX_COOLDOWN, MAX_RETRIES, MAX_TIMEOUT
 from tests.composition.helpers import closed_port_url
-from tests.support.emulator import Fault, ProviderEmulator
+from tests.support.emulator import Fault
+from tests.support.fixtures import StartEmulator
 
-Start = Callable[..., ProviderEmulator]
 DOCS = ["alpha", "beta", "gamma"]
 LOCAL = {"provider": "local"}
 
@@ -33,7 +32,7 @@ def test_passthrough_fails_open_with_a_single_provider_that_is_down(caplog: pyte
     assert "original order" in caplog.text
 
 
-async def test_passthrough_fails_open_with_a_single_provider_async(start_emulator: Start) -> None:
+async def test_passthrough_fails_open_with_a_single_provider_async(start_emulator: StartEmulator) -> None:
     emu = start_emulator("generic")
     emu.fail_always(Fault(status=503))
     reranker = load_reranker(one(emu.base_url, on_failure="passthrough"))
@@ -53,11 +52,11 @@ def test_passthrough_with_a_missing_key_still_builds_and_fails_open(monkeypatch:
     assert load_reranker(config).rerank("q", DOCS).passthrough
 
 
-def test_a_plain_single_provider_is_not_wrapped_in_a_chain(start_emulator: Start) -> None:
+def test_a_plain_single_provider_is_not_wrapped_in_a_chain(start_emulator: StartEmulator) -> None:
     assert isinstance(load_reranker(one(start_emulator("generic").base_url)), HTTPReranker)
 
 
-def test_a_circuit_breaker_alone_makes_a_one_member_chain(start_emulator: Start) -> None:
+def test_a_circuit_breaker_alone_makes_a_one_member_chain(start_emulator: StartEmulator) -> None:
     reranker = load_reranker(one(start_emulator("generic").base_url, circuit_breaker={"failure_threshold": 2}))
     assert isinstance(reranker, FallbackReranker)
     assert reranker.failure_threshold == 2
@@ -104,7 +103,7 @@ def test_a_setting_that_would_be_ignored_is_an_error(data: dict[str, object], me
         load_reranker({**data, "api_key": "k"} if data["provider"] != "local" and "api_key_env" not in data else data)
 
 
-def test_chunk_settings_of_a_member_count_when_the_chain_chunks(start_emulator: Start) -> None:
+def test_chunk_settings_of_a_member_count_when_the_chain_chunks(start_emulator: StartEmulator) -> None:
     emu = start_emulator("generic")
     load_reranker(
         one(emu.base_url, long_documents="chunk", fallback=[one(emu.base_url, chunk_overlap=5, model="m2")])
@@ -219,7 +218,7 @@ def test_a_config_file_that_is_not_utf8_is_a_configuration_error(tmp_path: Path)
         load_reranker(folder)
 
 
-def test_a_full_dump_of_a_valid_config_loads_back_and_builds_the_same(start_emulator: Start) -> None:
+def test_a_full_dump_of_a_valid_config_loads_back_and_builds_the_same(start_emulator: StartEmulator) -> None:
     emu = start_emulator("generic")
     config = RerankerConfig.load(one(emu.base_url, fallback=[{"provider": "local"}]))
     dumped = config.model_dump(mode="json")  # every key, at its default: none of them counts as "ignored"

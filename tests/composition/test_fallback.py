@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 
 import pytest
 
@@ -23,8 +22,8 @@ from rerank_core import (
 from rerank_core.models import Document
 from tests.composition.helpers import FakeClock, closed_port_url
 from tests.support.emulator import Fault, ProviderEmulator
+from tests.support.fixtures import StartEmulator
 
-Start = Callable[..., ProviderEmulator]
 QUERY = "capital of france"
 DOCS = ["berlin is in germany", "paris is the capital of france", "the capital city", "bread and water"]
 
@@ -47,7 +46,7 @@ def chain_config(primary: str, backup: str, **extra: object) -> dict[str, object
     }
 
 
-def test_primary_answers_while_it_is_up_then_backup_after_it_stops(start_emulator: Start) -> None:
+def test_primary_answers_while_it_is_up_then_backup_after_it_stops(start_emulator: StartEmulator) -> None:
     primary, backup = start_emulator("generic"), start_emulator("generic")
     reranker = load_reranker(chain_config(primary.base_url, backup.base_url))
 
@@ -69,7 +68,7 @@ def test_primary_answers_while_it_is_up_then_backup_after_it_stops(start_emulato
     [Fault(status=503), Fault(status=429, headers={"retry-after": "0"}), Fault(drop_connection=True)],
     ids=["5xx", "429", "dropped-connection"],
 )
-def test_moves_on_from_provider_failures(start_emulator: Start, fault: Fault) -> None:
+def test_moves_on_from_provider_failures(start_emulator: StartEmulator, fault: Fault) -> None:
     primary, backup = start_emulator("generic"), start_emulator("generic")
     primary.fail_always(fault)
     reranker = FallbackReranker([member(primary, "primary-m"), member(backup, "backup-m")])
@@ -82,7 +81,7 @@ def test_moves_on_from_provider_failures(start_emulator: Start, fault: Fault) ->
     assert response.results[0].document.text == "paris is the capital of france"
 
 
-def test_moves_on_from_a_timeout(start_emulator: Start) -> None:
+def test_moves_on_from_a_timeout(start_emulator: StartEmulator) -> None:
     slow, backup = start_emulator("generic"), start_emulator("generic")
     slow.fail_always(Fault(delay=1.0))
     reranker = FallbackReranker([member(slow, "slow-m", timeout=0.2), member(backup, "backup-m")])
@@ -108,7 +107,7 @@ def test_moves_on_from_a_refused_connection() -> None:
     ids=["400", "404", "422", "401", "redirect"],
 )
 def test_a_member_that_rejects_the_request_is_passed_over_loudly(
-    start_emulator: Start, fault: Fault, caplog: pytest.LogCaptureFixture
+    start_emulator: StartEmulator, fault: Fault, caplog: pytest.LogCaptureFixture
 ) -> None:
     primary, backup = start_emulator("generic"), start_emulator("generic")
     primary.fail_always(fault)
@@ -124,7 +123,7 @@ def test_a_member_that_rejects_the_request_is_passed_over_loudly(
     assert str(fault.status) in warning.getMessage()
 
 
-def test_a_request_every_member_rejects_raises_the_last_error(start_emulator: Start) -> None:
+def test_a_request_every_member_rejects_raises_the_last_error(start_emulator: StartEmulator) -> None:
     primary, backup = start_emulator("generic"), start_emulator("generic")
     primary.fail_always(Fault(status=400))
     backup.fail_always(Fault(status=422))
@@ -134,7 +133,7 @@ def test_a_request_every_member_rejects_raises_the_last_error(start_emulator: St
     assert caught.value.status_code == 422
 
 
-def test_bad_caller_input_stops_the_chain_before_any_request(start_emulator: Start) -> None:
+def test_bad_caller_input_stops_the_chain_before_any_request(start_emulator: StartEmulator) -> None:
     primary, backup = start_emulator("generic"), start_emulator("generic")
     sends_metadata = {"options": {"send_metadata": True}}
     reranker = FallbackReranker(
@@ -158,7 +157,7 @@ class _BrokenLocal(Reranker):
         return self._score(query, documents, top_n)
 
 
-async def test_a_member_whose_model_fails_to_load_is_passed_over(start_emulator: Start) -> None:
+async def test_a_member_whose_model_fails_to_load_is_passed_over(start_emulator: StartEmulator) -> None:
     backup = start_emulator("generic")
     reranker = FallbackReranker([_BrokenLocal(), member(backup, "backup-m")])
     assert reranker.rerank(QUERY, DOCS).model == "backup-m"
@@ -166,7 +165,7 @@ async def test_a_member_whose_model_fails_to_load_is_passed_over(start_emulator:
 
 
 def test_a_member_without_its_key_is_skipped_until_the_key_appears(
-    start_emulator: Start, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    start_emulator: StartEmulator, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     primary, backup = start_emulator("generic"), start_emulator("generic")
     monkeypatch.delenv("MY_PRIMARY_KEY", raising=False)
@@ -193,7 +192,7 @@ def test_a_single_reranker_without_its_key_fails_at_construction(monkeypatch: py
         load_reranker({"provider": "generic", "base_url": "http://127.0.0.1:1", "api_key_env": "MY_PRIMARY_KEY"})
 
 
-def test_breaker_skips_a_dead_member_for_the_cooldown_then_probes_it(start_emulator: Start) -> None:
+def test_breaker_skips_a_dead_member_for_the_cooldown_then_probes_it(start_emulator: StartEmulator) -> None:
     primary, backup = start_emulator("generic"), start_emulator("generic")
     primary.fail_always(Fault(status=503))
     clock = FakeClock()
@@ -211,7 +210,7 @@ def test_breaker_skips_a_dead_member_for_the_cooldown_then_probes_it(start_emula
     assert primary.request_count == 3
 
 
-def test_breaker_reopens_when_the_probe_fails(start_emulator: Start) -> None:
+def test_breaker_reopens_when_the_probe_fails(start_emulator: StartEmulator) -> None:
     primary, backup = start_emulator("generic"), start_emulator("generic")
     primary.fail_always(Fault(status=502))
     clock = FakeClock()
@@ -226,7 +225,7 @@ def test_breaker_reopens_when_the_probe_fails(start_emulator: Start) -> None:
     assert backup.request_count == 3
 
 
-def test_breaker_settings_come_from_the_config(start_emulator: Start) -> None:
+def test_breaker_settings_come_from_the_config(start_emulator: StartEmulator) -> None:
     primary, backup = start_emulator("generic"), start_emulator("generic")
     config = chain_config(primary.base_url, backup.base_url, circuit_breaker={"failure_threshold": 5, "cooldown": 2.5})
     reranker = load_reranker(config)
@@ -235,7 +234,7 @@ def test_breaker_settings_come_from_the_config(start_emulator: Start) -> None:
 
 
 def test_passthrough_returns_every_document_in_original_order(
-    start_emulator: Start, caplog: pytest.LogCaptureFixture
+    start_emulator: StartEmulator, caplog: pytest.LogCaptureFixture
 ) -> None:
     primary, backup = start_emulator("generic"), start_emulator("generic")
     primary.fail_always(Fault(status=500))
@@ -255,7 +254,7 @@ def test_passthrough_returns_every_document_in_original_order(
     assert any("original order" in record.getMessage() for record in caplog.records)
 
 
-def test_raise_when_every_member_fails_keeps_the_error_type(start_emulator: Start) -> None:
+def test_raise_when_every_member_fails_keeps_the_error_type(start_emulator: StartEmulator) -> None:
     primary, backup = start_emulator("generic"), start_emulator("generic")
     primary.fail_always(Fault(status=503))
     backup.fail_always(Fault(status=429, headers={"retry-after": "0"}))
@@ -267,7 +266,7 @@ def test_raise_when_every_member_fails_keeps_the_error_type(start_emulator: Star
     assert "HTTP 429" in str(caught.value)
 
 
-def test_with_every_circuit_open_no_request_is_sent(start_emulator: Start) -> None:
+def test_with_every_circuit_open_no_request_is_sent(start_emulator: StartEmulator) -> None:
     primary = start_emulator("generic")
     primary.fail_always(Fault(status=503))
     reranker = FallbackReranker([member(primary, "primary-m")], failure_threshold=1, clock=FakeClock())
@@ -277,7 +276,7 @@ def test_with_every_circuit_open_no_request_is_sent(start_emulator: Start) -> No
     assert primary.request_count == 1
 
 
-async def test_async_chain_moves_on_and_passes_through(start_emulator: Start) -> None:
+async def test_async_chain_moves_on_and_passes_through(start_emulator: StartEmulator) -> None:
     primary, backup = start_emulator("generic"), start_emulator("generic")
     reranker = load_reranker(chain_config(primary.base_url, backup.base_url, on_failure="passthrough"))
     assert (await reranker.arerank(QUERY, DOCS)).model == "primary-m"
@@ -293,14 +292,14 @@ async def test_async_chain_moves_on_and_passes_through(start_emulator: Start) ->
     await reranker.aclose()
 
 
-async def test_async_timeout_moves_on(start_emulator: Start) -> None:
+async def test_async_timeout_moves_on(start_emulator: StartEmulator) -> None:
     slow, backup = start_emulator("generic"), start_emulator("generic")
     slow.fail_always(Fault(delay=1.0))
     reranker = FallbackReranker([member(slow, "slow-m", timeout=0.2), member(backup, "backup-m")])
     assert (await reranker.arerank(QUERY, DOCS)).model == "backup-m"
 
 
-def test_each_member_applies_its_own_normalize(start_emulator: Start) -> None:
+def test_each_member_applies_its_own_normalize(start_emulator: StartEmulator) -> None:
     generic, nim = start_emulator("generic"), start_emulator("nvidia")
     generic.fail_always(Fault(status=503))
     config = {
@@ -333,7 +332,7 @@ class Broken(Reranker):
         raise KeyError("bug")
 
 
-def test_bugs_are_not_mistaken_for_provider_failures(start_emulator: Start) -> None:
+def test_bugs_are_not_mistaken_for_provider_failures(start_emulator: StartEmulator) -> None:
     backup = start_emulator("generic")
     reranker = FallbackReranker([Broken(), member(backup, "backup-m")], on_failure="passthrough")
     with pytest.raises(KeyError):
@@ -341,7 +340,7 @@ def test_bugs_are_not_mistaken_for_provider_failures(start_emulator: Start) -> N
     assert backup.request_count == 0
 
 
-def test_timeout_error_type_is_kept_when_the_only_member_times_out(start_emulator: Start) -> None:
+def test_timeout_error_type_is_kept_when_the_only_member_times_out(start_emulator: StartEmulator) -> None:
     slow = start_emulator("generic")
     slow.fail_always(Fault(delay=1.0))
     with pytest.raises(RerankTimeoutError):

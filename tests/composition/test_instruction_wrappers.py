@@ -4,7 +4,6 @@ value that `run` may override), serialize it, and surface a backend's refusal in
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 
 import pytest
 from haystack import Document as HaystackDocument
@@ -17,8 +16,8 @@ from rerank_core import UnsupportedInputError
 from rerank_langchain import RerankCompressor
 from rerank_llamaindex import RerankPostprocessor
 from tests.support.emulator import ProviderEmulator
+from tests.support.fixtures import StartEmulator
 
-Start = Callable[..., ProviderEmulator]
 TASK = "Given a question, find the answer"
 TEXTS = ["paris is the capital of france", "berlin is in germany"]
 QUERY = "capital of france"
@@ -32,7 +31,7 @@ def sent(emu: ProviderEmulator) -> list[object]:
     return [request.body.get("instruction") for request in emu.requests]
 
 
-def test_langchain(start_emulator: Start) -> None:
+def test_langchain(start_emulator: StartEmulator) -> None:
     emu = start_emulator("vllm")
     compressor = RerankCompressor(reranker=config(emu), instruction=TASK)
     compressor.compress_documents([LangChainDocument(page_content=t) for t in TEXTS], QUERY)
@@ -42,7 +41,7 @@ def test_langchain(start_emulator: Start) -> None:
     assert compressor.model_dump()["instruction"] == TASK
 
 
-def test_llamaindex(start_emulator: Start) -> None:
+def test_llamaindex(start_emulator: StartEmulator) -> None:
     emu = start_emulator("vllm")
     postprocessor = RerankPostprocessor(reranker=config(emu), instruction=TASK)
     nodes = [NodeWithScore(node=TextNode(text=t), score=0.0) for t in TEXTS]
@@ -50,7 +49,7 @@ def test_llamaindex(start_emulator: Start) -> None:
     assert sent(emu) == [TASK]
 
 
-def test_haystack_init_value_run_override_and_round_trip(start_emulator: Start) -> None:
+def test_haystack_init_value_run_override_and_round_trip(start_emulator: StartEmulator) -> None:
     emu = start_emulator("vllm")
     ranker = RerankRanker(reranker={"provider": "vllm", "model": "m", "base_url": emu.base_url}, instruction=TASK)
     docs = [HaystackDocument(content=t) for t in TEXTS]
@@ -61,7 +60,7 @@ def test_haystack_init_value_run_override_and_round_trip(start_emulator: Start) 
     assert RerankRanker.from_dict(ranker.to_dict()).instruction == TASK
 
 
-def test_a_refusal_reaches_the_caller(start_emulator: Start) -> None:
+def test_a_refusal_reaches_the_caller(start_emulator: StartEmulator) -> None:
     emu = start_emulator("cohere")
     compressor = RerankCompressor(reranker=config(emu, "cohere"), instruction=TASK)
     with pytest.raises(UnsupportedInputError, match="cannot follow an instruction"):

@@ -4,16 +4,14 @@ forwarded by the composites (and part of the cache key), refused by everything e
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from rerank_core import ConfigurationError, InvalidInputError, load_reranker
 from rerank_core.errors import UnsupportedInputError
-from tests.support.emulator import ProviderEmulator
+from tests.support.fixtures import StartEmulator
 
-StartEmulator = Callable[..., ProviderEmulator]
 QUERY = "red apple pie"
 DOCS = ["blue sky", "red apple", "apple pie red"]
 TASK = "Given a recipe question, find the matching dish"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
 
 import pytest
 
@@ -13,8 +12,8 @@ from rerank_core.config import default_overlap
 from rerank_core.models import Document
 from tests.composition.helpers import first_words_scorer
 from tests.support.emulator import ProviderEmulator
+from tests.support.fixtures import StartEmulator
 
-Start = Callable[..., ProviderEmulator]
 QUERY = "eiffel tower height meters"
 FILLER = "the river flows past old stone houses and quiet gardens in the morning light"
 
@@ -43,7 +42,7 @@ def assert_every_document_once(response: RerankResponse, n: int) -> None:
     assert sorted(seen) == list(range(n))
 
 
-def test_needle_ranks_first_with_chunk_and_not_with_truncate(start_emulator: Start) -> None:
+def test_needle_ranks_first_with_chunk_and_not_with_truncate(start_emulator: StartEmulator) -> None:
     emu = start_emulator("generic", scorer=first_words_scorer(200))  # a model that reads 200 words
     truncated = load_reranker(config(emu)).rerank(QUERY, DOCS)
     chunked = load_reranker(config(emu, long_documents="chunk", max_tokens_per_document=150)).rerank(QUERY, DOCS)
@@ -54,7 +53,7 @@ def test_needle_ranks_first_with_chunk_and_not_with_truncate(start_emulator: Sta
     assert_every_document_once(chunked, len(DOCS))
 
 
-def test_winning_window_is_recorded_and_the_original_document_returned(start_emulator: Start) -> None:
+def test_winning_window_is_recorded_and_the_original_document_returned(start_emulator: StartEmulator) -> None:
     emu = start_emulator("generic", scorer=first_words_scorer(200))
     docs = [Document(text=t, id=f"doc-{i}", metadata={"i": i}) for i, t in enumerate(DOCS)]
     response = load_reranker(config(emu, long_documents="chunk", max_tokens_per_document=150)).rerank(QUERY, docs)
@@ -67,7 +66,7 @@ def test_winning_window_is_recorded_and_the_original_document_returned(start_emu
     assert all(r.window is None for r in response.results[1:])  # short documents are sent whole
 
 
-def test_all_windows_go_in_one_request_and_short_documents_are_untouched(start_emulator: Start) -> None:
+def test_all_windows_go_in_one_request_and_short_documents_are_untouched(start_emulator: StartEmulator) -> None:
     emu = start_emulator("generic", scorer=first_words_scorer(200))
     load_reranker(config(emu, long_documents="chunk", max_tokens_per_document=150)).rerank(QUERY, DOCS, top_n=2)
 
@@ -80,7 +79,7 @@ def test_all_windows_go_in_one_request_and_short_documents_are_untouched(start_e
     assert "top_n" not in emu.requests[0].body  # max-pooling needs every window's score
 
 
-def test_top_n_and_threshold_still_account_for_every_document(start_emulator: Start) -> None:
+def test_top_n_and_threshold_still_account_for_every_document(start_emulator: StartEmulator) -> None:
     emu = start_emulator("generic", scorer=first_words_scorer(200))
     reranker = load_reranker(config(emu, long_documents="chunk", max_tokens_per_document=150))
     response = reranker.rerank(QUERY, DOCS, top_n=2, score_threshold=0.2)
@@ -88,7 +87,7 @@ def test_top_n_and_threshold_still_account_for_every_document(start_emulator: St
     assert_every_document_once(response, len(DOCS))
 
 
-async def test_async_chunking_matches_sync(start_emulator: Start) -> None:
+async def test_async_chunking_matches_sync(start_emulator: StartEmulator) -> None:
     emu = start_emulator("generic", scorer=first_words_scorer(200))
     reranker = load_reranker(config(emu, long_documents="chunk", max_tokens_per_document=150))
     sync = reranker.rerank(QUERY, DOCS)
@@ -112,7 +111,7 @@ def test_windows_cover_the_text_overlap_and_respect_the_budget() -> None:
     assert split_windows("short text", budget, overlap) == [(0, len("short text"))]
 
 
-def test_a_small_budget_without_an_overlap_derives_one_that_fits(start_emulator: Start) -> None:
+def test_a_small_budget_without_an_overlap_derives_one_that_fits(start_emulator: StartEmulator) -> None:
     emu = start_emulator("generic")
     reranker = load_reranker(config(emu, long_documents="chunk", max_tokens_per_document=64))
     chunker = reranker

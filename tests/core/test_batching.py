@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import pytest
-from tests.core.transport_helpers import API_KEY, MODES, Mode, RecordedWaits, call, make_reranker, texts
 from tests.support.emulator import Fault, ProviderEmulator
+from tests.support.fixtures import StartEmulator
+from tests.support.transport import API_KEY, MODES, Mode, RecordedWaits, call, make_reranker, texts
 
 from rerank_core import InvalidRequestError, ProviderError, RerankResponse
 from rerank_core.dialects.generic import GenericDialect
 
-StartEmulator = Callable[..., ProviderEmulator]
 QUERY = "alpha beta gamma delta"
 
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import logging
 import pickle
-from collections.abc import Callable
 from typing import Any
 
 import pytest
-from tests.core.transport_helpers import API_KEY, MODES, Mode, RecordedWaits, call, make_reranker
 from tests.support.emulator import Fault, ProviderEmulator
+from tests.support.transport import API_KEY, MODES, Mode, RecordedWaits, call, make_reranker
 
 from rerank_core import (
     AuthenticationError,
@@ -21,7 +20,6 @@ from rerank_core import (
 )
 from rerank_core.http.error_mapping import Scrubber, provider_message
 
-StartEmulator = Callable[..., ProviderEmulator]
 QUERY = "apple pie"
 DOCS = ["apple pie", "car"]
 

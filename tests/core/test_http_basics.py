@@ -7,17 +7,16 @@ import copy
 import gc
 import threading
 import warnings
-from collections.abc import Callable
 from datetime import UTC, datetime
 
 import httpx
 import pytest
-from tests.core.transport_helpers import API_KEY, MODES, Mode, call, make_reranker
 from tests.support.emulator import ProviderEmulator, overlap_score
+from tests.support.fixtures import StartEmulator
+from tests.support.transport import API_KEY, MODES, Mode, call, make_reranker
 
 from rerank_core import ConfigurationError, Document, HTTPReranker, InvalidInputError, load_reranker
 
-StartEmulator = Callable[..., ProviderEmulator]
 QUERY = "apple pie recipe"
 
 

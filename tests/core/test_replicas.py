@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,14 +19,14 @@ import httpx
 import pytest
 from pydantic import SecretStr
 from tests.cli.helpers import run
-from tests.core.transport_helpers import API_KEY, MODES, Mode, RecordedWaits, call, make_reranker, texts
 from tests.support.emulator import Fault, ProviderEmulator
+from tests.support.fixtures import StartEmulator
+from tests.support.transport import API_KEY, MODES, Mode, RecordedWaits, call, make_reranker, texts
 
 from rerank_core import ConfigurationError, RerankerConfig, load_reranker
 from rerank_core.http import replicas as replicas_module
 from rerank_core.http.replicas import FAILURES_TO_OPEN, Replica, Replicas
 
-StartEmulator = Callable[..., ProviderEmulator]
 DOCS = ["apple pie", "car repair", "pie crust"]
 
 

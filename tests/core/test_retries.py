@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
 from email.utils import formatdate
 
 import pytest
-from tests.core.transport_helpers import API_KEY, MODES, Mode, RecordedWaits, call, make_reranker
 from tests.support.emulator import Fault, ProviderEmulator
+from tests.support.fixtures import StartEmulator
+from tests.support.transport import API_KEY, MODES, Mode, RecordedWaits, call, make_reranker
 
 from rerank_core import (
     AuthenticationError,
@@ -23,7 +23,6 @@ from rerank_core import (
 )
 from rerank_core.http.retry import RetryPolicy, is_retryable, requested_wait
 
-StartEmulator = Callable[..., ProviderEmulator]
 QUERY = "apple pie"
 DOCS = ["apple pie", "car", "pie"]
 ONE = ["apple pie"]

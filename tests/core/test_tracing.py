@@ -14,13 +14,13 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from tests.core.transport_helpers import API_KEY, MODES, Mode, RecordedWaits, call, make_reranker
-from tests.support.emulator import Fault, ProviderEmulator
+from tests.support.emulator import Fault
+from tests.support.fixtures import StartEmulator
+from tests.support.transport import API_KEY, MODES, Mode, RecordedWaits, call, make_reranker
 
 from rerank_core import ProviderError, load_reranker
 from rerank_core.tracing import CONTENT_ENV, DURATION_METRIC
 
-StartEmulator = Callable[..., ProviderEmulator]
 QUERY = "what is the capital of france"
 DOCS = ["Paris is the capital of France.", "Berlin is in Germany.", "Lyon is a French city.", "Rome is old."]
 _EXPORTER = InMemorySpanExporter()

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import pytest
-from tests.core.transport_helpers import API_KEY, RecordedWaits, texts
 from tests.dialects.cases import CLOUDS
 from tests.support.dialect_apps import CLOUDFLARE_ACCOUNT
 from tests.support.emulator import Fault, ProviderEmulator
+from tests.support.fixtures import StartEmulator
+from tests.support.transport import API_KEY, RecordedWaits, texts
 
 from rerank_core import HTTPReranker, RerankResponse
 from rerank_core.dialects import DIALECTS
 from rerank_core.http.retry import RetryPolicy
 
-StartEmulator = Callable[..., ProviderEmulator]
 QUERY = "alpha beta gamma delta"
 PROVIDERS = sorted(set(DIALECTS) - CLOUDS)  # the clouds sign requests: tests/dialects/test_<cloud>.py
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.core.transport_helpers import RecordedWaits
 from tests.support.emulator import Fault, ProviderEmulator, RecordedRequest, overlap_score
+from tests.support.fixtures import StartEmulator
+from tests.support.transport import RecordedWaits
 
 from rerank_core import (
     AuthenticationError,
@@ -29,7 +29,6 @@ from botocore.auth import SigV4Auth  # noqa: E402
 from botocore.awsrequest import AWSRequest  # noqa: E402
 from botocore.credentials import Credentials  # noqa: E402
 
-StartEmulator = Callable[..., ProviderEmulator]
 KEY_ID = "AKIDEXAMPLE0TEST"
 SECRET = "wJalrXUtnFEMI-K7MDENG-bPxRfiCY-SECRET"
 TOKEN = "IQoJb3JpZ2luX2VjEXAMPLE-session-token-SECRET"

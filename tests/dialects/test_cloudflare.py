@@ -7,9 +7,10 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.dialects.test_end_to_end import KEY, QUERY, StartEmulator
+from tests.dialects.test_end_to_end import KEY, QUERY
 from tests.support.dialect_apps import CLOUDFLARE_ACCOUNT
 from tests.support.emulator import Fault
+from tests.support.fixtures import StartEmulator
 
 from rerank_core import ConfigurationError, InvalidRequestError, ResponseFormatError, load_reranker
 from rerank_core.dialects import get_dialect

@@ -7,8 +7,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from tests.dialects.test_end_to_end import KEY, QUERY, StartEmulator
+from tests.dialects.test_end_to_end import KEY, QUERY
 from tests.support.emulator import Fault
+from tests.support.fixtures import StartEmulator
 
 from rerank_core import ConfigurationError, ResponseFormatError, load_reranker
 from rerank_core.dialects import get_dialect

@@ -4,7 +4,8 @@ order, an empty string for a document without), and the ranking an instruction o
 from __future__ import annotations
 
 import pytest
-from tests.dialects.test_end_to_end import KEY, StartEmulator
+from tests.dialects.test_end_to_end import KEY
+from tests.support.fixtures import StartEmulator
 
 from rerank_core import ConfigurationError, Document, load_reranker
 

@@ -8,8 +8,9 @@ import json
 from typing import Any
 
 import pytest
-from tests.dialects.test_end_to_end import KEY, QUERY, StartEmulator
+from tests.dialects.test_end_to_end import KEY, QUERY
 from tests.support.emulator import Fault
+from tests.support.fixtures import StartEmulator
 
 from rerank_core import InvalidRequestError, ResponseFormatError, load_reranker
 from rerank_core.dialects import get_dialect

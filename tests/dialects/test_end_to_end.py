@@ -11,6 +11,7 @@ import pytest
 from tests.dialects.cases import BY_PROVIDER, CASES, CLOUDS, NESTED, WireCase, sent_texts
 from tests.support.dialect_apps import APPS
 from tests.support.emulator import Fault, ProviderEmulator
+from tests.support.fixtures import StartEmulator
 
 from rerank_core import (
     AuthenticationError,
@@ -24,7 +25,6 @@ from rerank_core import (
 )
 from rerank_core.dialects import DIALECTS
 
-StartEmulator = Callable[..., ProviderEmulator]
 Mode = Literal["sync", "async"]
 KEY = "sk-emulated-secret-0123"
 QUERY = "red apple pie"

@@ -8,9 +8,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from tests.dialects.test_end_to_end import KEY, Mode, StartEmulator, call
+from tests.dialects.test_end_to_end import KEY, Mode, call
 from tests.support.dialect_apps import APPS, CLOUDFLARE_ACCOUNT
 from tests.support.emulator import Fault, ProviderEmulator
+from tests.support.fixtures import StartEmulator
 from tests.support.ibm_iam import IAMServer
 
 from rerank_core import (

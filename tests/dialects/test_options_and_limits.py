@@ -9,8 +9,9 @@ from typing import Any
 import httpx
 import pytest
 from tests.dialects.cases import CLOUDS
-from tests.dialects.test_end_to_end import KEY, QUERY, StartEmulator
+from tests.dialects.test_end_to_end import KEY, QUERY
 from tests.support.dialect_apps import APPS
+from tests.support.fixtures import StartEmulator
 
 from rerank_core import ConfigurationError, Document, load_reranker
 from rerank_core.dialects import DIALECTS, get_dialect

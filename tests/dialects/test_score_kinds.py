@@ -6,8 +6,9 @@ import math
 from typing import Any, Literal
 
 import pytest
-from tests.dialects.test_end_to_end import QUERY, StartEmulator, call, inputs, mode, reranker_for
+from tests.dialects.test_end_to_end import QUERY, call, inputs, mode, reranker_for
 from tests.support.emulator import overlap_score
+from tests.support.fixtures import StartEmulator
 
 from rerank_core import Document
 from rerank_core.base import Scores, build_response, normalized
@@ -98,9 +99,16 @@ async def test_a_threshold_compares_normalized_scores(mode: Mode, start_emulator
             if mode == "sync"
             else await reranker.arerank(QUERY, inputs(), score_threshold=0.5)
         )
+    texts = [
+        item if isinstance(item, str) else item.text if isinstance(item, Document) else item["text"]
+        for item in inputs()
+    ]
+    passing = {i for i, text in enumerate(texts) if sig(logit_scorer(QUERY, text)) >= 0.5}
+    assert 0 < len(passing) < len(texts)  # the threshold falls between the documents: both sides are checked
+    assert {r.index for r in response.results} == passing
     assert all(r.relevance_score >= 0.5 for r in response.results)
+    assert {d.index for d in response.dropped} == set(range(len(texts))) - passing
     assert {d.reason for d in response.dropped} == {"score_threshold"}
-    assert len(response.results) + len(response.dropped) == len(inputs())
 
 
 async def test_logits_behind_a_probability_dialect_are_not_called_probabilities(

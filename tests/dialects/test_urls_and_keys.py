@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from tests.dialects.test_end_to_end import KEY, QUERY, StartEmulator
+from tests.dialects.test_end_to_end import KEY, QUERY
+from tests.support.fixtures import StartEmulator
 
 from rerank_core import load_reranker
 from rerank_core.dialects import DIALECTS, get_dialect

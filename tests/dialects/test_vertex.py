@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from tests.support.dialect_apps import VERTEX_PROJECT
 from tests.support.emulator import Fault, ProviderEmulator, overlap_score
+from tests.support.fixtures import StartEmulator
 
 from rerank_core import (
     AuthenticationError,
@@ -27,7 +28,6 @@ from rerank_core.dialects.vertex import VertexDialect
 pytest.importorskip("google.auth")
 from tests.support.google_auth import TokenServer, service_account_file
 
-StartEmulator = Callable[..., ProviderEmulator]
 MODEL = "semantic-ranker-default@latest"
 QUERY = "red apple pie"
 DOCS = ["blue sky", "red apple", "apple pie red", "red car", "apple tree"]
@@ -229,6 +229,7 @@ def test_a_refused_token_exchange_is_an_authentication_error_and_the_chain_moves
         assert chain.rerank(QUERY, DOCS).provider == "cohere"
 
 
+@pytest.mark.slow
 def test_missing_credentials_with_a_project_given_fail_on_use(
     start_emulator: StartEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:

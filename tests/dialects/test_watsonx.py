@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.dialects.test_end_to_end import QUERY, StartEmulator
+from tests.dialects.test_end_to_end import QUERY
 from tests.support.emulator import ProviderEmulator
+from tests.support.fixtures import StartEmulator
 from tests.support.ibm_iam import IAMServer
 from tests.support.tls import loopback_ca
 

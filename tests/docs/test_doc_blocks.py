@@ -1,4 +1,4 @@
-"""Every code block of docs/*.md, README.md and packages/*/README.md, run as written.
+"""Every code block of docs/*.md, README.md, CONTRIBUTING.md and packages/*/README.md, run as written.
 
 Each page runs in its own process and temporary folder (`tests/support/doc_blocks.py`), with every hosted provider
 answered by a loopback emulator, API keys set to a test value, and every local model name that is not a folder
@@ -129,7 +129,9 @@ def page_environment(tiny_model: str, tiny_llm: str, routes: dict[str, str]) -> 
 
 def test_every_page_with_code_is_run() -> None:
     found = pages()
-    assert {"README.md", "docs/local.md", "docs/client.md", "packages/rerank-core/README.md"} <= set(found)
+    assert {"README.md", "CONTRIBUTING.md", "docs/local.md", "docs/client.md", "packages/rerank-core/README.md"} <= set(
+        found
+    )
     assert sum(1 for page in found for block in blocks(page) if block.lang in RUN_LANGUAGES) >= 60
 
 
@@ -149,6 +151,7 @@ def test_every_block_that_is_not_run_says_why(page: str) -> None:
 
 
 @pytest.mark.parametrize("page", [page for page in pages() if any(b.lang in RUN_LANGUAGES for b in blocks(page))])
+@pytest.mark.slow
 def test_the_page_runs_as_written(page: str, page_environment: dict[str, str], tmp_path: Path) -> None:
     for shared in ("examples", "packages"):  # what a page's relative paths name in a checkout
         (tmp_path / shared).symlink_to(ROOT / shared, target_is_directory=True)

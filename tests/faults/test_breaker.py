@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -14,8 +14,8 @@ import pytest
 from rerank_core import FallbackReranker, HTTPReranker, RerankResponse
 from tests.cli.helpers import wait_until
 from tests.support.emulator import Fault, ProviderEmulator, overlap_score
+from tests.support.fixtures import StartEmulator
 
-Start = Callable[..., ProviderEmulator]
 QUERY = "capital of france"
 DOCS = ["paris is the capital of france", "berlin"]
 WAITING = 5
@@ -53,7 +53,7 @@ def member(emu: ProviderEmulator, model: str) -> HTTPReranker:
     return HTTPReranker("generic", model=model, base_url=emu.base_url, api_key="k", max_retries=0, timeout=3.0)
 
 
-def tripped_chain(start_emulator: Start, held: Held) -> tuple[FallbackReranker, ProviderEmulator, Clock]:
+def tripped_chain(start_emulator: StartEmulator, held: Held) -> tuple[FallbackReranker, ProviderEmulator, Clock]:
     primary, backup = start_emulator("generic", scorer=held), start_emulator("generic")
     clock = Clock()
     chain = FallbackReranker(
@@ -68,7 +68,7 @@ def tripped_chain(start_emulator: Start, held: Held) -> tuple[FallbackReranker, 
     return chain, primary, clock
 
 
-def test_half_open_lets_exactly_one_probe_through(start_emulator: Start, held: Held) -> None:
+def test_half_open_lets_exactly_one_probe_through(start_emulator: StartEmulator, held: Held) -> None:
     chain, primary, _ = tripped_chain(start_emulator, held)
     with ThreadPoolExecutor(WAITING + 1) as pool:
         probe = pool.submit(chain.rerank, QUERY, DOCS)
@@ -85,7 +85,7 @@ def test_half_open_lets_exactly_one_probe_through(start_emulator: Start, held: H
 
 
 def test_a_failed_probe_opens_the_circuit_again_and_the_next_probe_is_one_call(
-    start_emulator: Start, held: Held
+    start_emulator: StartEmulator, held: Held
 ) -> None:
     chain, primary, clock = tripped_chain(start_emulator, held)
     held.hold.clear()
@@ -105,7 +105,9 @@ def test_a_failed_probe_opens_the_circuit_again_and_the_next_probe_is_one_call(
         assert probe.result(timeout=60).model == "primary-m"
 
 
-async def test_half_open_async_one_probe_and_a_cancelled_probe_hands_over(start_emulator: Start, held: Held) -> None:
+async def test_half_open_async_one_probe_and_a_cancelled_probe_hands_over(
+    start_emulator: StartEmulator, held: Held
+) -> None:
     chain, primary, _ = tripped_chain(start_emulator, held)
     probe = asyncio.create_task(chain.arerank(QUERY, DOCS))
     await asyncio.to_thread(wait_until, lambda: primary.request_count == 2)

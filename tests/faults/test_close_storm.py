@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
+
+import pytest
 
 from rerank_core import RerankError
-from tests.core.transport_helpers import make_reranker
-from tests.support.emulator import ProviderEmulator
+from tests.support.fixtures import StartEmulator
+from tests.support.transport import make_reranker
 
-StartEmulator = Callable[..., ProviderEmulator]
 DOCS = ["Paris is in France.", "Berlin is in Germany."]
 CALLERS, CALLS_EACH = 6, 25
 
@@ -54,6 +54,7 @@ def test_close_storm_under_sync_load(start_emulator: StartEmulator) -> None:
     assert closes[0] > CALLERS, "the storm really overlapped the calls"
 
 
+@pytest.mark.slow
 async def test_close_storm_under_async_load_with_a_closing_thread(start_emulator: StartEmulator) -> None:
     emu = start_emulator("generic", api_key="k")
     reranker = make_reranker(emu, api_key="k", max_connections=3, max_retries=0, timeout=20)

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from rerank_core import load_reranker
-from tests.dialects.test_end_to_end import QUERY, StartEmulator
+from tests.dialects.test_end_to_end import QUERY
+from tests.support.fixtures import StartEmulator
 
 KEY_ID = "AKIDLOGTEST00001"
 SECRET = "wJalrXUtnFEMI-logs-SECRET-0123456789"

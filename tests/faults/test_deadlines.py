@@ -9,16 +9,15 @@ dripping head here would take over 15 s to arrive, so a missing deadline cannot 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from rerank_core import RerankTimeoutError, load_reranker
-from tests.core.transport_helpers import MODES, Mode, RecordedWaits, call, make_reranker
-from tests.support.emulator import Fault, ProviderEmulator
+from tests.support.emulator import Fault
+from tests.support.fixtures import StartEmulator
+from tests.support.transport import MODES, Mode, RecordedWaits, call, make_reranker
 
-StartEmulator = Callable[..., ProviderEmulator]
 GRACE = 1.5
 DRIP = Fault(head_drip_interval=0.25)  # a head of ~80 bytes: 20 s if nothing cuts it short
 DOCS = ["apple pie", "car repair", "pie crust"]
@@ -26,6 +25,7 @@ DOCS = ["apple pie", "car repair", "pie crust"]
 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("retries", [0, 1])
+@pytest.mark.slow
 async def test_a_dripping_head_is_cut_at_the_attempt_deadline(
     start_emulator: StartEmulator, mode: Mode, retries: int
 ) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +16,9 @@ import pytest
 
 from rerank_core import FallbackReranker, HTTPReranker, InvalidInputError, TorchCrossEncoder, UnsupportedInputError
 from tests.cli.helpers import run
-from tests.support.emulator import Fault, ProviderEmulator
+from tests.support.emulator import Fault
+from tests.support.fixtures import StartEmulator
 
-Start = Callable[..., ProviderEmulator]
 MODES = ["sync", "async"]
 # Batches of two: [0, 1] is scored (two logits near -4.6), [2, 3] fails (the best documents), [4] follows.
 DOCS = ["bread and water", "berlin", "paris capital", "paris is the capital", "the tower"]
@@ -32,7 +31,7 @@ def call(mode: str, reranker: Any, query: str, documents: list[str], **kwargs: A
     return asyncio.run(reranker.arerank(query, documents, **kwargs))
 
 
-def test_cli_batches_with_one_failing_are_all_in_original_order(start_emulator: Start, tmp_path: Path) -> None:
+def test_cli_batches_with_one_failing_are_all_in_original_order(start_emulator: StartEmulator, tmp_path: Path) -> None:
     nim = start_emulator("nvidia")  # answers in logits: real scores are negative, the placeholder is 0.0
     config = tmp_path / "rerank.toml"
     config.write_text(
@@ -58,7 +57,7 @@ def test_cli_batches_with_one_failing_are_all_in_original_order(start_emulator: 
     assert nim.request_count == 4  # two runs, two requests each
 
 
-def test_cli_passthrough_with_top_n_keeps_the_first_documents(start_emulator: Start, tmp_path: Path) -> None:
+def test_cli_passthrough_with_top_n_keeps_the_first_documents(start_emulator: StartEmulator, tmp_path: Path) -> None:
     nim = start_emulator("nvidia")
     nim.fail_next(Fault(), Fault(), Fault(status=503))
     config = tmp_path / "rerank.toml"
@@ -84,7 +83,7 @@ def short_local(tiny_cross_encoder: str) -> TorchCrossEncoder:
 
 @pytest.mark.parametrize("mode", MODES)
 def test_a_query_too_long_for_the_local_member_moves_the_chain_on(
-    start_emulator: Start, short_local: TorchCrossEncoder, mode: str, caplog: pytest.LogCaptureFixture
+    start_emulator: StartEmulator, short_local: TorchCrossEncoder, mode: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     hosted = start_emulator("generic")
     backup = HTTPReranker("generic", model="m", base_url=hosted.base_url, api_key="k", max_retries=0)

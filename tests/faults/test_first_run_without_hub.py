@@ -83,6 +83,7 @@ def test_the_readme_first_command_prints_one_line_at_once(unreachable_hub: dict[
     assert elapsed < 15, elapsed
 
 
+@pytest.mark.slow
 def test_export_onnx_says_so_too(unreachable_hub: dict[str, str], tmp_path: Path) -> None:
     command = [sys.executable, "-m", "rerank_core.cli", "export-onnx", MODEL, str(tmp_path / "out")]
     done = subprocess.run(command, env=unreachable_hub, cwd=tmp_path, capture_output=True, text=True, timeout=120)

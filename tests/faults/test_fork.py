@@ -23,11 +23,10 @@ from typing import Any
 import pytest
 
 from rerank_core import HTTPReranker
-from tests.core.transport_helpers import MODES, Mode, make_reranker
-from tests.support.emulator import ProviderEmulator
+from tests.support.fixtures import StartEmulator
+from tests.support.transport import MODES, Mode, make_reranker
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="fork() exists only on POSIX")
-StartEmulator = Callable[..., ProviderEmulator]
 CALLS = 40
 CONNECTIONS = 4
 CHILD_BOUND = 60  # seconds; the child is killed by its alarm past this, which the parent reports as a hang

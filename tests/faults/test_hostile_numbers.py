@@ -3,16 +3,15 @@ and async, and never stop a fallback chain or defeat fail-open."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from rerank_core import ConfigurationError, HTTPReranker, RerankError, load_reranker
-from tests.core.transport_helpers import API_KEY, MODES, Mode, RecordedWaits, call, make_reranker
-from tests.support.emulator import Fault, ProviderEmulator
+from tests.support.emulator import Fault
+from tests.support.fixtures import StartEmulator
+from tests.support.transport import API_KEY, MODES, Mode, RecordedWaits, call, make_reranker
 
-StartEmulator = Callable[..., ProviderEmulator]
 QUERY = "capital of france"
 DOCS = ["Paris is in France.", "Berlin is in Germany."]
 

@@ -32,10 +32,10 @@ from rerank_core import (
     ResponseFormatError,
     load_reranker,
 )
-from tests.core.transport_helpers import MODES, Mode, RecordedWaits, call
 from tests.support.emulator import Fault, ProviderEmulator
+from tests.support.fixtures import StartEmulator
+from tests.support.transport import MODES, Mode, RecordedWaits, call
 
-StartEmulator = Callable[..., ProviderEmulator]
 KEY = "sk-faults-7d3c9b1a-TOPSECRET"
 HEADER_SECRET = "hdr-secret-5e6f7a8b"
 QUERY = "apple pie"

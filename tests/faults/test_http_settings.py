@@ -6,16 +6,15 @@ from __future__ import annotations
 import asyncio
 import math
 import threading
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from rerank_core import ConfigurationError, HTTPReranker, RerankResponse
 from rerank_core.limits import MAX_CONCURRENCY, MAX_RETRIES, MAX_TIMEOUT
-from tests.support.emulator import ProviderEmulator, overlap_score
+from tests.support.emulator import overlap_score
+from tests.support.fixtures import StartEmulator
 
-StartEmulator = Callable[..., ProviderEmulator]
 KEY = "sk-settings-1a2b3c4d5e"
 URL = "http://127.0.0.1:9"
 

@@ -154,6 +154,7 @@ def test_a_10_mb_document_is_returned_whole(call: Call) -> None:
     accounted(response, 2)
 
 
+@pytest.mark.slow
 def test_100k_documents_each_come_back_once_with_their_own_score(reranker: HTTPReranker) -> None:
     docs: list[dict[str, Any]] = [
         {"text": f"doc {i} {'capital' if i % 7 == 0 else 'other'}", "id": i} for i in range(100_000)

@@ -8,19 +8,17 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tests.cli.helpers import run
 from tests.support.emulator import ProviderEmulator
-
-Start = Callable[..., ProviderEmulator]
+from tests.support.fixtures import StartEmulator
 
 
 @pytest.fixture
-def emu(start_emulator: Start) -> ProviderEmulator:
+def emu(start_emulator: StartEmulator) -> ProviderEmulator:
     return start_emulator("generic")
 
 

@@ -13,7 +13,6 @@ import gc
 import os
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -22,8 +21,8 @@ import pytest
 from rerank_core import HTTPReranker, RerankResponse, load_reranker
 from rerank_core.base import Reranker
 from tests.support.emulator import Fault, ProviderEmulator
+from tests.support.fixtures import StartEmulator
 
-StartEmulator = Callable[..., ProviderEmulator]
 KEY = "sk-load-test-0123456789"
 ASYNC_CALLS = 1000
 THREADS = 200
@@ -76,6 +75,7 @@ async def hammer(reranker: Reranker) -> None:
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts descriptors through /proc")
+@pytest.mark.slow
 async def test_1000_async_calls_and_200_threads_on_one_reranker(start_emulator: StartEmulator) -> None:
     emu = start_emulator("generic", api_key=KEY)
     baseline = open_descriptors()
@@ -89,6 +89,7 @@ async def test_1000_async_calls_and_200_threads_on_one_reranker(start_emulator: 
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts descriptors through /proc")
+@pytest.mark.slow
 async def test_the_same_load_through_a_fallback_chain(start_emulator: StartEmulator) -> None:
     down = start_emulator("generic", api_key=KEY)
     down.fail_always(Fault(status=503))
@@ -115,6 +116,7 @@ async def test_calls_split_into_batches_share_the_limit(start_emulator: StartEmu
     assert emu.peak_in_flight <= 8
 
 
+@pytest.mark.slow
 def test_waiting_for_a_slot_is_not_the_providers_timeout(start_emulator: StartEmulator) -> None:
     """One connection, 0.2 s per answer, timeout 0.5 s: 20 threads wait up to 4 s in line, and none times out."""
     emu = start_emulator("generic", api_key=KEY, latency=0.2)
@@ -139,6 +141,7 @@ def test_waiting_for_a_slot_is_not_the_providers_timeout(start_emulator: StartEm
     assert emu.peak_in_flight == 1
 
 
+@pytest.mark.slow
 async def test_waiting_async_calls_are_not_timed_out_by_the_queue(start_emulator: StartEmulator) -> None:
     """Two connections, 50 ms per answer, timeout 0.4 s: 100 calls queue about 2.5 s, and none times out."""
     emu = start_emulator("generic", api_key=KEY, latency=0.05)

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 
 from rerank_core import ConfigurationError
-from tests.core.transport_helpers import make_reranker
-from tests.support.emulator import Fault, ProviderEmulator
+from tests.support.emulator import Fault
+from tests.support.fixtures import StartEmulator
+from tests.support.transport import make_reranker
 
-StartEmulator = Callable[..., ProviderEmulator]
 DOCS = ["Paris is in France.", "Berlin is in Germany."]
 
 

@@ -8,17 +8,15 @@ away from each replica the batch already failed on, as long as another replica i
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import httpx
 import pytest
 
 from rerank_core.http import replicas as replicas_module
 from rerank_core.http.replicas import Replica, Replicas
-from tests.core.transport_helpers import MODES, Mode, RecordedWaits, call, make_reranker
-from tests.support.emulator import Fault, ProviderEmulator
+from tests.support.emulator import Fault
+from tests.support.fixtures import StartEmulator
+from tests.support.transport import MODES, Mode, RecordedWaits, call, make_reranker
 
-StartEmulator = Callable[..., ProviderEmulator]
 DOCS = ["apple pie", "car repair", "pie crust", "apple tart"]
 
 

@@ -6,15 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from rerank_core import HTTPReranker, RerankResponse, ResponseFormatError
 from tests.support.emulator import Fault, ProviderEmulator
+from tests.support.fixtures import StartEmulator
 
-Start = Callable[..., ProviderEmulator]
 MODES = ["sync", "async"]
 QUERY = "capital of france"
 DOCS = ["paris is the capital of france", "berlin"]
@@ -44,7 +43,7 @@ def client(emu: ProviderEmulator, dialect: str = "generic") -> HTTPReranker:
     ],
 )
 def test_a_200_error_object_reports_the_providers_message(
-    start_emulator: Start, mode: str, body: dict[str, Any], said: str
+    start_emulator: StartEmulator, mode: str, body: dict[str, Any], said: str
 ) -> None:
     emu = start_emulator("generic")
     emu.fail_next(Fault(body=body))
@@ -63,7 +62,9 @@ def test_a_200_error_object_reports_the_providers_message(
         '{"prompt_tokens": NaN, "total_tokens": 1000000000000000000000000000000}',
     ],
 )
-def test_absurd_generic_usage_is_dropped_and_the_ranking_kept(start_emulator: Start, mode: str, usage: str) -> None:
+def test_absurd_generic_usage_is_dropped_and_the_ranking_kept(
+    start_emulator: StartEmulator, mode: str, usage: str
+) -> None:
     emu = start_emulator("generic")
     emu.fail_next(Fault(raw=f'{{"results": {RESULTS}, "usage": {usage}}}'.encode()))
     response = call(mode, client(emu))
@@ -79,7 +80,7 @@ def cohere_answer(units: str) -> bytes:
 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("units", ["1e400", "NaN", "-Infinity", "-3", "1e300"])
-def test_absurd_cohere_billed_units_are_dropped(start_emulator: Start, mode: str, units: str) -> None:
+def test_absurd_cohere_billed_units_are_dropped(start_emulator: StartEmulator, mode: str, units: str) -> None:
     emu = start_emulator("cohere")
     emu.fail_next(Fault(raw=cohere_answer("2.0")), Fault(raw=cohere_answer(units)))
     sane = call(mode, client(emu, "cohere"))
@@ -92,7 +93,7 @@ def test_absurd_cohere_billed_units_are_dropped(start_emulator: Start, mode: str
 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("header", ["\u00b2", "\u00b9\u00b2"])
-def test_tei_token_header_takes_ascii_digits_only(start_emulator: Start, mode: str, header: str) -> None:
+def test_tei_token_header_takes_ascii_digits_only(start_emulator: StartEmulator, mode: str, header: str) -> None:
     emu = start_emulator("tei")
     body = json.dumps([{"index": 0, "score": 0.9}, {"index": 1, "score": 0.1}]).encode()
     emu.fail_next(

@@ -11,15 +11,14 @@ import logging
 import pickle
 import traceback
 import urllib.parse
-from collections.abc import Callable
 
 import pytest
 
 from rerank_core import ConfigurationError, HTTPReranker, RerankError
-from tests.core.transport_helpers import MODES, Mode, RecordedWaits, call, make_reranker
 from tests.support.emulator import Fault, ProviderEmulator
+from tests.support.fixtures import StartEmulator
+from tests.support.transport import MODES, Mode, RecordedWaits, call, make_reranker
 
-StartEmulator = Callable[..., ProviderEmulator]
 KEY = "sk-paths-0a1b2c3d4e5f-TOPSECRET/+&="
 SIGNATURE = "sig-9f8e7d6c5b4a3210"
 DOCS = ["Paris is in France.", "Berlin is in Germany."]

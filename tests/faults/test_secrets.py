@@ -6,16 +6,15 @@ import json
 import logging
 import pickle
 import traceback
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from rerank_core import ConfigurationError, RerankerConfig, RerankError, load_reranker
-from tests.support.emulator import Fault, ProviderEmulator
+from tests.support.emulator import Fault
+from tests.support.fixtures import StartEmulator
 
-Start = Callable[..., ProviderEmulator]
 SECRET = "sk-probe-7f3a9c1e55"
 
 
@@ -80,7 +79,9 @@ def test_parse_errors_still_say_where(tmp_path: Path) -> None:
         RerankerConfig.load(file)
 
 
-def test_dumps_and_reprs_of_a_chain_hold_no_key(start_emulator: Start, caplog: pytest.LogCaptureFixture) -> None:
+def test_dumps_and_reprs_of_a_chain_hold_no_key(
+    start_emulator: StartEmulator, caplog: pytest.LogCaptureFixture
+) -> None:
     emu, backup = start_emulator("generic"), start_emulator("generic")
     emu.fail_always(Fault(status=401, body={"error": {"message": f"bad key {SECRET}"}}))  # echoes the key it got
     backup.fail_always(Fault(status=401, body={"error": {"message": f"bad key {SECRET}-b"}}))
@@ -113,7 +114,7 @@ def test_dumps_and_reprs_of_a_chain_hold_no_key(start_emulator: Start, caplog: p
     assert emu.requests[0].headers["authorization"] == f"Bearer {SECRET}"  # it was used, just never shown
 
 
-def test_failed_chain_error_holds_no_key(start_emulator: Start) -> None:
+def test_failed_chain_error_holds_no_key(start_emulator: StartEmulator) -> None:
     emu = start_emulator("generic")
     emu.fail_always(Fault(status=403, body={"error": {"message": f"key {SECRET} revoked"}}))
     reranker = load_reranker(

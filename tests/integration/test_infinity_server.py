@@ -26,6 +26,8 @@ from rerank_core.dialects import get_dialect
 from rerank_core.http import HTTPReranker
 
 MODEL, OTHER_MODEL = "tiny-ce", "tiny-ce-b"
+pytestmark = pytest.mark.integration
+
 KEY = "sk-infinity-test-0123"
 SERVER_CAP = 600
 QUERY = "which protein increases cancer risk"
@@ -189,8 +191,11 @@ def test_an_over_cap_batch_is_split_on_the_servers_422(server: InfinityServer) -
     with reranker(server, sent, max_retries=0) as client:  # the client's own cap (2,048) is above the server's
         response = client.rerank(QUERY, docs, top_n=5)
     assert len(sent.bodies[0]["documents"]) == 1200
-    assert all(len(body["documents"]) <= SERVER_CAP for body in sent.bodies[1:])
+    # Split once, in halves the server takes: every document is sent again, none twice.
+    assert sorted(len(body["documents"]) for body in sent.bodies[1:]) == [SERVER_CAP, SERVER_CAP]
+    assert sorted(text for body in sent.bodies[1:] for text in body["documents"]) == sorted(docs)
     assert len(response.results) == 5
+    assert len(response.dropped) == 1200 - 5
 
 
 def test_a_wrong_model_name_is_a_typed_error_naming_the_served_models(server: InfinityServer) -> None:

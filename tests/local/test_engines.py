@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import shutil
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from rerank_core import ConfigurationError, OnnxCrossEncoder, TorchCrossEncoder, load_reranker
+from rerank_core import ConfigurationError, OnnxCrossEncoder, RerankResponse, TorchCrossEncoder, load_reranker
 from rerank_core.local.engines import choose_engine
 
 
@@ -123,3 +125,47 @@ def test_cuda_on_an_install_without_torch_recommends_the_torch_extra(monkeypatch
     assert "rerank-core[local]" in (caught.value.hint or "")
     assert "[onnx]" not in str(caught.value)
     assert "cuda" in str(caught.value)
+
+
+Engine = type[TorchCrossEncoder] | type[OnnxCrossEncoder]
+
+
+@pytest.fixture(params=["torch", "onnx"])
+def engine(request: pytest.FixtureRequest, tiny_cross_encoder: str, tiny_onnx: str) -> tuple[Engine, str]:
+    """Each local engine with a tiny model folder it loads."""
+    if request.param == "torch":
+        return TorchCrossEncoder, tiny_cross_encoder
+    return OnnxCrossEncoder, tiny_onnx
+
+
+def test_threads_share_one_lazy_load_and_get_identical_results(
+    engine: tuple[Engine, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cls, folder = engine
+    loads: list[int] = []
+    read_network = cls._read_network
+
+    def counting(self: Any, text: Any) -> Any:
+        loads.append(threading.get_ident())
+        return read_network(self, text)
+
+    monkeypatch.setattr(cls, "_read_network", counting)
+    reranker = cls(folder, batch_size=2, local_files_only=True)
+    assert reranker.count_tokens("the capital") == 2
+    assert loads == [], "counting tokens loads the tokenizer only"
+    docs = [f"paris capital city {i} " * (i % 5 + 1) for i in range(12)]
+    start = threading.Barrier(8)
+
+    def call(_: int) -> RerankResponse:
+        start.wait()
+        response: RerankResponse = reranker.rerank("capital of france", docs)
+        return response
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        responses = list(pool.map(call, range(8)))
+    assert len(loads) == 1
+    assert all(response == responses[0] for response in responses)
+    assert responses[0] == cls(folder, batch_size=2, local_files_only=True).rerank("capital of france", docs)
+    reranker.close()
+    reranker.warm_up()
+    assert len(loads) == 3, "close() drops the model; warm_up() loads it again (the fresh instance loaded once)"

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 
-from rerank_core import ConfigurationError, RerankResponse, TorchCrossEncoder, load_reranker
+from rerank_core import ConfigurationError, TorchCrossEncoder, load_reranker
 from rerank_core.local.torch_engine import DEFAULT_MODEL
 
 
@@ -121,35 +119,6 @@ def test_loads_lazily_once_and_warm_up_loads_eagerly(tiny_cross_encoder: str) ->
     reranker.close()
     assert reranker._network is None
     assert len(reranker.rerank("q", ["a", "b"]).results) == 2, "usable again after close()"
-
-
-def test_concurrent_threads_share_one_load_and_get_identical_results(
-    tiny_cross_encoder: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    loads: list[int] = []
-    read_network = TorchCrossEncoder._read_network
-
-    def counting(self: TorchCrossEncoder, text: Any) -> Any:
-        loads.append(threading.get_ident())
-        return read_network(self, text)
-
-    monkeypatch.setattr(TorchCrossEncoder, "_read_network", counting)
-    reranker = TorchCrossEncoder(tiny_cross_encoder, batch_size=2, local_files_only=True)
-    docs = [f"paris capital city {i} " * (i % 5 + 1) for i in range(12)]
-    start = threading.Barrier(8)
-
-    def call(_: int) -> RerankResponse:
-        start.wait()
-        return reranker.rerank("capital of france", docs)
-
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        responses = list(pool.map(call, range(8)))
-
-    assert len(loads) == 1
-    assert all(response == responses[0] for response in responses)
-    assert responses[0] == TorchCrossEncoder(tiny_cross_encoder, batch_size=2, local_files_only=True).rerank(
-        "capital of france", docs
-    )
 
 
 def test_hub_options_reach_every_from_pretrained_call(tiny_cross_encoder: str, monkeypatch: pytest.MonkeyPatch) -> None:

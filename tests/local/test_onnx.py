@@ -6,8 +6,6 @@ import json
 import shutil
 import subprocess
 import sys
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -161,34 +159,6 @@ def test_hub_ids_load_through_the_hugging_face_cache(
     with pytest.raises(Exception, match="no ONNX export") as caught:
         OnnxCrossEncoder("rerank-tests/tiny-onnx", onnx_file="onnx/other.onnx", local_files_only=True).warm_up()
     assert "export-onnx" in str(caught.value)
-
-
-def test_loads_lazily_once_from_many_threads(tiny_onnx: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    loads: list[int] = []
-    read_network = OnnxCrossEncoder._read_network
-
-    def counting(self: OnnxCrossEncoder, text: Any) -> Any:
-        loads.append(threading.get_ident())
-        return read_network(self, text)
-
-    monkeypatch.setattr(OnnxCrossEncoder, "_read_network", counting)
-    reranker = OnnxCrossEncoder(tiny_onnx, batch_size=2)
-    assert reranker.count_tokens("the capital") == 2
-    assert loads == [], "counting tokens loads the tokenizer only"
-    docs = [f"paris capital city {i} " * (i % 5 + 1) for i in range(12)]
-    start = threading.Barrier(8)
-
-    def call(_: int) -> RerankResponse:
-        start.wait()
-        return reranker.rerank("capital of france", docs)
-
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        responses = list(pool.map(call, range(8)))
-    assert len(loads) == 1
-    assert all(response == responses[0] for response in responses)
-    reranker.close()
-    reranker.warm_up()
-    assert len(loads) == 2, "close() drops the model; warm_up() loads it again"
 
 
 async def test_arerank_matches_rerank(tiny_onnx: str) -> None:

@@ -52,7 +52,12 @@ class Block:
 
 def pages() -> list[str]:
     """Every page whose blocks are run, relative to the repository root."""
-    found = [*sorted(ROOT.glob("docs/*.md")), ROOT / "README.md", *sorted(ROOT.glob("packages/*/README.md"))]
+    found = [
+        *sorted(ROOT.glob("docs/*.md")),
+        ROOT / "README.md",
+        ROOT / "CONTRIBUTING.md",
+        *sorted(ROOT.glob("packages/*/README.md")),
+    ]
     return [str(path.relative_to(ROOT)) for path in found]
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.support.emulator import ProviderEmulator
+from tests.support.transport import API_KEY, RecordedWaits
 
 _real_connect = socket.socket.connect
 
@@ -31,8 +32,12 @@ def _no_network_outside_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket.socket, "connect", _loopback_only)
 
 
+StartEmulator = Callable[..., ProviderEmulator]
+"""The type of the `start_emulator` fixture: `start_emulator("cohere", latency=0.05)` gives a running emulator."""
+
+
 @pytest.fixture
-def start_emulator() -> Iterator[Callable[..., ProviderEmulator]]:
+def start_emulator() -> Iterator[StartEmulator]:
     """Start loopback emulators of any dialect; all are stopped after the test."""
     started: list[ProviderEmulator] = []
 
@@ -82,3 +87,15 @@ def reranker_spec(request: pytest.FixtureRequest) -> str | dict[str, Any]:
         return f"local:{request.getfixturevalue('tiny_cross_encoder')}"
     config: dict[str, Any] = request.getfixturevalue("emulator_config")
     return config
+
+
+@pytest.fixture
+def emu(start_emulator: StartEmulator) -> ProviderEmulator:
+    """A generic-dialect emulator that checks the API key `tests.support.transport.API_KEY`."""
+    return start_emulator("generic", api_key=API_KEY)
+
+
+@pytest.fixture
+def waits() -> RecordedWaits:
+    """Stands in for the retry policy's sleeps: the waits are recorded, not slept."""
+    return RecordedWaits()

@@ -1,10 +1,9 @@
 """Single-threaded torch workers that score whole batches side by side on CPU (the torch engine's default there).
 
-torch splits every operation evenly over its OpenMP threads and waits for the slowest. On a CPU shared with one
-other busy process, the thread that shares its core sets the pace of every operation: the torch engine on torch's
-2 threads fell to 0.75-0.83x sentence-transformers. Batches are independent, so one batch per core on one torch
-thread each removes the waiting: 2.5x under the same load, and as fast as torch's own threads on an idle machine
-(benchmarks/local_threads.py).
+torch splits every operation evenly over its OpenMP threads and waits for the slowest. On a CPU shared with
+another busy process, the thread that shares its core sets the pace of every operation. Batches are independent,
+so one batch per core on one torch thread each removes the waiting, and on an idle machine it is as fast as
+torch's own threads (benchmarks/local_threads.py; figures in docs/benchmarks.md).
 """
 
 from __future__ import annotations

@@ -168,9 +168,9 @@ class OnnxCrossEncoder(CrossEncoderBase):
         options.inter_op_num_threads = 1  # one graph branch at a time: the layers of an encoder are sequential
         if self.num_threads is not None:
             options.intra_op_num_threads = self.num_threads
-        # Idle workers sleep instead of spin-waiting: with one other busy process on 2 cores, spinning workers
-        # measured 1.58-1.74x sentence-transformers, sleeping ones 2.09-2.15x, and idle the same within 5%
-        # (benchmarks/local_threads.py).
+        # Idle workers sleep instead of spin-waiting: a spinning worker takes a core from whatever else runs on
+        # the machine, and sleeping costs nothing measurable when the machine is idle (benchmarks/local_threads.py;
+        # figures in docs/benchmarks.md).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         return options
 

@@ -65,7 +65,7 @@ def export(
     try:
         tokenizer = AutoTokenizer.from_pretrained(model, revision=revision, local_files_only=local_only)
         # Eager attention traces to the pattern ONNX Runtime's optimizer fuses; the SDPA trace does not fuse and
-        # scored MiniLM-L6 1.5x slower (docs/benchmarks.md). The weights and the logits are the same.
+        # scores slower (docs/benchmarks.md). The weights and the logits are the same.
         config = AutoConfig.from_pretrained(model, revision=revision, local_files_only=local_only)
         architectures = list(getattr(config, "architectures", None) or [])
         if any(name.endswith("ForCausalLM") for name in architectures):

@@ -484,8 +484,8 @@ def resolve_device(device: str | None) -> torch.device:
 
 
 def check_cpu_dtype(dtype: str | None) -> None:
-    """float32 always; bfloat16 only where the CPU computes it natively, since emulated bf16 is several times
-    slower than float32 (6× slower on an AVX2-only Zen 3; 2.5-2.8× faster than float32 on an AMX Xeon)."""
+    """float32 always; bfloat16 only where the CPU computes it natively (AMX, AVX512-BF16): emulated bf16 is
+    several times slower than float32 (docs/local.md)."""
     if dtype == "float16" or (dtype == "bfloat16" and not cpu_has_native_bf16()):
         raise ConfigurationError(
             f"dtype={dtype!r} is not supported natively by this CPU and would be slower than float32",

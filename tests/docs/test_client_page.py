@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import ast
 import re
-from pathlib import Path
+
+from tests.support.doc_blocks import ROOT, blocks
 
 from rerank_core.http.retry import NEVER_RETRY_STATUSES, RETRY_STATUSES, RetryPolicy
 
-GUIDE = Path(__file__).resolve().parents[2] / "docs" / "client.md"
+GUIDE = ROOT / "docs" / "client.md"
 TEXT = GUIDE.read_text()
 
 
@@ -17,11 +18,11 @@ def statuses(sentence: str) -> set[int]:
 
 
 def test_examples_compile() -> None:
-    blocks = re.findall(r"```python\n(.*?)\n```", TEXT, re.S)
-    assert len(blocks) >= 6
-    for block in blocks:
+    examples = [block.code for block in blocks("docs/client.md") if block.lang == "python"]
+    assert len(examples) >= 6
+    for code in examples:
         # Top-level `await` appears in examples meant for async code.
-        compile(block, str(GUIDE), "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+        compile(code, str(GUIDE), "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
 
 
 def test_documented_retry_statuses_match_the_code() -> None:

@@ -10,10 +10,9 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from tests.support.emulator import ProviderEmulator
-
 from rerank_core import DocumentInput, HTTPReranker, RerankResponse
 from rerank_core.base import Reranker
+from tests.support.emulator import ProviderEmulator
 
 API_KEY = "sk-test-9f8e7d6c5b4a-SECRET"
 Mode = Literal["sync", "async"]

@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
 import pytest
+from tests.support.doc_blocks import ROOT, blocks
 
-ROOT = Path(__file__).resolve().parents[2]
-FENCE = re.compile(r"```(?P<lang>\w+)\n(?P<code>.*?)\n```", re.S)
 KEYS = ["COHERE_API_KEY", "TOGETHER_API_KEY", "FIREWORKS_API_KEY", "NEBIUS_API_KEY", "RERANK_API_KEY"]
 KEYS += ["VOYAGE_API_KEY", "PINECONE_API_KEY", "NVIDIA_API_KEY", "JINA_API_KEY", "MXBAI_API_KEY"]
 KEYS += ["AZURE_AI_API_KEY", "DEEPINFRA_TOKEN", "SILICONFLOW_API_KEY", "OPENROUTER_API_KEY", "ZEROENTROPY_API_KEY"]
 KEYS += ["DASHSCOPE_API_KEY", "CONTEXTUAL_API_KEY", "CLOUDFLARE_API_TOKEN", "WATSONX_APIKEY"]
 
 
-def blocks(doc: str, lang: str) -> list[str]:
-    text = (ROOT / "docs" / doc).read_text()
-    return [match["code"] for match in FENCE.finditer(text) if match["lang"] == lang]
+def code_of(doc: str, lang: str) -> list[str]:
+    return [block.code for block in blocks(f"docs/{doc}") if block.lang == lang]
 
 
 @pytest.mark.parametrize("doc", ["providers.md", "self-hosting.md"])
@@ -25,7 +20,7 @@ def test_python_examples_build_their_rerankers(doc: str, monkeypatch: pytest.Mon
     """Every example is executed up to the network: building a reranker validates provider, options and URL."""
     for key in KEYS:
         monkeypatch.setenv(key, "sk-doc-example")
-    examples = blocks(doc, "python")
+    examples = code_of(doc, "python")
     assert examples
     namespace: dict[str, object] = {}
     exec("from rerank_core import Document, load_reranker", namespace)
@@ -36,7 +31,7 @@ def test_python_examples_build_their_rerankers(doc: str, monkeypatch: pytest.Mon
 
 def test_the_infinity_install_documented_as_tested_is_what_check_sh_runs() -> None:
     check = (ROOT / "scripts" / "check.sh").read_text()
-    installs = [line for block in blocks("self-hosting.md", "bash") for line in block.splitlines()]
+    installs = [line for block in code_of("self-hosting.md", "bash") for line in block.splitlines()]
     installs = [line.strip() for line in installs if line.startswith(".venv-infinity/bin/python -m pip install")]
     assert len(installs) == 3
     for line in installs:

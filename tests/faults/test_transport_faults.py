@@ -8,8 +8,6 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
-from tests.core.transport_helpers import API_KEY, MODES, Mode, RecordedWaits, call, make_reranker
-from tests.support.emulator import Fault, ProviderEmulator
 
 from rerank_core import (
     RerankConnectionError,
@@ -18,8 +16,9 @@ from rerank_core import (
 )
 from rerank_core.dialects import ParsedResponse
 from rerank_core.dialects.generic import GenericDialect
+from tests.support.emulator import Fault, ProviderEmulator
+from tests.support.transport import API_KEY, MODES, Mode, RecordedWaits, call, make_reranker
 
-StartEmulator = Callable[..., ProviderEmulator]
 QUERY = "apple pie"
 DOCS = ["apple pie", "car", "pie", "apple"]
 
