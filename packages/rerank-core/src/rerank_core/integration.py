@@ -11,7 +11,7 @@ import copy
 import difflib
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeAlias, TypeVar
 
 from rerank_core._secret_names import holds_secret as holds_secret
 from rerank_core.base import Reranker, sigmoid
@@ -133,6 +133,49 @@ class LazyReranker:
         self.__init__(state["reranker"], api_key=state["api_key"], settings=state["settings"])  # type: ignore[misc]
 
 
+class WrapperLifecycle:
+    """Warm-up, closing and the context managers, alike in every framework wrapper.
+
+    A wrapper sets `_lazy` (None until it first builds) and defines `_current()`, the reranker for its current
+    settings, rebuilt when they changed (`current_reranker`)."""
+
+    if TYPE_CHECKING:
+        _lazy: LazyReranker | None
+
+        def _current(self) -> LazyReranker: ...
+
+    def warm_up(self) -> None:
+        """Load the local model or open the connection pool now, so the first query does not pay for it."""
+        self._current().warm_up()
+
+    async def awarm_up(self) -> None:
+        """Async twin of `warm_up`: the loading runs in a worker thread, so the event loop keeps running."""
+        await self._current().awarm_up()
+
+    def close(self) -> None:
+        """Release the connections or model of a reranker this wrapper built (one passed in belongs to the
+        caller). The next call builds it again."""
+        if self._lazy is not None:
+            self._lazy.close()
+
+    async def aclose(self) -> None:
+        """Async twin of `close`."""
+        if self._lazy is not None:
+            await self._lazy.aclose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
 def current_reranker(
     lazy: LazyReranker | None,
     reranker: RerankerLike,
@@ -242,7 +285,7 @@ def _names(kind: type | tuple[type, ...]) -> str:
     return " or ".join(item.__name__ for item in kinds)
 
 
-def rerank(core: Reranker, call: Request[Any]) -> RerankResponse:
+def rerank_request(core: Reranker, call: Request[Any]) -> RerankResponse:
     """`core.rerank` for a validated call, where `top_n=0` keeps nothing (without a call to the backend)."""
     if call.top_n == 0:
         return keep_nothing(core, call.documents)
@@ -251,8 +294,8 @@ def rerank(core: Reranker, call: Request[Any]) -> RerankResponse:
     )
 
 
-async def arerank(core: Reranker, call: Request[Any]) -> RerankResponse:
-    """Async twin of `rerank`."""
+async def arerank_request(core: Reranker, call: Request[Any]) -> RerankResponse:
+    """Async twin of `rerank_request`."""
     if call.top_n == 0:
         return keep_nothing(core, call.documents)
     return await core.arerank(

@@ -16,14 +16,15 @@ from rerank_core.integration import (
     LazyReranker,
     Request,
     RerankerLike,
-    arerank,
+    WrapperLifecycle,
+    arerank_request,
     check_threshold,
     current_reranker,
     output_metadata,
     public_config,
     refuse_pickling,
     request,
-    rerank,
+    rerank_request,
     response_info,
     share_reranker_object,
     wrapper_arguments,
@@ -33,7 +34,7 @@ RESPONSE_EVENT = "rerank_response"
 """The custom callback event each rerank dispatches with `response_info` (usage, request ids, ...)."""
 
 
-class RerankCompressor(BaseDocumentCompressor):
+class RerankCompressor(WrapperLifecycle, BaseDocumentCompressor):
     """Rerank retrieved documents with any rerank-core backend (a hosted provider or the local cross-encoder).
 
     Returns copies of the caller's documents, best first, with the score in `metadata["relevance_score"]`.
@@ -82,49 +83,22 @@ class RerankCompressor(BaseDocumentCompressor):
         refuse_pickling(self.reranker)
         return super().__getstate__()
 
-    def warm_up(self) -> None:
-        """Load the local model or open the connection pool now, so the first query does not pay for it."""
-        self._current().warm_up()
-
-    async def awarm_up(self) -> None:
-        """Async twin of `warm_up`: the loading runs in a worker thread, so the event loop keeps running."""
-        await self._current().awarm_up()
-
-    def close(self) -> None:
-        """Release the connections or model of a reranker this wrapper built (one passed in belongs to the
-        caller). The next call builds it again."""
-        self._lazy.close()
-
-    async def aclose(self) -> None:
-        """Async twin of `close`."""
-        await self._lazy.aclose()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
     def rerank(
         self, documents: Sequence[str | Document | dict[str, Any]], query: str, *, top_n: int | None = -1
     ) -> list[dict[str, Any]]:
         """`[{"index": ..., "relevance_score": ...}]`, best first, as LangChain's `CohereRerank.rerank` returns.
 
         `top_n=-1` uses the compressor's `top_n`; None returns every document."""
-        response = rerank(self._core(), self._request(query, documents, self._top_n(top_n), ANY_DOCUMENT))
+        response = rerank_request(self._core(), self._request(query, documents, self._top_n(top_n), ANY_DOCUMENT))
         return [{"index": result.index, "relevance_score": result.relevance_score} for result in response.results]
 
     async def arerank(
         self, documents: Sequence[str | Document | dict[str, Any]], query: str, *, top_n: int | None = -1
     ) -> list[dict[str, Any]]:
         """Async twin of `rerank`."""
-        response = await arerank(self._core(), self._request(query, documents, self._top_n(top_n), ANY_DOCUMENT))
+        response = await arerank_request(
+            self._core(), self._request(query, documents, self._top_n(top_n), ANY_DOCUMENT)
+        )
         return [{"index": result.index, "relevance_score": result.relevance_score} for result in response.results]
 
     def compress_documents(
@@ -170,13 +144,13 @@ class RerankCompressor(BaseDocumentCompressor):
 
     def _rerank(self, inputs: dict[str, Any], config: RunnableConfig) -> list[Document]:
         call = self._request(inputs["query"], inputs["documents"], self.top_n, Document)
-        response = rerank(self._core(), call)
+        response = rerank_request(self._core(), call)
         dispatch_custom_event(RESPONSE_EVENT, response_info(response), config=config)
         return _from_results(response, call.originals)
 
     async def _arerank(self, inputs: dict[str, Any], config: RunnableConfig) -> list[Document]:
         call = self._request(inputs["query"], inputs["documents"], self.top_n, Document)
-        response = await arerank(self._core(), call)
+        response = await arerank_request(self._core(), call)
         await adispatch_custom_event(RESPONSE_EVENT, response_info(response), config=config)
         return _from_results(response, call.originals)
 

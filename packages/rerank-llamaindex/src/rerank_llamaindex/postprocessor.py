@@ -22,14 +22,15 @@ from rerank_core.integration import (
     LazyReranker,
     Request,
     RerankerLike,
-    arerank,
+    WrapperLifecycle,
+    arerank_request,
     check_threshold,
     current_reranker,
     output_metadata,
     public_config,
     refuse_pickling,
     request,
-    rerank,
+    rerank_request,
     response_info,
     share_reranker_object,
     wrapper_arguments,
@@ -38,7 +39,7 @@ from rerank_core.integration import (
 dispatcher = get_dispatcher(__name__)
 
 
-class RerankPostprocessor(BaseNodePostprocessor):
+class RerankPostprocessor(WrapperLifecycle, BaseNodePostprocessor):
     """Rerank retrieved nodes with any rerank-core backend (a hosted provider or the local cross-encoder).
 
     Returns new `NodeWithScore` objects, best first, carrying the rerank score; the input nodes are not changed.
@@ -100,41 +101,12 @@ class RerankPostprocessor(BaseNodePostprocessor):
         refuse_pickling(self.reranker)  # instead of BaseComponent silently dropping the field
         return super().__getstate__()
 
-    def warm_up(self) -> None:
-        """Load the local model or open the connection pool now, so the first query does not pay for it."""
-        self._current().warm_up()
-
-    async def awarm_up(self) -> None:
-        """Async twin of `warm_up`: the loading runs in a worker thread, so the event loop keeps running."""
-        await self._current().awarm_up()
-
-    def close(self) -> None:
-        """Release the connections or model of a reranker this wrapper built (one passed in belongs to the
-        caller). The next call builds it again."""
-        self._lazy.close()
-
-    async def aclose(self) -> None:
-        """Async twin of `close`."""
-        await self._lazy.aclose()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
     def _postprocess_nodes(
         self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None
     ) -> list[NodeWithScore]:
         with self._observed(nodes, query_bundle) as call:
             checked = self._request(nodes, query_bundle)
-            response = rerank(self._core(), checked)
+            response = rerank_request(self._core(), checked)
             call.finish(response, _from_results(response, checked.originals, self.keep_retrieval_score))
         return call.nodes
 
@@ -144,7 +116,7 @@ class RerankPostprocessor(BaseNodePostprocessor):
     ) -> list[NodeWithScore]:
         with self._observed(nodes, query_bundle) as call:
             checked = self._request(nodes, query_bundle)
-            response = await arerank(self._core(), checked)
+            response = await arerank_request(self._core(), checked)
             call.finish(response, _from_results(response, checked.originals, self.keep_retrieval_score))
         return call.nodes
 

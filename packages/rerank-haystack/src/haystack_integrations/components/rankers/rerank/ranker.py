@@ -7,7 +7,7 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any, Self
+from typing import Any
 
 from haystack import Document, component, default_from_dict, default_to_dict
 from haystack.utils import ComponentDevice, Secret, deserialize_secrets_inplace
@@ -18,7 +18,8 @@ from rerank_core.integration import (
     LazyReranker,
     Request,
     RerankerLike,
-    arerank,
+    WrapperLifecycle,
+    arerank_request,
     check_settable,
     check_threshold,
     check_top,
@@ -28,7 +29,7 @@ from rerank_core.integration import (
     output_metadata,
     public_config,
     request,
-    rerank,
+    rerank_request,
     rescored,
     response_info,
     validate_instruction,
@@ -46,7 +47,7 @@ ACCEPTED = (
 
 
 @component
-class RerankRanker:
+class RerankRanker(WrapperLifecycle):
     """Rerank documents with any rerank-core backend (a hosted provider or the local cross-encoder).
 
     Returns copies of the input documents, best first, with the rerank score in `Document.score`, and a `meta`
@@ -138,41 +139,12 @@ class RerankRanker:
         self.instruction = validate_instruction(instruction)
         self._lazy: LazyReranker | None = None
 
-    def warm_up(self) -> None:
-        """Build the reranker and load its model or open its connection pool. Pipelines call this before every
-        run; only the first call does the work."""
-        self._current().warm_up()
-
     async def warm_up_async(self) -> None:
-        """Async twin of `warm_up`, which `Pipeline.run_async` prefers: the loading runs in a worker thread, so
-        the event loop keeps running."""
-        await self._current().awarm_up()
-
-    def close(self) -> None:
-        """Release the connections or model of a reranker this component built (one passed in belongs to the
-        caller). The next run builds it again."""
-        if self._lazy is not None:
-            self._lazy.close()
-
-    async def aclose(self) -> None:
-        """Async twin of `close`."""
-        if self._lazy is not None:
-            await self._lazy.aclose()
+        """`awarm_up` under Haystack's naming of async twins, which `Pipeline.run_async` prefers."""
+        await self.awarm_up()
 
     async def close_async(self) -> None:
         """`aclose` under Haystack's naming of async twins (`run_async`, `warm_up_async`)."""
-        await self.aclose()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
     def to_dict(self) -> dict[str, Any]:
@@ -216,7 +188,7 @@ class RerankRanker:
         """Rerank `documents` for `query`. `top_k`, `scale_score`, `score_threshold` and `instruction` override the
         init values for this call."""
         call = self._request(query, without_duplicate_ids(documents), top_k, score_threshold, instruction)
-        response = rerank(self._core(), self._scored(call))
+        response = rerank_request(self._core(), self._scored(call))
         return self._outputs(response, call, scale_score)
 
     @component.output_types(documents=list[Document], meta=dict[str, Any])
@@ -231,7 +203,7 @@ class RerankRanker:
     ) -> dict[str, Any]:
         """Async twin of `run`, natively async end to end."""
         call = self._request(query, without_duplicate_ids(documents), top_k, score_threshold, instruction)
-        response = await arerank(self._core(), self._scored(call))
+        response = await arerank_request(self._core(), self._scored(call))
         return self._outputs(response, call, scale_score)
 
     def _core(self) -> Reranker:
