@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from rerank_core import CachingReranker, Document, SQLiteScoreCache, load_reranker
-from rerank_core.cache import Pending, _InFlight
+from rerank_core.cache import Pending, _SingleFlight
 from tests.support.emulator import ProviderEmulator, overlap_score
 from tests.support.fixtures import StartEmulator
 
@@ -72,7 +72,7 @@ def test_duplicates_within_one_call_are_sent_once(start_emulator: StartEmulator)
     assert {r.index: r.relevance_score for r in response.results}[2] == overlap_score("capital", "capital city")
 
 
-class CountingInFlight(_InFlight):
+class CountingSingleFlight(_SingleFlight):
     """Signals once `expected` calls have claimed their misses (each then either fetches or waits)."""
 
     def __init__(self, expected: int) -> None:
@@ -102,8 +102,8 @@ def test_a_burst_of_identical_calls_sends_one_request(start_emulator: StartEmula
     gate = threading.Event()
     emu = start_emulator("generic", scorer=gated(gate))
     reranker = cached(emu, max_retries=0)
-    counting = CountingInFlight(expected=16)
-    reranker._in_flight = counting
+    counting = CountingSingleFlight(expected=16)
+    reranker._single_flight = counting
     docs = ["capital of france", "bread", "capital"]
 
     with ThreadPoolExecutor(max_workers=16) as pool:
@@ -121,8 +121,8 @@ def test_overlapping_bursts_send_each_distinct_miss_once(start_emulator: StartEm
     gate = threading.Event()
     emu = start_emulator("generic", scorer=gated(gate))
     reranker = cached(emu, max_retries=0)
-    counting = CountingInFlight(expected=12)
-    reranker._in_flight = counting
+    counting = CountingSingleFlight(expected=12)
+    reranker._single_flight = counting
     sets = [["a capital", "b capital"], ["b capital", "c capital"], ["c capital", "a capital", "d"]]
 
     with ThreadPoolExecutor(max_workers=12) as pool:
@@ -141,8 +141,8 @@ async def test_an_async_burst_of_identical_calls_sends_one_request(start_emulato
     gate = threading.Event()
     emu = start_emulator("generic", scorer=gated(gate))
     reranker = cached(emu, max_retries=0)
-    counting = CountingInFlight(expected=50)
-    reranker._in_flight = counting
+    counting = CountingSingleFlight(expected=50)
+    reranker._single_flight = counting
     docs = ["capital of france", "bread"]
 
     calls = [asyncio.ensure_future(reranker.arerank("capital", docs)) for _ in range(50)]
@@ -159,8 +159,8 @@ async def test_a_cancelled_leader_hands_its_keys_to_the_waiters(start_emulator: 
     gate = threading.Event()
     emu = start_emulator("generic", scorer=gated(gate))
     reranker = cached(emu, max_retries=0)
-    counting = CountingInFlight(expected=2)
-    reranker._in_flight = counting
+    counting = CountingSingleFlight(expected=2)
+    reranker._single_flight = counting
 
     leader = asyncio.ensure_future(reranker.arerank("capital", ["capital city"]))
     waiter = asyncio.ensure_future(reranker.arerank("capital", ["capital city"]))
@@ -181,8 +181,8 @@ def test_a_provider_error_reaches_every_waiter(start_emulator: StartEmulator) ->
     emu = start_emulator("generic", scorer=gated(gate))
     emu.fail_always(Fault(status=500))
     reranker = cached(emu, max_retries=0)
-    counting = CountingInFlight(expected=4)
-    reranker._in_flight = counting
+    counting = CountingSingleFlight(expected=4)
+    reranker._single_flight = counting
     with ThreadPoolExecutor(max_workers=4) as pool:
         futures = [pool.submit(reranker.rerank, "q", ["a"]) for _ in range(4)]
         assert counting.all_claimed.wait(timeout=30)

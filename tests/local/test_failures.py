@@ -143,7 +143,7 @@ def test_a_huge_document_is_cut_before_tokenizing_and_scores_like_its_start(
             seen.extend(len(text) for text in args)
             return backend.encode(*args, **kwargs)
 
-    monkeypatch.setattr(model._load_text(), "backend", Spy())
+    monkeypatch.setattr(model._tokenizer_setup(), "backend", Spy())
     logits = model.predict_logits("capital of france", [huge, page])
     assert max(seen) <= 64 * CHARS_PER_TOKEN, "only a bounded prefix of the 10 MB text was tokenized"
     assert logits[0] == pytest.approx(logits[1], abs=1e-6), "same first 64 tokens, same score"

@@ -122,14 +122,10 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name == "__version__":
-        from importlib import metadata
+        from rerank_core._version import VERSION
 
-        try:
-            version = metadata.version("rerank-core")  # the one version, from VERSION via the package metadata
-        except metadata.PackageNotFoundError:  # a source tree that was never installed
-            version = "0+unknown"
-        globals()["__version__"] = version
-        return version
+        globals()["__version__"] = VERSION
+        return VERSION
     module = _HOME_OF.get(name)
     if module is None:
         raise AttributeError(f"module 'rerank_core' has no attribute {name!r}")

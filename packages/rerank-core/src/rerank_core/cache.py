@@ -163,7 +163,7 @@ GetMany = Callable[[Sequence[str]], dict[str, CachedScore]]
 Pending = dict[str, "Future[CachedScore | None]"]
 
 
-class _InFlight:
+class _SingleFlight:
     """Keys whose scores some call is fetching right now, so an identical miss waits instead of sending again.
 
     `concurrent.futures.Future` serves threads and event loops alike (async waiters wrap it); each future is marked
@@ -284,7 +284,7 @@ class CachingReranker(Reranker):
         self.provider = inner.provider
         self.model = inner.model
         self.normalize = inner.normalize  # scores are cached raw; the outermost response normalizes them
-        self._in_flight = _InFlight()
+        self._single_flight = _SingleFlight()
 
     def __repr__(self) -> str:
         return f"CachingReranker({self.inner!r}, cache={type(self.cache).__name__})"
@@ -331,7 +331,7 @@ class CachingReranker(Reranker):
         pending = [key for key in call.unique if key not in call.found]
         wait = not _in_event_loop()
         while pending:
-            mine, owned, theirs = self._in_flight.claim(pending, wait=wait)
+            mine, owned, theirs = self._single_flight.claim(pending, wait=wait)
             if mine:
                 # No top_n hint: a document left unscored by the provider could not be cached.
                 positions = call.first_positions(mine)
@@ -340,9 +340,9 @@ class CachingReranker(Reranker):
                     entries = call.add_fresh(mine, scored)
                     self.cache.set_many(entries)
                 except BaseException as error:
-                    self._in_flight.resolve(owned, {}, error)
+                    self._single_flight.resolve(owned, {}, error)
                     raise
-                self._in_flight.resolve(owned, entries, None)
+                self._single_flight.resolve(owned, entries, None)
             pending = []
             for key, future in theirs.items():
                 try:
@@ -360,7 +360,7 @@ class CachingReranker(Reranker):
         call = self._begin(keys, hits)
         pending = [key for key in call.unique if key not in call.found]
         while pending:
-            mine, owned, theirs = self._in_flight.claim(pending, wait=True)
+            mine, owned, theirs = self._single_flight.claim(pending, wait=True)
             if mine:
                 positions = call.first_positions(mine)
                 try:
@@ -371,9 +371,9 @@ class CachingReranker(Reranker):
                     else:
                         await asyncio.to_thread(self.cache.set_many, entries)
                 except BaseException as error:
-                    self._in_flight.resolve(owned, {}, error)
+                    self._single_flight.resolve(owned, {}, error)
                     raise
-                self._in_flight.resolve(owned, entries, None)
+                self._single_flight.resolve(owned, entries, None)
             pending = []
             for key, future in theirs.items():
                 # shield: cancelling this waiter must not cancel the shared future for the other waiters.

@@ -5,18 +5,15 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
+from rerank_core._version import VERSION
 from rerank_core.cli.common import UserError
 from rerank_core.config import RerankerConfig
 
 
 def package_version() -> str:
-    try:
-        return version("rerank-core")
-    except PackageNotFoundError:  # running from a source tree that was never installed
-        return "unknown"
+    return VERSION
 
 
 def add_common_flags(parser: argparse.ArgumentParser) -> None:

@@ -118,7 +118,7 @@ class Dialect:
             if base.endswith("/" + "/".join(segments[:cut])):
                 return base + "/" + "/".join(segments[cut:])
         # ".../v1" + "/v2/rerank" -> ".../v2/rerank": the dialect speaks its own version, not the one in the base.
-        if _VERSION.fullmatch(segments[0]) and _VERSION.fullmatch(_last_segment(base)):
+        if _VERSION_SEGMENT.fullmatch(segments[0]) and _VERSION_SEGMENT.fullmatch(_last_segment(base)):
             return base[: base.rindex("/")] + path
         return base + path
 
@@ -275,7 +275,7 @@ class Dialect:
         )
 
 
-_VERSION = re.compile(r"v\d+")
+_VERSION_SEGMENT = re.compile(r"v\d+")
 
 
 def _last_segment(url_or_path: str) -> str:

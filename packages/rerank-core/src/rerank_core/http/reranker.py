@@ -22,7 +22,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
-from importlib import metadata
 from typing import Any
 
 import httpx
@@ -32,6 +31,7 @@ from rerank_core import tracing
 from rerank_core._json import body_bytes
 from rerank_core._json import dumps as encode_json
 from rerank_core._secret_names import looks_secret
+from rerank_core._version import VERSION
 from rerank_core.base import Normalize, Reranker, Scores
 from rerank_core.dialects import ParsedResponse, get_dialect
 from rerank_core.errors import ConfigurationError, RerankError
@@ -63,11 +63,7 @@ from rerank_core.models import NO_USAGE, Document
 
 logger = logging.getLogger(__name__)
 
-try:
-    _VERSION = metadata.version("rerank-core")
-except metadata.PackageNotFoundError:  # running from a source tree
-    _VERSION = "0"
-USER_AGENT = f"rerank-core/{_VERSION}"
+USER_AGENT = f"rerank-core/{VERSION}"
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 ERROR_BODY_LIMIT = 64 * 1024
 """Bytes of an error answer read for its message; the rest is not needed."""

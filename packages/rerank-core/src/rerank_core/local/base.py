@@ -2,8 +2,8 @@
 
 Options and their checks, tokenization with the model's Rust tokenizer (documents truncated, queries never),
 length-sorted token-budgeted batches, activations, thread-safe lazy loading and typed load errors. An engine only
-reads its tokenizer metadata (`_read_text`), loads its network (`_read_network`) and scores one padded batch
-(`_forward`). Nothing here imports torch, transformers or onnxruntime.
+reads its tokenizer and model facts (`_read_tokenizer_setup`), loads its network (`_read_network`) and scores one
+padded batch (`_forward`). Nothing here imports torch, transformers or onnxruntime.
 """
 
 from __future__ import annotations
@@ -124,7 +124,7 @@ def relevance(logits: np.ndarray, num_labels: int) -> list[float]:
 
 
 @dataclass
-class ModelText:
+class TokenizerSetup:
     """The tokenizer and what scoring needs to know about the model, loaded before the (heavier) weights."""
 
     tokenizer: Any
@@ -285,7 +285,7 @@ class CrossEncoderBase(Reranker):
         self._lock = threading.Lock()
         self._tokenize_lock = threading.Lock()  # a tokenizer's truncation state is shared: one caller at a time
         self.instruction: str | None = None
-        self._text: ModelText | None = None
+        self._setup: TokenizerSetup | None = None
         self._network: Any = None
         self._cache_only = False
 
@@ -315,23 +315,23 @@ class CrossEncoderBase(Reranker):
     @property
     def tokenizer(self) -> Any:
         """The model's tokenizer (loads it, but not the weights)."""
-        return self._load_text().tokenizer
+        return self._tokenizer_setup().tokenizer
 
     @property
     def backend_tokenizer(self) -> Any:
         """The model's Rust `tokenizers.Tokenizer` (shared: copy it before changing truncation or padding)."""
-        return self._load_text().backend
+        return self._tokenizer_setup().backend
 
     @property
     def max_length(self) -> int:
         """Tokens per (query, document) pair, special tokens included; documents are truncated to fit."""
-        return self._load_text().max_length
+        return self._tokenizer_setup().max_length
 
     @property
     def special_tokens_per_pair(self) -> int:
         """Special tokens the model adds around a (query, document) pair, e.g. 3 for `[CLS] q [SEP] d [SEP]`; for an
         LLM reranker, every token of its prompt but the query and the document."""
-        meta = self._load_text()
+        meta = self._tokenizer_setup()
         if meta.prompt is not None:  # an LLM reranker's prompt around an empty query and document
             return len(
                 self._encode_prompts(replace(meta, max_length=1 << 20), "", [""], self.instruction)["input_ids"][0]
@@ -341,7 +341,7 @@ class CrossEncoderBase(Reranker):
 
     def count_tokens(self, text: str) -> int:
         """How many tokens `text` takes with this model's tokenizer, without special tokens."""
-        backend = self._load_text().backend
+        backend = self._tokenizer_setup().backend
         with self._tokenize_lock:
             return len(backend.encode(text, add_special_tokens=False).ids)
 
@@ -353,7 +353,7 @@ class CrossEncoderBase(Reranker):
         """Drop the model and tokenizer; the next call loads them again."""
         with self._lock:
             self._network = None
-            self._text = None
+            self._setup = None
 
     # -- Reranker hooks ---------------------------------------------------------------------------------------
 
@@ -368,7 +368,7 @@ class CrossEncoderBase(Reranker):
     @property
     def accepts_instruction(self) -> bool:
         """True for LLM rerankers (their prompt has a place for it); loads the tokenizer to find out."""
-        return self._load_text().prompt is not None
+        return self._tokenizer_setup().prompt is not None
 
     def _score_instructed(self, query: str, documents: list[Document], top_n: int | None, instruction: str) -> Scores:
         return self._scored(query, documents, instruction)
@@ -402,7 +402,7 @@ class CrossEncoderBase(Reranker):
         if not texts:
             return [], 0
         network = self._load_network()
-        meta = self._load_text()
+        meta = self._tokenizer_setup()
         features = self._encode(query, texts, instruction)
         lengths = [len(ids) for ids in features["input_ids"]]
         scores = [0.0] * len(texts)
@@ -427,7 +427,7 @@ class CrossEncoderBase(Reranker):
 
     def _encode(self, query: str, texts: list[str], instruction: str | None = None) -> dict[str, list[list[int]]]:
         """Tokenize every pair once, unpadded, truncating only the document (cut to a safe length first)."""
-        meta = self._load_text()
+        meta = self._tokenizer_setup()
         backend = meta.backend
         if meta.prompt is not None:
             return self._encode_prompts(meta, query, texts, instruction)
@@ -460,7 +460,7 @@ class CrossEncoderBase(Reranker):
         }
 
     def _encode_prompts(
-        self, meta: ModelText, query: str, texts: list[str], instruction: str | None
+        self, meta: TokenizerSetup, query: str, texts: list[str], instruction: str | None
     ) -> dict[str, list[list[int]]]:
         """An LLM reranker's prompts, built by its recipe (see `recipes`)."""
         from rerank_core.local.recipes import encode_prompts
@@ -491,24 +491,24 @@ class CrossEncoderBase(Reranker):
 
     # -- loading ----------------------------------------------------------------------------------------------
 
-    def _load_text(self) -> ModelText:
-        loaded = self._text
+    def _tokenizer_setup(self) -> TokenizerSetup:
+        loaded = self._setup
         if loaded is None:
             with self._lock:
-                if self._text is None:
+                if self._setup is None:
                     refuse_missing_folder(self.model_name)
                     self._cache_only = self._hub_unreachable()
                     with self.explain_load_errors():
-                        text = self._read_text()
-                    self._check_text(text)
-                    self._text = text
-                loaded = self._text
+                        text = self._read_tokenizer_setup()
+                    self._check_tokenizer_setup(text)
+                    self._setup = text
+                loaded = self._setup
         return loaded
 
     def _load_network(self) -> Any:
         network = self._network
         if network is None:
-            text = self._load_text()
+            text = self._tokenizer_setup()
             with self._lock:
                 if self._network is None:
                     with self.explain_load_errors():
@@ -516,10 +516,10 @@ class CrossEncoderBase(Reranker):
                 network = self._network
         return network
 
-    def _read_text(self) -> ModelText:
+    def _read_tokenizer_setup(self) -> TokenizerSetup:
         raise NotImplementedError
 
-    def _read_network(self, text: ModelText) -> Any:
+    def _read_network(self, text: TokenizerSetup) -> Any:
         raise NotImplementedError
 
     def _hub_unreachable(self) -> bool:
@@ -533,7 +533,7 @@ class CrossEncoderBase(Reranker):
         """What the hub libraries are told as `local_files_only`: asked for, or the hub cannot be reached."""
         return self.local_files_only or self._cache_only
 
-    def _check_text(self, text: ModelText) -> None:
+    def _check_tokenizer_setup(self, text: TokenizerSetup) -> None:
         refuse_empty_vocabulary(text.backend, self.model_name)
         if text.num_labels not in (1, 2):
             raise ConfigurationError(

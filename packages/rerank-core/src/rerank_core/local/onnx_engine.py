@@ -19,7 +19,7 @@ from rerank_core.local.base import (
     FEATURES,
     Activation,
     CrossEncoderBase,
-    ModelText,
+    TokenizerSetup,
     backend_copy,
     local_folder,
     read_json,
@@ -115,7 +115,7 @@ class OnnxCrossEncoder(CrossEncoderBase):
         (logits,) = network.run([self._output_name], inputs)
         return relevance(logits, num_labels)
 
-    def _read_text(self) -> ModelText:
+    def _read_tokenizer_setup(self) -> TokenizerSetup:
         tokenizer_path = self._file("tokenizer.json")
         if tokenizer_path is None:
             raise ConfigurationError(
@@ -134,7 +134,7 @@ class OnnxCrossEncoder(CrossEncoderBase):
             model_limit = config.get("max_position_embeddings")
         pad_token = token_text(settings.get("pad_token")) or token_text(specials.get("pad_token"))
         pad_id = backend.token_to_id(pad_token) if pad_token else None
-        return ModelText(
+        return TokenizerSetup(
             tokenizer=backend_copy(backend.to_str()),
             backend=backend,
             max_length=resolve_max_length(self._requested_max_length, model_limit),
@@ -144,7 +144,7 @@ class OnnxCrossEncoder(CrossEncoderBase):
             input_names=FEATURES,  # narrowed to the network's own inputs when it loads
         )
 
-    def _read_network(self, text: ModelText) -> Any:
+    def _read_network(self, text: TokenizerSetup) -> Any:
         import onnxruntime
 
         path = self._onnx_path()
@@ -176,7 +176,7 @@ class OnnxCrossEncoder(CrossEncoderBase):
 
     # -- files ------------------------------------------------------------------------------------------------
 
-    def _adopt_inputs(self, session: Any, text: ModelText) -> None:
+    def _adopt_inputs(self, session: Any, text: TokenizerSetup) -> None:
         """Feed the network exactly the inputs it declares; check its output is one or two logits per pair."""
         names = tuple(node.name for node in session.get_inputs())
         unknown = [name for name in names if name not in FEATURES]

@@ -27,7 +27,7 @@ from rerank_core.local.base import (
     TOKENIZER_FILES,
     Activation,
     CrossEncoderBase,
-    ModelText,
+    TokenizerSetup,
     backend_copy,
     default_model,
     is_path,
@@ -168,7 +168,7 @@ class TorchCrossEncoder(CrossEncoderBase):
             "revision": self.revision,
         }
 
-    def _read_text(self) -> ModelText:
+    def _read_tokenizer_setup(self) -> TokenizerSetup:
         from transformers import AutoConfig, AutoTokenizer
 
         folder = local_folder(self.model_name)
@@ -215,7 +215,7 @@ class TorchCrossEncoder(CrossEncoderBase):
         pad_id = tokenizer.pad_token_id
         if pad_id is None and prompt is not None:
             pad_id = tokenizer.eos_token_id  # decoder tokenizers often have no pad token; masked anyway
-        return ModelText(
+        return TokenizerSetup(
             tokenizer=tokenizer,
             backend=backend,
             max_length=resolve_max_length(self._requested_max_length, model_limit),
@@ -230,7 +230,7 @@ class TorchCrossEncoder(CrossEncoderBase):
             bos_id=tokenizer.bos_token_id,
         )
 
-    def _read_network(self, text: ModelText) -> Any:
+    def _read_network(self, text: TokenizerSetup) -> Any:
         import torch
         from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
