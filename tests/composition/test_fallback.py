@@ -362,3 +362,25 @@ def test_timeout_error_type_is_kept_when_the_only_member_times_out(start_emulato
 def test_breaker_settings_are_bounded_in_code_too(settings: dict[str, object]) -> None:
     with pytest.raises(ConfigurationError, match=next(iter(settings))):
         FallbackReranker([member(closed_port_url(), "m")], **settings)  # type: ignore[arg-type]
+
+
+def test_a_bare_function_member_is_built_on_first_use_and_named_after_itself(start_emulator: StartEmulator) -> None:
+    emu = start_emulator("generic")
+    built: list[str] = []
+
+    def backup_builder() -> Reranker:
+        built.append("backup")
+        return member(emu, "backup-m")
+
+    with FallbackReranker([member(closed_port_url(), "primary-m"), backup_builder]) as chain:
+        assert built == []
+        assert "backup_builder" in repr(chain)
+        response = chain.rerank(QUERY, DOCS)
+    assert built == ["backup"]
+    assert response.model == "backup-m"
+
+
+@pytest.mark.parametrize("not_a_member", ["generic:model", 42, None])
+def test_a_member_that_is_no_reranker_is_a_configuration_error(not_a_member: object) -> None:
+    with pytest.raises(ConfigurationError, match="a fallback member must be a Reranker, a Deferred or a function"):
+        FallbackReranker([not_a_member])  # type: ignore[list-item]

@@ -56,7 +56,8 @@ class Deferred:
     """A member built on first use, e.g. one whose API key may be set after the chain is created.
 
     If building fails with a `ConfigurationError` (the key is still missing), the chain moves on and tries to
-    build it again on a later call.
+    build it again on a later call. `label` names the member in logs and errors until it is built. A bare
+    zero-argument function given as a member is wrapped in one, labelled with its `__name__`.
     """
 
     build: Callable[[], Reranker]
@@ -78,7 +79,14 @@ MISCONFIGURED = (ConfigurationError, AuthenticationError, InvalidRequestError)
 class _Slot:
     """One member, built on first use if deferred, with its circuit-breaker state."""
 
-    def __init__(self, member: Member) -> None:
+    def __init__(self, member: Member | Callable[[], Reranker]) -> None:
+        if not isinstance(member, Reranker | Deferred):
+            if not callable(member):
+                raise ConfigurationError(
+                    f"a fallback member must be a Reranker, a Deferred or a function that builds one, "
+                    f"not {type(member).__name__}"
+                )
+            member = Deferred(member, label=getattr(member, "__name__", "deferred"))
         self.deferred = member if isinstance(member, Deferred) else None
         self.reranker = member if isinstance(member, Reranker) else None
         self.failures = 0
@@ -109,7 +117,7 @@ class FallbackReranker(Reranker):
 
     def __init__(
         self,
-        members: Sequence[Member],
+        members: Sequence[Member | Callable[[], Reranker]],
         *,
         on_failure: OnFailure = "raise",
         failure_threshold: int = 3,

@@ -99,13 +99,13 @@ def _build(config: RerankerConfig, clients: Mapping[str, Any]) -> Reranker:
     from rerank_core.fallback import FallbackReranker
 
     primary = config.model_copy(update={"fallback": []})
-    members: list[Member] = [member_or_factory(primary, cache, clients)]
+    members: list[Member] = [member_now_or_deferred(primary, cache, clients)]
     for member in config.fallback:
         # Chain-wide settings apply to every member that does not set its own; a member without its own cache
         # shares the chain's store (keys include provider and model, so members never mix scores).
         inherited = {key: getattr(config, key) for key in CHAIN_WIDE if key not in member.model_fields_set}
         member_cache = _open_cache(member.cache, member.cache_size) if "cache" in member.model_fields_set else cache
-        members.append(member_or_factory(member.with_overrides(inherited), member_cache, {}))
+        members.append(member_now_or_deferred(member.with_overrides(inherited), member_cache, {}))
     breaker = config.circuit_breaker
     return FallbackReranker(
         members,
@@ -115,7 +115,7 @@ def _build(config: RerankerConfig, clients: Mapping[str, Any]) -> Reranker:
     )
 
 
-def member_or_factory(config: RerankerConfig, cache: ScoreCache | None, clients: Mapping[str, Any]) -> Member:
+def member_now_or_deferred(config: RerankerConfig, cache: ScoreCache | None, clients: Mapping[str, Any]) -> Member:
     """Build now, unless the API key is missing: then build on first use, so the chain still starts and the
     member is skipped (and retried later) until its key appears."""
     if config.fallback:
