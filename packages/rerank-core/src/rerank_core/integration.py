@@ -13,6 +13,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Self, TypeAlias, TypeVar
 
+from rerank_core._checks import setting_int
 from rerank_core._secret_names import holds_secret as holds_secret
 from rerank_core.base import Reranker, sigmoid
 from rerank_core.config import RerankerConfig
@@ -209,9 +210,7 @@ def refuse_pickling(reranker: RerankerLike) -> None:
 
 def check_top(name: str, value: object) -> int | None:
     """`top_n`/`top_k` as a wrapper is configured with it: None keeps everything, 0 keeps nothing."""
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-        raise ConfigurationError(f"{name} must be an int >= 0 or None, not {value!r}")
-    return value
+    return setting_int(name, value, minimum=0, allow_none=True)
 
 
 def check_threshold(name: str, value: object) -> float | None:

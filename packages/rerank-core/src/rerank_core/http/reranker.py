@@ -28,6 +28,7 @@ import httpx
 from pydantic import SecretStr
 
 from rerank_core import tracing
+from rerank_core._checks import setting_int
 from rerank_core._json import body_bytes
 from rerank_core._json import dumps as encode_json
 from rerank_core._secret_names import looks_secret
@@ -826,10 +827,7 @@ def _resolve_base_url(base_url: str | None, default: str | None, provider: str) 
 
 
 def _positive_int(name: str, value: object, provider: str, limit: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1 or (limit is not None and value > limit):
-        most = f" and <= {limit}" if limit is not None else ""
-        raise ConfigurationError(f"{name} must be an int >= 1{most}, not {value!r}", provider=provider)
-    return value
+    return setting_int(name, value, minimum=1, maximum=limit, provider=provider)
 
 
 def _bounded_float(name: str, value: object, provider: str, limit: float) -> float:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from rerank_core import tracing
+from rerank_core._checks import setting_int
 from rerank_core.base import Normalize, Reranker, Scores, sigmoid
 from rerank_core.errors import ConfigurationError, UnsupportedInputError
 from rerank_core.local._hub import MODEL_ENV as MODEL_ENV
@@ -146,11 +147,7 @@ class TokenizerSetup:
 
 
 def check_int(name: str, value: object, minimum: int, allow_none: bool = True) -> None:
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        none = " or None" if allow_none else ""
-        raise ConfigurationError(f"{name} must be an int >= {minimum}{none}, not {value!r}", provider="local")
+    setting_int(name, value, minimum=minimum, allow_none=allow_none, provider="local")
 
 
 def check_common_options(
