@@ -17,7 +17,7 @@ import sqlite3
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from typing import NamedTuple, Protocol, cast, runtime_checkable
@@ -159,7 +159,6 @@ def open_cache(setting: bool | str, *, max_entries: int = 100_000) -> ScoreCache
     )
 
 
-GetMany = Callable[[Sequence[str]], dict[str, CachedScore]]
 Pending = dict[str, "Future[CachedScore | None]"]
 
 
@@ -327,7 +326,8 @@ class CachingReranker(Reranker):
         return await self._acached(query, documents, instruction)
 
     def _cached(self, query: str, documents: list[Document], instruction: str | None) -> Scores:
-        call = self._start(query, documents, self.cache.get_many, instruction)
+        keys, unique = self._lookup(query, documents, instruction)
+        call = self._begin(keys, self.cache.get_many(unique))
         pending = [key for key in call.unique if key not in call.found]
         wait = not _in_event_loop()
         while pending:
@@ -352,12 +352,8 @@ class CachingReranker(Reranker):
         return self._finish_call(call)
 
     async def _acached(self, query: str, documents: list[Document], instruction: str | None) -> Scores:
-        # Disk-backed stores block, so they run off the event loop; the in-memory LRU is too quick to bother.
-        in_memory = isinstance(self.cache, MemoryScoreCache)
-        keys = self._keys(query, documents, instruction)
-        unique = list(dict.fromkeys(keys))
-        hits = self.cache.get_many(unique) if in_memory else await asyncio.to_thread(self.cache.get_many, unique)
-        call = self._begin(keys, hits)
+        keys, unique = self._lookup(query, documents, instruction)
+        call = self._begin(keys, await self._aget_many(unique))
         pending = [key for key in call.unique if key not in call.found]
         while pending:
             mine, owned, theirs = self._single_flight.claim(pending, wait=True)
@@ -366,10 +362,7 @@ class CachingReranker(Reranker):
                 try:
                     scored = await ascore_with(self.inner, query, [documents[i] for i in positions], None, instruction)
                     entries = call.add_fresh(mine, scored)
-                    if in_memory:
-                        self.cache.set_many(entries)
-                    else:
-                        await asyncio.to_thread(self.cache.set_many, entries)
+                    await self._aset_many(entries)
                 except BaseException as error:
                     self._single_flight.resolve(owned, {}, error)
                     raise
@@ -399,9 +392,23 @@ class CachingReranker(Reranker):
             signature = "\x00".join((signature, "instruction", instruction))
         return [cache_key(signature, query, self.inner.scored_content(doc)) for doc in documents]
 
-    def _start(self, query: str, documents: list[Document], get_many: GetMany, instruction: str | None = None) -> _Call:
+    def _lookup(self, query: str, documents: list[Document], instruction: str | None) -> tuple[list[str], list[str]]:
+        """Each document's key, and the distinct keys to look up."""
         keys = self._keys(query, documents, instruction)
-        return self._begin(keys, get_many(list(dict.fromkeys(keys))))
+        return keys, list(dict.fromkeys(keys))
+
+    # Disk-backed stores block, so they run off the event loop; the in-memory LRU is too quick to bother.
+
+    async def _aget_many(self, keys: list[str]) -> dict[str, CachedScore]:
+        if isinstance(self.cache, MemoryScoreCache):
+            return self.cache.get_many(keys)
+        return await asyncio.to_thread(self.cache.get_many, keys)
+
+    async def _aset_many(self, entries: dict[str, CachedScore]) -> None:
+        if isinstance(self.cache, MemoryScoreCache):
+            self.cache.set_many(entries)
+        else:
+            await asyncio.to_thread(self.cache.set_many, entries)
 
     @staticmethod
     def _begin(keys: list[str], hits: dict[str, CachedScore]) -> _Call:
