@@ -101,7 +101,7 @@ class Replicas:
                     usable = [r for r in usable if r not in avoid] or usable
                 due = [r for r in usable if r.failures >= FAILURES_TO_OPEN]  # cooldown over, no probe out yet
                 if due:
-                    chosen = due[0]  # latency figures from its failures would keep it away for good
+                    chosen = due[0]  # else the latency figures of its failures could keep it away for long
                 else:
                     waits = _expected_waits(usable, now)
                     best = min(waits)
