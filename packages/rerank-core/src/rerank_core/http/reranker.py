@@ -167,13 +167,19 @@ class HTTPReranker(Reranker):
             raise ConfigurationError(f"normalize must be 'sigmoid' or None, not {normalize!r}", provider=self.provider)
         self.normalize = normalize
         self.timeout = _bounded_float("timeout", timeout, self.provider, MAX_TIMEOUT)
-        self.max_concurrency = _positive_int("max_concurrency", max_concurrency, self.provider, MAX_CONCURRENCY)
-        self.max_connections = _positive_int("max_connections", max_connections, self.provider, MAX_CONCURRENCY)
-        self.max_response_bytes = _positive_int("max_response_bytes", max_response_bytes, self.provider)
+        self.max_concurrency = setting_int(
+            "max_concurrency", max_concurrency, minimum=1, maximum=MAX_CONCURRENCY, provider=self.provider
+        )
+        self.max_connections = setting_int(
+            "max_connections", max_connections, minimum=1, maximum=MAX_CONCURRENCY, provider=self.provider
+        )
+        self.max_response_bytes = setting_int(
+            "max_response_bytes", max_response_bytes, minimum=1, provider=self.provider
+        )
         self.max_documents_per_request = (
             self.dialect.max_documents_for(self.model)
             if max_documents_per_request is None
-            else _positive_int("max_documents_per_request", max_documents_per_request, self.provider)
+            else setting_int("max_documents_per_request", max_documents_per_request, minimum=1, provider=self.provider)
         )
         try:
             self.retry_policy = RetryPolicy(max_retries=max_retries, max_retry_after=max_retry_after)
@@ -824,10 +830,6 @@ def _resolve_base_url(base_url: str | None, default: str | None, provider: str) 
             hint="Check the port in base_url, e.g. http://localhost:8080",
         )
     return url
-
-
-def _positive_int(name: str, value: object, provider: str, limit: int | None = None) -> int:
-    return setting_int(name, value, minimum=1, maximum=limit, provider=provider)
 
 
 def _bounded_float(name: str, value: object, provider: str, limit: float) -> float:

@@ -146,10 +146,6 @@ class TokenizerSetup:
     bos_id: int | None = None
 
 
-def check_int(name: str, value: object, minimum: int, allow_none: bool = True) -> None:
-    setting_int(name, value, minimum=minimum, allow_none=allow_none, provider="local")
-
-
 def check_common_options(
     *,
     batch_size: object,
@@ -161,10 +157,10 @@ def check_common_options(
     revision: object,
 ) -> None:
     """Reject bad settings shared by both engines at construction, before any (slow) loading."""
-    check_int("batch_size", batch_size, 1)
-    check_int("max_batch_tokens", max_batch_tokens, 1)
-    check_int("max_length", max_length, 2)
-    check_int("num_threads", num_threads, 1)
+    setting_int("batch_size", batch_size, minimum=1, allow_none=True, provider="local")
+    setting_int("max_batch_tokens", max_batch_tokens, minimum=1, allow_none=True, provider="local")
+    setting_int("max_length", max_length, minimum=2, allow_none=True, provider="local")
+    setting_int("num_threads", num_threads, minimum=1, allow_none=True, provider="local")
     if activation not in ACTIVATIONS:
         raise ConfigurationError(f"activation must be one of {ACTIVATIONS}, not {activation!r}", provider="local")
     if not isinstance(local_files_only, bool):
