@@ -33,17 +33,11 @@ MAX_LENGTH = 512
 
 def build(folder: Path, layers: int) -> str:
     import torch
-    from tests.support.tiny_models import QWEN3_CHAT_TEMPLATE, build_byte_level_tokenizer
-    from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM
+    from tests.support.tiny_models import QWEN3_CHAT_TEMPLATE, byte_level_tokenizer
+    from transformers import Qwen3Config, Qwen3ForCausalLM
 
     folder.mkdir(parents=True, exist_ok=True)
-    build_byte_level_tokenizer(folder)
-    tokenizer = PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
-        tokenizer_file=str(folder / "tokenizer.json"),
-        eos_token="<|im_end|>",
-        pad_token="<|endoftext|>",
-        model_max_length=40960,
-    )
+    tokenizer = byte_level_tokenizer(folder, model_max_length=40960)
     tokenizer.chat_template = QWEN3_CHAT_TEMPLATE
     config = Qwen3Config(
         vocab_size=151669,

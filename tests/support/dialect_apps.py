@@ -10,6 +10,9 @@ import json
 import math
 from typing import Any, ClassVar
 
+REQUEST_FIELDS = {"model", "query", "documents", "top_n"}
+"""The fields most rerank APIs share; each app's `allowed` adds its own."""
+
 
 class RequestRejected(Exception):
     def __init__(self, status: int, message: str) -> None:
@@ -79,6 +82,7 @@ class EmulatorApp:
 
     paths: tuple[str, ...] = ("/v1/rerank",)
     allowed: ClassVar[set[str]] = set()
+    required: ClassVar[set[str]] = {"model", "query", "documents"}
     strict: ClassVar[bool] = False
 
     def check_fields(self, body: dict[str, Any], required: set[str]) -> None:
@@ -91,8 +95,9 @@ class EmulatorApp:
         return {"error": {"message": message, "type": "error", "code": status}}
 
     def read_request(self, body: dict[str, Any]) -> tuple[str, list[str], int | None]:
-        """Validate the body; return (query, document texts to score, top_n)."""
-        raise NotImplementedError
+        """Validate the body; return (query, document texts to score, top_n). This one: string documents."""
+        self.check_fields(body, self.required)
+        return body["query"], texts_of(body["documents"], "documents", objects=False), optional_top(body, "top_n")
 
     def respond(
         self, body: dict[str, Any], ranked: list[tuple[int, float]], texts: list[str], top_n: int | None
@@ -107,11 +112,7 @@ class GenericApp(EmulatorApp):
     strict = True
 
     paths = ("/v1/rerank",)
-    allowed: ClassVar[set[str]] = {
-        "model",
-        "query",
-        "documents",
-        "top_n",
+    allowed: ClassVar[set[str]] = REQUEST_FIELDS | {
         "return_documents",
         "truncate",
         "max_tokens_per_document",
@@ -160,12 +161,9 @@ class GenericApp(EmulatorApp):
 class FireworksApp(EmulatorApp):
     """Seed 000: strict schema, string documents, `top_n` >= 1; the list is `data`, the document a plain string."""
 
-    allowed: ClassVar[set[str]] = {"model", "query", "documents", "top_n", "return_documents", "task"}
+    allowed: ClassVar[set[str]] = REQUEST_FIELDS | {"return_documents", "task"}
+    required: ClassVar[set[str]] = {"query", "documents"}
     strict = True
-
-    def read_request(self, body: dict[str, Any]) -> tuple[str, list[str], int | None]:
-        self.check_fields(body, {"query", "documents"})
-        return body["query"], texts_of(body["documents"], "documents", objects=False), optional_top(body, "top_n")
 
     def respond(
         self, body: dict[str, Any], ranked: list[tuple[int, float]], texts: list[str], top_n: int | None
@@ -206,7 +204,7 @@ class TogetherApp(EmulatorApp):
     """Seed 003: strict; string or object documents with `rank_fields`; object documents are echoed JSON-encoded
     in `document.text`, whatever `return_documents` says."""
 
-    allowed: ClassVar[set[str]] = {"model", "query", "documents", "top_n", "return_documents", "rank_fields"}
+    allowed: ClassVar[set[str]] = REQUEST_FIELDS | {"return_documents", "rank_fields"}
     strict = True
 
     def error_body(self, status: int, message: str) -> Any:
@@ -241,11 +239,7 @@ class TogetherApp(EmulatorApp):
 class OneRouterApp(EmulatorApp):
     """Seed 004: results in index order, not score order, and `top_n` is ignored; no id, no model, no document."""
 
-    allowed: ClassVar[set[str]] = {"model", "query", "documents", "top_n"}
-
-    def read_request(self, body: dict[str, Any]) -> tuple[str, list[str], int | None]:
-        self.check_fields(body, {"model", "query", "documents"})
-        return body["query"], texts_of(body["documents"], "documents", objects=False), optional_top(body, "top_n")
+    allowed: ClassVar[set[str]] = REQUEST_FIELDS
 
     def respond(
         self, body: dict[str, Any], ranked: list[tuple[int, float]], texts: list[str], top_n: int | None
@@ -262,7 +256,7 @@ class CohereApp(EmulatorApp):
     """Cohere v2: string documents only, no `return_documents`; usage in `meta`; errors as `{"message"}`."""
 
     paths: tuple[str, ...] = ("/v2/rerank",)
-    allowed: ClassVar[set[str]] = {"model", "query", "documents", "top_n", "max_tokens_per_doc", "priority"}
+    allowed: ClassVar[set[str]] = REQUEST_FIELDS | {"max_tokens_per_doc", "priority"}
     strict = True
     objects = False
 
@@ -297,29 +291,17 @@ class CohereV1App(CohereApp):
     """Cohere v1: string or object documents with `rank_fields`, `max_chunks_per_doc`, `return_documents`."""
 
     paths = ("/v1/rerank",)
-    allowed: ClassVar[set[str]] = {
-        "model",
-        "query",
-        "documents",
-        "top_n",
-        "return_documents",
-        "rank_fields",
-        "max_chunks_per_doc",
-    }
+    allowed: ClassVar[set[str]] = REQUEST_FIELDS | {"return_documents", "rank_fields", "max_chunks_per_doc"}
     objects = True
 
 
 class JinaApp(EmulatorApp):
     """Jina: `results` with `{text}` documents when asked; usage `total_tokens`; errors as `{"detail"}`."""
 
-    allowed: ClassVar[set[str]] = {"model", "query", "documents", "top_n", "return_documents"}
+    allowed: ClassVar[set[str]] = REQUEST_FIELDS | {"return_documents"}
 
     def error_body(self, status: int, message: str) -> Any:
         return {"detail": message}
-
-    def read_request(self, body: dict[str, Any]) -> tuple[str, list[str], int | None]:
-        self.check_fields(body, {"model", "query", "documents"})
-        return body["query"], texts_of(body["documents"], "documents", objects=False), optional_top(body, "top_n")
 
     def respond(
         self, body: dict[str, Any], ranked: list[tuple[int, float]], texts: list[str], top_n: int | None
@@ -399,15 +381,7 @@ class PineconeApp(EmulatorApp):
     """Pinecone: `Api-Key` header and a pinned API version; object documents; `data[].score`; `rerank_units`."""
 
     paths = ("/rerank",)
-    allowed: ClassVar[set[str]] = {
-        "model",
-        "query",
-        "documents",
-        "top_n",
-        "return_documents",
-        "rank_fields",
-        "parameters",
-    }
+    allowed: ClassVar[set[str]] = REQUEST_FIELDS | {"return_documents", "rank_fields", "parameters"}
     strict = True
 
     def authenticated(self, headers: dict[str, str], api_key: str) -> bool:
@@ -505,11 +479,7 @@ class VLLMApp(EmulatorApp):
     """vLLM `/rerank`: `top_n` 0 = all and null rejected; unknown fields ignored; `{text}` always echoed."""
 
     paths = ("/rerank",)
-    allowed: ClassVar[set[str]] = {
-        "model",
-        "query",
-        "documents",
-        "top_n",
+    allowed: ClassVar[set[str]] = REQUEST_FIELDS | {
         "truncate_prompt_tokens",
         "priority",
         "use_activation",
@@ -554,7 +524,7 @@ class InfinityApp(EmulatorApp):
     bodies a real Infinity 0.0.78 sends, see tests/integration/test_infinity_server.py)."""
 
     paths = ("/rerank",)
-    allowed: ClassVar[set[str]] = {"model", "query", "documents", "top_n", "return_documents", "raw_scores"}
+    allowed: ClassVar[set[str]] = REQUEST_FIELDS | {"return_documents", "raw_scores"}
     max_client_batch_size = 2048  # INFINITY_MAX_CLIENT_BATCH_SIZE's default
 
     def error_body(self, status: int, message: str) -> Any:
@@ -737,15 +707,7 @@ class SiliconFlowApp(CohereApp):
     `return_documents`, `max_chunks_per_doc`, `overlap_tokens`; usage in `meta`."""
 
     paths = ("/v1/rerank",)
-    allowed: ClassVar[set[str]] = {
-        "model",
-        "query",
-        "documents",
-        "top_n",
-        "return_documents",
-        "max_chunks_per_doc",
-        "overlap_tokens",
-    }
+    allowed: ClassVar[set[str]] = REQUEST_FIELDS | {"return_documents", "max_chunks_per_doc", "overlap_tokens"}
 
 
 class OpenRouterApp(EmulatorApp):
@@ -754,7 +716,7 @@ class OpenRouterApp(EmulatorApp):
     total_tokens}`."""
 
     paths = ("/v1/rerank", "/api/v1/rerank")
-    allowed: ClassVar[set[str]] = {"model", "query", "documents", "top_n"}
+    allowed: ClassVar[set[str]] = REQUEST_FIELDS
     strict = True
 
     def read_request(self, body: dict[str, Any]) -> tuple[str, list[str], int | None]:
@@ -783,7 +745,7 @@ class ZeroEntropyApp(EmulatorApp):
     answers `results[{index, relevance_score}]` sorted by score, plus `total_tokens`."""
 
     paths = ("/v1/models/rerank",)
-    allowed: ClassVar[set[str]] = {"model", "query", "documents", "top_n", "latency"}
+    allowed: ClassVar[set[str]] = REQUEST_FIELDS | {"latency"}
     strict = True
 
     def read_request(self, body: dict[str, Any]) -> tuple[str, list[str], int | None]:
@@ -842,7 +804,7 @@ class DashScopeCompatibleApp(EmulatorApp):
     code}}` (not documented for this endpoint)."""
 
     paths = ("/compatible-api/v1/reranks",)
-    allowed: ClassVar[set[str]] = {"model", "query", "documents", "top_n", "instruct"}
+    allowed: ClassVar[set[str]] = REQUEST_FIELDS | {"instruct"}
     strict = True
 
     def error_body(self, status: int, message: str) -> Any:
@@ -882,7 +844,7 @@ class ContextualApp(EmulatorApp):
     ranking."""
 
     paths = ("/v1/rerank",)
-    allowed: ClassVar[set[str]] = {"model", "query", "documents", "top_n", "instruction", "metadata"}
+    allowed: ClassVar[set[str]] = REQUEST_FIELDS | {"instruction", "metadata"}
     strict = True
 
     def read_request(self, body: dict[str, Any]) -> tuple[str, list[str], int | None]:

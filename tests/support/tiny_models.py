@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import string
 from pathlib import Path
+from typing import Any
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 WORDS_TEXT = """
@@ -114,6 +115,41 @@ def build_byte_level_tokenizer(path: Path) -> int:
     return int(tokenizer.get_vocab_size(with_added_tokens=True))
 
 
+def byte_level_tokenizer(directory: Path, *, bos_token: str | None = None, model_max_length: int = 1024) -> Any:
+    """`build_byte_level_tokenizer` in `directory`, loaded as the fast tokenizer transformers models use, with the
+    chat template's end and padding tokens."""
+    from transformers import PreTrainedTokenizerFast
+
+    build_byte_level_tokenizer(directory)
+    return PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
+        tokenizer_file=str(directory / "tokenizer.json"),
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        model_max_length=model_max_length,
+        **({} if bos_token is None else {"bos_token": bos_token}),
+    )
+
+
+def tiny_decoder_shape(tokenizer: Any) -> dict[str, Any]:
+    """The config of every tiny causal LM here: 2 layers of width 32, with the tokenizer's vocabulary and tokens."""
+    shape = {
+        "vocab_size": len(tokenizer),
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "num_key_value_heads": 1,
+        "max_position_embeddings": 1024,
+        # Wider than the usual 0.02 so documents get clearly different scores.
+        "initializer_range": 0.3,
+        "pad_token_id": tokenizer.pad_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+    }
+    if tokenizer.bos_token_id is not None:
+        shape["bos_token_id"] = tokenizer.bos_token_id
+    return shape
+
+
 def build_tiny_qwen3_reranker(path: str | Path, seed: int = 0, sequence_classification: bool = False) -> str:
     """Build and save a tiny 2-layer Qwen3 causal LM (or, with `sequence_classification`, the matching one-logit
     `Qwen3ForSequenceClassification` whose head is the "yes" row minus the "no" row, as the `*-seq-cls`
@@ -121,33 +157,13 @@ def build_tiny_qwen3_reranker(path: str | Path, seed: int = 0, sequence_classifi
     import json
 
     import torch
-    from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM, Qwen3ForSequenceClassification
+    from transformers import Qwen3Config, Qwen3ForCausalLM, Qwen3ForSequenceClassification
 
     directory = Path(path)
     directory.mkdir(parents=True, exist_ok=True)
-    vocab_size = build_byte_level_tokenizer(directory)
-    tokenizer = PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
-        tokenizer_file=str(directory / "tokenizer.json"),
-        eos_token="<|im_end|>",
-        pad_token="<|endoftext|>",
-        model_max_length=1024,
-    )
+    tokenizer = byte_level_tokenizer(directory)
     tokenizer.chat_template = QWEN3_CHAT_TEMPLATE
-    config = Qwen3Config(
-        vocab_size=vocab_size,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        head_dim=16,
-        max_position_embeddings=1024,
-        tie_word_embeddings=False,
-        # Wider than the usual 0.02 so documents get clearly different scores.
-        initializer_range=0.3,
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-    )
+    config = Qwen3Config(head_dim=16, tie_word_embeddings=False, **tiny_decoder_shape(tokenizer))
     torch.manual_seed(seed)
     causal = Qwen3ForCausalLM(config)
     if sequence_classification:
@@ -172,37 +188,12 @@ def build_tiny_causal_lm(path: str | Path, family: str, seed: int = 0) -> str:
     """A tiny 2-layer `GemmaForCausalLM` (`family="gemma"`) or `Qwen2ForCausalLM` (`"qwen2"`) with the byte-level
     tokenizer (BOS `<bos>`), for the bge-reranker-v2-gemma and mxbai-rerank v2 recipes. Returns the path."""
     import torch
-    from transformers import (
-        GemmaConfig,
-        GemmaForCausalLM,
-        PreTrainedTokenizerFast,
-        Qwen2Config,
-        Qwen2ForCausalLM,
-    )
+    from transformers import GemmaConfig, GemmaForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
     directory = Path(path)
     directory.mkdir(parents=True, exist_ok=True)
-    vocab_size = build_byte_level_tokenizer(directory)
-    tokenizer = PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
-        tokenizer_file=str(directory / "tokenizer.json"),
-        bos_token="<bos>",
-        eos_token="<|im_end|>",
-        pad_token="<|endoftext|>",
-        model_max_length=1024,
-    )
-    shape = {
-        "vocab_size": vocab_size,
-        "hidden_size": 32,
-        "intermediate_size": 64,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 2,
-        "num_key_value_heads": 1,
-        "max_position_embeddings": 1024,
-        "initializer_range": 0.3,
-        "pad_token_id": tokenizer.pad_token_id,
-        "bos_token_id": tokenizer.bos_token_id,
-        "eos_token_id": tokenizer.eos_token_id,
-    }
+    tokenizer = byte_level_tokenizer(directory, bos_token="<bos>")
+    shape = tiny_decoder_shape(tokenizer)
     torch.manual_seed(seed)
     if family == "gemma":
         GemmaForCausalLM(GemmaConfig(head_dim=16, **shape)).save_pretrained(directory)

@@ -18,6 +18,7 @@ from haystack.components.retrievers.in_memory import InMemoryBM25Retriever
 from haystack.document_stores.in_memory import InMemoryDocumentStore
 from haystack.utils import ComponentDevice, Secret
 from tests.support.emulator import ProviderEmulator
+from tests.support.wrapper_corpus import QUERY, TEXTS
 
 from haystack_integrations.components.rankers.rerank import RerankRanker
 from rerank_core import ConfigurationError, InvalidInputError, Reranker, load_reranker
@@ -25,15 +26,6 @@ from rerank_core import Document as CoreDocument
 from rerank_core.base import Scores
 from rerank_core.local.torch_engine import TorchCrossEncoder
 from rerank_haystack import RerankRanker as AliasedRanker
-
-QUERY = "capital of france"
-TEXTS = [
-    "Berlin is the capital of Germany",
-    "Paris is the capital of France",
-    "The river in Paris",
-    "Deep learning for search",
-    "France borders Spain",
-]
 
 
 def make_documents() -> list[Document]:

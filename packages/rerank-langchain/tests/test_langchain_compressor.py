@@ -25,18 +25,10 @@ from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import RunnableConfig, RunnablePassthrough
 from pydantic import SecretStr, ValidationError
 from tests.support.emulator import ProviderEmulator
+from tests.support.wrapper_corpus import QUERY, TEXTS
 
 from rerank_core import ConfigurationError, load_reranker
 from rerank_langchain import RerankCompressor
-
-QUERY = "capital of france"
-TEXTS = [
-    "Berlin is the capital of Germany",
-    "Paris is the capital of France",
-    "The river in Paris",
-    "Deep learning for search",
-    "France borders Spain",
-]
 
 
 def make_documents() -> list[Document]:

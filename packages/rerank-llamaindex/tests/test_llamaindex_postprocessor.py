@@ -25,18 +25,10 @@ from llama_index.core.query_engine import RetrieverQueryEngine
 from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle, TextNode
 from pydantic import Field, SecretStr, ValidationError
 from tests.support.emulator import ProviderEmulator
+from tests.support.wrapper_corpus import QUERY, TEXTS
 
 from rerank_core import ConfigurationError, load_reranker
 from rerank_llamaindex import RerankPostprocessor
-
-QUERY = "capital of france"
-TEXTS = [
-    "Berlin is the capital of Germany",
-    "Paris is the capital of France",
-    "The river in Paris",
-    "Deep learning for search",
-    "France borders Spain",
-]
 
 
 def make_nodes() -> list[NodeWithScore]:

@@ -9,9 +9,11 @@ from __future__ import annotations
 import asyncio
 import copy
 import difflib
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Self, TypeAlias, TypeVar
+
+from pydantic import BaseModel, PrivateAttr, SecretStr, field_serializer
 
 from rerank_core._checks import setting_int
 from rerank_core._secret_names import holds_secret as holds_secret
@@ -175,6 +177,58 @@ class WrapperLifecycle:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
+
+
+class ModelWrapper(WrapperLifecycle, BaseModel):
+    """What the wrappers whose framework components are pydantic models (LangChain, LlamaIndex) share.
+
+    A subclass declares the fields `reranker`, `api_key` and `score_threshold`, and calls `_build()` once pydantic
+    has set them. The reranker is then built at once, shown and serialized without secrets, shared rather than
+    copied by `copy.deepcopy`, refused by pickle when it is a ready object, and rebuilt when `reranker` or `api_key`
+    is assigned."""
+
+    if TYPE_CHECKING:
+        reranker: RerankerLike
+        api_key: SecretStr | None
+        score_threshold: float | None
+
+    _lazy: LazyReranker = PrivateAttr()
+
+    def _build(self) -> None:
+        # Built here, outside pydantic's validation, so a bad spec or a missing key raises rerank-core's own
+        # ConfigurationError instead of a ValidationError wrapping it.
+        check_threshold("score_threshold", self.score_threshold)
+        self._lazy = LazyReranker(self.reranker, api_key=_secret(self.api_key))
+        self._lazy.get()
+
+    @field_serializer("reranker", check_fields=False)
+    def _serialize_reranker(self, reranker: RerankerLike) -> str | dict[str, Any]:
+        return public_config(reranker)
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        yield "reranker", public_config(self.reranker)  # a config dict's api_key stays out of repr
+        yield from super().__repr_args__()
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Self:
+        memo = {} if memo is None else memo
+        share_reranker_object(self.reranker, memo)
+        return super().__deepcopy__(memo)
+
+    def __getstate__(self) -> dict[Any, Any]:
+        refuse_pickling(self.reranker)  # instead of the framework silently dropping the field
+        return super().__getstate__()
+
+    def _core(self) -> Reranker:
+        return self._current().get()
+
+    def _current(self) -> LazyReranker:
+        """The reranker for the current settings; rebuilt if `reranker` or `api_key` was assigned since."""
+        self._lazy = current_reranker(self._lazy, self.reranker, api_key=_secret(self.api_key))
+        return self._lazy
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None
 
 
 def current_reranker(

@@ -2,31 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any, Self
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.callbacks import Callbacks, adispatch_custom_event, dispatch_custom_event
 from langchain_core.documents import BaseDocumentCompressor, Document
 from langchain_core.runnables import RunnableConfig, RunnableLambda
-from pydantic import ConfigDict, Field, PrivateAttr, SecretStr, field_serializer
+from pydantic import ConfigDict, Field, SecretStr
 
 from rerank_core import Document as CoreDocument
-from rerank_core import Reranker, RerankResponse
+from rerank_core import RerankResponse
 from rerank_core.integration import (
-    LazyReranker,
+    ModelWrapper,
     Request,
     RerankerLike,
-    WrapperLifecycle,
     arerank_request,
-    check_threshold,
-    current_reranker,
     output_metadata,
-    public_config,
-    refuse_pickling,
     request,
     rerank_request,
     response_info,
-    share_reranker_object,
     wrapper_arguments,
 )
 
@@ -34,7 +28,7 @@ RESPONSE_EVENT = "rerank_response"
 """The custom callback event each rerank dispatches with `response_info` (usage, request ids, ...)."""
 
 
-class RerankCompressor(WrapperLifecycle, BaseDocumentCompressor):
+class RerankCompressor(ModelWrapper, BaseDocumentCompressor):
     """Rerank retrieved documents with any rerank-core backend (a hosted provider or the local cross-encoder).
 
     Returns copies of the caller's documents, best first, with the score in `metadata["relevance_score"]`.
@@ -54,34 +48,11 @@ class RerankCompressor(WrapperLifecycle, BaseDocumentCompressor):
     """What relevance means here, for rerankers that follow instructions (LLM rerankers, vLLM, Fireworks); one that
     cannot follow it raises instead of ignoring it. None: the reranker's default."""
 
-    _lazy: LazyReranker = PrivateAttr()
-
     if not TYPE_CHECKING:  # type checkers keep pydantic's typed signature
 
         def __init__(self, **data: Any) -> None:
             super().__init__(**wrapper_arguments(data, type(self).model_fields, "RerankCompressor"))
-            # Built here, outside pydantic's validation, so a bad spec or a missing key raises rerank-core's own
-            # ConfigurationError instead of a ValidationError wrapping it.
-            check_threshold("score_threshold", self.score_threshold)
-            self._lazy = LazyReranker(self.reranker, api_key=_secret(self.api_key))
-            self._lazy.get()
-
-    @field_serializer("reranker")
-    def _serialize_reranker(self, reranker: RerankerLike) -> str | dict[str, Any]:
-        return public_config(reranker)
-
-    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
-        yield "reranker", public_config(self.reranker)  # a config dict's api_key stays out of repr
-        yield from super().__repr_args__()
-
-    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Self:
-        memo = {} if memo is None else memo
-        share_reranker_object(self.reranker, memo)
-        return super().__deepcopy__(memo)
-
-    def __getstate__(self) -> dict[Any, Any]:
-        refuse_pickling(self.reranker)
-        return super().__getstate__()
+            self._build()
 
     def rerank(
         self, documents: Sequence[str | Document | dict[str, Any]], query: str, *, top_n: int | None = -1
@@ -110,14 +81,6 @@ class RerankCompressor(WrapperLifecycle, BaseDocumentCompressor):
         self, documents: Sequence[Document], query: str, callbacks: Callbacks | None = None
     ) -> Sequence[Document]:
         return await self._runnable().ainvoke({"query": query, "documents": documents}, self._config(callbacks))
-
-    def _core(self) -> Reranker:
-        return self._current().get()
-
-    def _current(self) -> LazyReranker:
-        """The reranker for the current settings; rebuilt if `reranker` or `api_key` was assigned since."""
-        self._lazy = current_reranker(self._lazy, self.reranker, api_key=_secret(self.api_key))
-        return self._lazy
 
     def _top_n(self, top_n: int | None) -> int | None:
         return self.top_n if top_n == -1 else top_n
@@ -153,10 +116,6 @@ class RerankCompressor(WrapperLifecycle, BaseDocumentCompressor):
         response = await arerank_request(self._core(), call)
         await adispatch_custom_event(RESPONSE_EVENT, response_info(response), config=config)
         return _from_results(response, call.originals)
-
-
-def _secret(value: SecretStr | None) -> str | None:
-    return value.get_secret_value() if value is not None else None
 
 
 ANY_DOCUMENT = (str, Document, dict)

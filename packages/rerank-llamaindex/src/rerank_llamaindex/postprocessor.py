@@ -5,41 +5,35 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any
 
 from llama_index.core.callbacks import CBEventType, EventPayload
 from llama_index.core.instrumentation import get_dispatcher  # type: ignore[attr-defined]  # core's documented path
 from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
-from pydantic import ConfigDict, Field, PrivateAttr, SecretStr, field_serializer
+from pydantic import ConfigDict, Field, SecretStr
 
 from rerank_core import Document as CoreDocument
-from rerank_core import Reranker, RerankResponse
+from rerank_core import RerankResponse
 from rerank_core.errors import InvalidInputError
 from rerank_core.integration import (
     WINDOW_KEY,
-    LazyReranker,
+    ModelWrapper,
     Request,
     RerankerLike,
-    WrapperLifecycle,
     arerank_request,
-    check_threshold,
-    current_reranker,
     output_metadata,
-    public_config,
-    refuse_pickling,
     request,
     rerank_request,
     response_info,
-    share_reranker_object,
     wrapper_arguments,
 )
 
 dispatcher = get_dispatcher(__name__)
 
 
-class RerankPostprocessor(WrapperLifecycle, BaseNodePostprocessor):
+class RerankPostprocessor(ModelWrapper, BaseNodePostprocessor):
     """Rerank retrieved nodes with any rerank-core backend (a hosted provider or the local cross-encoder).
 
     Returns new `NodeWithScore` objects, best first, carrying the rerank score; the input nodes are not changed.
@@ -68,38 +62,15 @@ class RerankPostprocessor(WrapperLifecycle, BaseNodePostprocessor):
         default=False, description='Keep the retriever\'s score in node.metadata["retrieval_score"] (on a copy).'
     )
 
-    _lazy: LazyReranker = PrivateAttr()
-
     if not TYPE_CHECKING:  # type checkers keep pydantic's typed signature
 
         def __init__(self, **data: Any) -> None:
             super().__init__(**wrapper_arguments(data, type(self).model_fields, "RerankPostprocessor"))
-            # Built here, outside pydantic's validation, so a bad spec or a missing key raises rerank-core's own
-            # ConfigurationError instead of a ValidationError wrapping it.
-            check_threshold("score_threshold", self.score_threshold)
-            self._lazy = LazyReranker(self.reranker, api_key=_secret(self.api_key))
-            self._lazy.get()
+            self._build()
 
     @classmethod
     def class_name(cls) -> str:
         return "RerankPostprocessor"
-
-    @field_serializer("reranker")
-    def _serialize_reranker(self, reranker: RerankerLike) -> str | dict[str, Any]:
-        return public_config(reranker)
-
-    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
-        yield "reranker", public_config(self.reranker)  # a config dict's api_key stays out of repr
-        yield from super().__repr_args__()
-
-    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Self:
-        memo = {} if memo is None else memo
-        share_reranker_object(self.reranker, memo)
-        return super().__deepcopy__(memo)
-
-    def __getstate__(self) -> dict[str, Any]:
-        refuse_pickling(self.reranker)  # instead of BaseComponent silently dropping the field
-        return super().__getstate__()
 
     def _postprocess_nodes(
         self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None
@@ -132,14 +103,6 @@ class RerankPostprocessor(WrapperLifecycle, BaseNodePostprocessor):
             name="nodes",
             expected="a list of NodeWithScore",
         )
-
-    def _core(self) -> Reranker:
-        return self._current().get()
-
-    def _current(self) -> LazyReranker:
-        """The reranker for the current settings; rebuilt if `reranker` or `api_key` was assigned since."""
-        self._lazy = current_reranker(self._lazy, self.reranker, api_key=_secret(self.api_key))
-        return self._lazy
 
     @contextmanager
     def _observed(self, given: object, query_bundle: QueryBundle | None) -> Iterator[_Call]:
@@ -179,10 +142,6 @@ class _Call:
     def finish(self, response: RerankResponse, nodes: list[NodeWithScore]) -> None:
         self.nodes = nodes
         self.info = response_info(response)
-
-
-def _secret(value: SecretStr | None) -> str | None:
-    return value.get_secret_value() if value is not None else None
 
 
 def _require_query(query_bundle: QueryBundle | None) -> object:
