@@ -1,4 +1,4 @@
-"""ONNX Runtime engine vs the torch engine and sentence-transformers, same MiniLM-L6 weights (issue 9).
+"""ONNX Runtime engine vs the torch engine and sentence-transformers, same MiniLM-L6 weights.
 
 Speed (interleaved rounds, median of per-round ratios, baseline sentence-transformers `CrossEncoder.predict`
 bs 32 in the same rounds), agreement (ONNX fp32 vs torch, int8 vs fp32), cold start (new process to first

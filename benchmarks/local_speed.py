@@ -1,6 +1,6 @@
 """Local cross-encoder speed: `TorchCrossEncoder` vs sentence-transformers `CrossEncoder.predict`, same weights.
 
-Workload (issue 3): a MiniLM-L6-architecture cross-encoder (built offline by `benchmarks/local_models.py`),
+Workload: a MiniLM-L6-architecture cross-encoder (built offline by `benchmarks/local_models.py`),
 1 SciFact claim + 100 SciFact abstracts of 50-300 words, max_length 512 and 256, 2 torch threads. The variants
 run interleaved round by round (order rotated each round) and every ratio is the median of per-round ratios,
 so drifting machine load hits every variant alike. Also reports the share of the machine's fp32 FLOP limit

@@ -1,4 +1,4 @@
-"""Threads x batching, on an idle machine and with one extra busy process, against sentence-transformers (issue 13.6).
+"""Threads x batching, on an idle machine and with one extra busy process, against sentence-transformers.
 
 Each condition runs every variant interleaved round by round (order rotated), ratios are medians of per-round
 ratios against sentence-transformers `CrossEncoder.predict` at its defaults (batch size 32, torch's default thread
