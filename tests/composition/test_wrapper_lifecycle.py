@@ -1,10 +1,13 @@
-"""One lifecycle for the three wrappers: `close()`/`aclose()` and `with`/`async with` release what they built,
-a changed setting rebuilds the reranker (and closes the one it replaces), a reranker passed in is never closed,
-and Haystack's ranker drops duplicate ids as Haystack's own rankers do."""
+"""One lifecycle for the three wrappers: `warm_up()`/`awarm_up()` load the model before the first query,
+`close()`/`aclose()` and `with`/`async with` release what they built, a changed setting rebuilds the reranker (and
+closes the one it replaces), a reranker passed in is never closed, and Haystack's ranker drops duplicate ids as
+Haystack's own rankers do."""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -77,6 +80,31 @@ def built(wrapper: Any) -> HTTPReranker:
     core = wrapper._lazy.built
     assert isinstance(core, HTTPReranker)
     return core
+
+
+LOCAL_WRAPPERS: list[Callable[[str], Any]] = [
+    lambda spec: RerankCompressor(reranker=spec, top_n=1),
+    lambda spec: RerankPostprocessor(reranker=spec, top_n=1),
+    lambda spec: RerankRanker(reranker=spec, top_k=1),
+]
+
+
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+@pytest.mark.parametrize("make", LOCAL_WRAPPERS, ids=NAMES)
+async def test_warm_up_loads_the_local_model(
+    make: Callable[[str], Any], use_async: bool, tiny_cross_encoder: str, tmp_path: Path
+) -> None:
+    model = shutil.copytree(tiny_cross_encoder, tmp_path / "model")
+    wrapper = make(f"local:{model}")
+
+    if use_async:
+        await wrapper.awarm_up()
+    else:
+        wrapper.warm_up()
+    shutil.rmtree(model)  # only a model loaded by warm_up can still answer
+
+    assert (await arun_once(wrapper) if use_async else run_once(wrapper)) in TEXTS
+    wrapper.close()
 
 
 @pytest.mark.parametrize("make", WRAPPERS, ids=NAMES)

@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 import copy
 import pickle
-import shutil
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -237,20 +235,6 @@ def make_retriever(compressor: RerankCompressor, documents: list[Document] | Non
 async def retrieve(retriever: Any, use_async: bool, config: RunnableConfig | None = None) -> list[Document]:
     result: list[Document] = await retriever.ainvoke(QUERY, config) if use_async else retriever.invoke(QUERY, config)
     return result
-
-
-@pytest.mark.parametrize("use_async", [False, True])
-async def test_warm_up_loads_the_local_model(tiny_cross_encoder: str, tmp_path: Path, use_async: bool) -> None:
-    model = shutil.copytree(tiny_cross_encoder, tmp_path / "model")
-    compressor = RerankCompressor(reranker=f"local:{model}", top_n=2)
-
-    if use_async:
-        await compressor.awarm_up()
-    else:
-        compressor.warm_up()
-    shutil.rmtree(model)  # only a model loaded by warm_up can still answer
-
-    assert len(await retrieve(make_retriever(compressor), use_async)) == 2
 
 
 @pytest.mark.parametrize("use_async", [False, True])

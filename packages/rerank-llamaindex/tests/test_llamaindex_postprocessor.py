@@ -6,10 +6,8 @@ from __future__ import annotations
 import asyncio
 import copy
 import pickle
-import shutil
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -262,20 +260,6 @@ def make_engine(postprocessor: RerankPostprocessor, nodes: list[NodeWithScore] |
 async def query(engine: RetrieverQueryEngine, use_async: bool) -> list[NodeWithScore]:
     response = await engine.aquery(QUERY) if use_async else engine.query(QUERY)
     return list(response.source_nodes)
-
-
-@pytest.mark.parametrize("use_async", [False, True])
-async def test_warm_up_loads_the_local_model(tiny_cross_encoder: str, tmp_path: Path, use_async: bool) -> None:
-    model = shutil.copytree(tiny_cross_encoder, tmp_path / "model")
-    postprocessor = RerankPostprocessor(reranker=f"local:{model}", top_n=2)
-
-    if use_async:
-        await postprocessor.awarm_up()
-    else:
-        postprocessor.warm_up()
-    shutil.rmtree(model)  # only a model loaded by warm_up can still answer
-
-    assert len(await query(make_engine(postprocessor), use_async)) == 2
 
 
 @pytest.mark.parametrize("use_async", [False, True])

@@ -25,6 +25,12 @@ class Settings:
     fail_fast: bool
     instruction: str | None = None
 
+    async def rerank(self, reranker: Reranker, query: str, documents: list[Document]) -> RerankResponse:
+        """One call with the command's top_n, threshold and instruction."""
+        return await reranker.arerank(
+            query, documents, self.top_n, score_threshold=self.score_threshold, instruction=self.instruction
+        )
+
 
 def batches(documents: Iterable[tuple[Document, float]], size: int) -> Iterator[tuple[list[Document], float]]:
     batch: list[Document] = []
@@ -122,13 +128,7 @@ async def rerank_stream(
             if merged.passthrough:
                 merged.skip(len(batch))
             else:
-                response = await reranker.arerank(
-                    query.text,
-                    batch,
-                    settings.top_n,
-                    score_threshold=settings.score_threshold,
-                    instruction=settings.instruction,
-                )
+                response = await settings.rerank(reranker, query.text, batch)
                 merged.add(response, len(batch))
             progress.show(merged.scored, None, fraction)
         progress.show(merged.scored, None, 1.0, force=True)
@@ -175,13 +175,7 @@ async def rerank_many(
         documents = shared if query.documents is None else query.documents
         async with gate:
             try:
-                response = await reranker.arerank(
-                    query.text,
-                    documents,
-                    settings.top_n,
-                    score_threshold=settings.score_threshold,
-                    instruction=settings.instruction,
-                )
+                response = await settings.rerank(reranker, query.text, documents)
                 finished[position] = Outcome(query, response, len(documents))
             except RerankError as error:
                 label = query.id or query.text[:40]
