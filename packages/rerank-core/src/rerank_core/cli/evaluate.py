@@ -22,9 +22,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, TextIO
 
+from rerank_core._version import VERSION
 from rerank_core.base import Reranker
 from rerank_core.cli.common import INTERRUPT, Progress, UserError, describe
-from rerank_core.cli.flags import add_common_flags, apply_flags, package_version, positive, setup_logging, show_progress
+from rerank_core.cli.flags import add_common_flags, apply_flags, positive, setup_logging, show_progress
 from rerank_core.cli.report import write_html, write_plot, write_table
 from rerank_core.config import RerankerConfig
 from rerank_core.errors import RerankError
@@ -372,7 +373,7 @@ def scorer(reranker: Reranker) -> dict[str, Any]:
 
 def versions() -> dict[str, str]:
     """rerank-core, Python, and the packages that scored (those this run imported)."""
-    found = {"rerank-core": package_version(), "python": sys.version.split()[0]}
+    found = {"rerank-core": VERSION, "python": sys.version.split()[0]}
     for module, distribution in (("onnxruntime", "onnxruntime"), ("torch", "torch"), ("transformers", "transformers")):
         if module in sys.modules:
             with contextlib.suppress(metadata.PackageNotFoundError):

@@ -7,13 +7,8 @@ import logging
 import sys
 from typing import Any
 
-from rerank_core._version import VERSION
 from rerank_core.cli.common import UserError
 from rerank_core.config import RerankerConfig
-
-
-def package_version() -> str:
-    return VERSION
 
 
 def add_common_flags(parser: argparse.ArgumentParser) -> None:

@@ -21,9 +21,10 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from rerank_core._version import VERSION
 from rerank_core.base import Reranker
 from rerank_core.cli.common import INTERRUPT, Progress, UserError, describe
-from rerank_core.cli.flags import add_common_flags, apply_flags, package_version, positive, setup_logging, show_progress
+from rerank_core.cli.flags import add_common_flags, apply_flags, positive, setup_logging, show_progress
 from rerank_core.cli.inputs import FORMATS, Query, Source, detect_format, iter_documents, parse_queries
 from rerank_core.cli.output import Writer
 from rerank_core.cli.run import Settings, rerank_many, rerank_stream
@@ -48,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "inputs", nargs="*", metavar="QUERY DOCS", help='the query, then the documents file ("-" for stdin)'
     )
-    parser.add_argument("--version", action="version", version=f"rerank {package_version()}")
+    parser.add_argument("--version", action="version", version=f"rerank {VERSION}")
     parser.add_argument(
         "--queries", metavar="FILE", help="rerank every query in FILE (.jsonl, .json or .txt); DOCS is optional"
     )

@@ -492,27 +492,27 @@ class CrossEncoderBase(Reranker):
                     refuse_missing_folder(self.model_name)
                     self._cache_only = self._hub_unreachable()
                     with self.explain_load_errors():
-                        text = self._read_tokenizer_setup()
-                    self._check_tokenizer_setup(text)
-                    self._setup = text
+                        setup = self._read_tokenizer_setup()
+                    self._check_tokenizer_setup(setup)
+                    self._setup = setup
                 loaded = self._setup
         return loaded
 
     def _load_network(self) -> Any:
         network = self._network
         if network is None:
-            text = self._tokenizer_setup()
+            setup = self._tokenizer_setup()
             with self._lock:
                 if self._network is None:
                     with self.explain_load_errors():
-                        self._network = self._read_network(text)
+                        self._network = self._read_network(setup)
                 network = self._network
         return network
 
     def _read_tokenizer_setup(self) -> TokenizerSetup:
         raise NotImplementedError
 
-    def _read_network(self, text: TokenizerSetup) -> Any:
+    def _read_network(self, setup: TokenizerSetup) -> Any:
         raise NotImplementedError
 
     def _hub_unreachable(self) -> bool:
@@ -526,14 +526,14 @@ class CrossEncoderBase(Reranker):
         """What the hub libraries are told as `local_files_only`: asked for, or the hub cannot be reached."""
         return self.local_files_only or self._cache_only
 
-    def _check_tokenizer_setup(self, text: TokenizerSetup) -> None:
-        refuse_empty_vocabulary(text.backend, self.model_name)
-        if text.num_labels not in (1, 2):
+    def _check_tokenizer_setup(self, setup: TokenizerSetup) -> None:
+        refuse_empty_vocabulary(setup.backend, self.model_name)
+        if setup.num_labels not in (1, 2):
             raise ConfigurationError(
-                f"model {self.model_name!r} has {text.num_labels} labels; a cross-encoder needs 1 logit or 2 labels",
+                f"model {self.model_name!r} has {setup.num_labels} labels; a cross-encoder needs 1 logit or 2 labels",
                 provider=self.provider,
             )
-        if self.activation == "softmax" and text.num_labels == 1:
+        if self.activation == "softmax" and setup.num_labels == 1:
             raise ConfigurationError(
                 "activation='softmax' needs a two-label model; this one has a single logit",
                 provider=self.provider,

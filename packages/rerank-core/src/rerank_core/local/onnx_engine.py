@@ -144,7 +144,7 @@ class OnnxCrossEncoder(CrossEncoderBase):
             input_names=FEATURES,  # narrowed to the network's own inputs when it loads
         )
 
-    def _read_network(self, text: TokenizerSetup) -> Any:
+    def _read_network(self, setup: TokenizerSetup) -> Any:
         import onnxruntime
 
         path = self._onnx_path()
@@ -157,7 +157,7 @@ class OnnxCrossEncoder(CrossEncoderBase):
                 hint="Install onnxruntime-gpu for CUDA, or use device='cpu'",
             )
         session = onnxruntime.InferenceSession(path, sess_options=options, providers=[provider])
-        self._adopt_inputs(session, text)
+        self._adopt_inputs(session, setup)
         return session
 
     def _session_options(self) -> Any:
@@ -176,7 +176,7 @@ class OnnxCrossEncoder(CrossEncoderBase):
 
     # -- files ------------------------------------------------------------------------------------------------
 
-    def _adopt_inputs(self, session: Any, text: TokenizerSetup) -> None:
+    def _adopt_inputs(self, session: Any, setup: TokenizerSetup) -> None:
         """Feed the network exactly the inputs it declares; check its output is one or two logits per pair."""
         names = tuple(node.name for node in session.get_inputs())
         unknown = [name for name in names if name not in FEATURES]
@@ -188,14 +188,14 @@ class OnnxCrossEncoder(CrossEncoderBase):
             )
         output = session.get_outputs()[0]
         width = output.shape[-1] if output.shape else None
-        if isinstance(width, int) and width != text.num_labels:
+        if isinstance(width, int) and width != setup.num_labels:
             raise ConfigurationError(
                 f"the ONNX model of {self.model_name!r} outputs {width} logits per pair, but its config.json "
-                f"says {text.num_labels} labels",
+                f"says {setup.num_labels} labels",
                 provider=self.provider,
                 hint="Export the model again with `rerank export-onnx`",
             )
-        text.input_names = names
+        setup.input_names = names
         self._output_name = output.name
 
     def _onnx_path(self) -> str:

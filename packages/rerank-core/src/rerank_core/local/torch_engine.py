@@ -8,6 +8,7 @@ this engine shares with the ONNX Runtime one (`onnx_engine.py`) lives in `base.p
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import inspect
 import threading
@@ -230,7 +231,7 @@ class TorchCrossEncoder(CrossEncoderBase):
             bos_id=tokenizer.bos_token_id,
         )
 
-    def _read_network(self, text: TokenizerSetup) -> Any:
+    def _read_network(self, setup: TokenizerSetup) -> Any:
         import torch
         from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
@@ -241,16 +242,16 @@ class TorchCrossEncoder(CrossEncoderBase):
             raise ConfigurationError("quantize='int8' is CPU-only", provider=self.provider, hint="Use device='cpu'")
         if self.num_threads is not None:
             torch.set_num_threads(self.num_threads)  # torch has one thread pool per process
-        dtype = choose_dtype(self.dtype, device.type, text.prompt is not None, cuda_bf16_supported)
-        loader = AutoModelForCausalLM if text.causal else AutoModelForSequenceClassification
+        dtype = choose_dtype(self.dtype, device.type, setup.prompt is not None, cuda_bf16_supported)
+        loader = AutoModelForCausalLM if setup.causal else AutoModelForSequenceClassification
         loaded: Any = loader.from_pretrained(self.model_name, output_loading_info=True, **self._hub_options())
         network, info = loaded
         refuse_new_weights(self.model_name, info)
         network = network.to(device=device, dtype=getattr(torch, dtype)).eval()
-        if text.prompt is not None and getattr(network.config, "pad_token_id", None) is None:
-            network.config.pad_token_id = text.pad_id  # decoder classifiers find each row's last token by it
-        if text.causal:
-            self._label_rows = label_rows(network, text.label_ids)
+        if setup.prompt is not None and getattr(network.config, "pad_token_id", None) is None:
+            network.config.pad_token_id = setup.pad_id  # decoder classifiers find each row's last token by it
+        if setup.causal:
+            self._label_rows = label_rows(network, setup.label_ids)
             cap = getattr(network.config, "final_logit_softcapping", None)
             self._softcap = float(cap) if isinstance(cap, (int, float)) and cap > 0 else None
         if self.quantize == "int8":
@@ -384,14 +385,13 @@ def cache_argument(network: Any) -> str:
     """The decoder's name for a key/value cache passed in: `cache` from transformers 5.24, `past_key_values`
     before."""
     decoder: type = type(network.base_model)
-    name = _CACHE_ARGUMENT.get(decoder)
-    if name is None:
-        parameters = inspect.signature(decoder.forward).parameters  # type: ignore[attr-defined]
-        name = _CACHE_ARGUMENT[decoder] = "cache" if "cache" in parameters else "past_key_values"
-    return name
+    return _cache_argument_of(decoder)
 
 
-_CACHE_ARGUMENT: dict[type, str] = {}
+@functools.cache  # read once per decoder class, not once per batch
+def _cache_argument_of(decoder: type) -> str:
+    parameters = inspect.signature(decoder.forward).parameters  # type: ignore[attr-defined]
+    return "cache" if "cache" in parameters else "past_key_values"
 
 
 def shared_prefix_length(input_ids: torch.Tensor, lengths: torch.Tensor) -> int:
