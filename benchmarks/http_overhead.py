@@ -3,7 +3,9 @@
 1. Per-call overhead: `HTTPReranker.rerank` (and `arerank`) on 100 documents vs. the least any client must do
    for the same answer: a pooled `httpx` POST of the same JSON body plus `response.json()`. Calls alternate
    one by one (so drift hits both alike); the medians are compared. Short synthetic documents, and 100 SciFact
-   abstracts (300+ tokens each) when ../shared/data/scifact is there. Goal: overhead <= 0.3 ms per call.
+   abstracts (300+ tokens each) when ../shared/data/scifact is there. Goal: overhead <= 0.3 ms per call. With
+   orjson installed (the `fast-json` extra) our calls are timed both ways, with it and as an install without it,
+   in the same rounds; raw httpx always encodes with the standard library, as `httpx.post(json=...)` does.
 2. First calls on a fresh event loop: `asyncio.run` of two concurrent `arerank` calls against a 0.3 s server,
    with one reranker kept across loops (an app that runs a loop per request), vs raw httpx creating one
    `AsyncClient` per loop, interleaved. Goal: no slower than raw httpx.
@@ -42,6 +44,7 @@ from tests.support.emulator import ProviderEmulator
 from benchmarks._data import SHARED
 from benchmarks.synthetic import QUERY, texts
 from rerank_core import Document, HTTPReranker
+from rerank_core._json import _orjson, without_orjson
 
 N_DOCUMENTS = 100
 FANOUT_DOCUMENTS, PER_REQUEST, CONCURRENCY, LATENCY = 10_000, 100, 8, 0.05
@@ -129,14 +132,18 @@ def overhead(base_url: str, rounds: int, docs: list[str]) -> dict[str, float]:
         def ours() -> None:
             reranker.rerank(QUERY, docs)
 
-        sync = _alternate({"raw": raw, "ours": ours}, rounds)
+        def ours_standard_json() -> None:
+            with without_orjson():
+                reranker.rerank(QUERY, docs)
+
+        contenders = {"raw": raw, "ours": ours}
+        if _orjson is not None:
+            contenders["ours_standard_json"] = ours_standard_json
+        sync = _alternate(contenders, rounds)
     asynchronous = asyncio.run(_async_overhead(reranker, url, body, headers, docs, rounds))
     reranker.close()
-    return {
-        "sync_raw_us": sync["raw"],
-        "sync_ours_us": sync["ours"],
-        "async_raw_us": asynchronous["raw"],
-        "async_ours_us": asynchronous["ours"],
+    return {f"sync_{name}_us": value for name, value in sync.items()} | {
+        f"async_{name}_us": value for name, value in asynchronous.items()
     }
 
 
@@ -148,6 +155,29 @@ def _alternate(contenders: dict[str, Callable[[], None]], rounds: int) -> dict[s
             function()
             if round_ >= 20:
                 timings[name].append(time.perf_counter() - started)
+    return {name: statistics.median(values) * 1e6 for name, values in timings.items()}
+
+
+async def _async_overhead(
+    reranker: HTTPReranker, url: str, body: object, headers: dict[str, str], docs: list[str], rounds: int
+) -> dict[str, float]:
+    timings: dict[str, list[float]] = {"raw": [], "ours": []}
+    if _orjson is not None:
+        timings["ours_standard_json"] = []
+    async with httpx.AsyncClient() as client:
+        for round_ in range(rounds + 20):  # the first 20 rounds warm up pools and caches
+            for name, values in timings.items():
+                started = time.perf_counter()
+                if name == "raw":
+                    (await client.post(url, content=json.dumps(body).encode(), headers=headers)).json()
+                elif name == "ours":
+                    await reranker.arerank(QUERY, docs)
+                else:
+                    with without_orjson():
+                        await reranker.arerank(QUERY, docs)
+                if round_ >= 20:
+                    values.append(time.perf_counter() - started)
+        await reranker.aclose()
     return {name: statistics.median(values) * 1e6 for name, values in timings.items()}
 
 
@@ -198,24 +228,6 @@ def replicas(base_urls: list[str], calls: int) -> dict[str, float]:
         one.append(asyncio.run(run(base_urls[:1])))
         many.append(asyncio.run(run(base_urls)))
     return {"one_s": statistics.median(one), "many_s": statistics.median(many)}
-
-
-async def _async_overhead(
-    reranker: HTTPReranker, url: str, body: object, headers: dict[str, str], docs: list[str], rounds: int
-) -> dict[str, float]:
-    timings: dict[str, list[float]] = {"raw": [], "ours": []}
-    async with httpx.AsyncClient() as client:
-        for round_ in range(rounds + 20):
-            started = time.perf_counter()
-            (await client.post(url, content=json.dumps(body).encode(), headers=headers)).json()
-            middle = time.perf_counter()
-            await reranker.arerank(QUERY, docs)
-            ended = time.perf_counter()
-            if round_ >= 20:
-                timings["raw"].append(middle - started)
-                timings["ours"].append(ended - middle)
-        await reranker.aclose()
-    return {name: statistics.median(values) * 1e6 for name, values in timings.items()}
 
 
 def fanout(base_url: str, runs: int) -> dict[str, float]:
@@ -297,12 +309,16 @@ def main() -> None:
             o = overhead(base_url, args.rounds, docs)
             size = len(json.dumps({"query": QUERY, "documents": docs})) / 1000
             for mode in ("sync", "async"):
-                raw, ours = o[f"{mode}_raw_us"], o[f"{mode}_ours_us"]
-                print(
-                    f"{mode:5} per call, {N_DOCUMENTS} {label} docs ({size:.0f} KB): raw httpx {raw:7.0f} µs | "
-                    f"HTTPReranker {ours:7.0f} µs | overhead {ours - raw:5.0f} µs = {ours / raw:.2f}x "
-                    f"(goal <= 300 µs, {args.rounds} interleaved rounds, medians)"
-                )
+                raw = o[f"{mode}_raw_us"]
+                for name, encoder in (("ours", "orjson" if _orjson else "json"), ("ours_standard_json", "json")):
+                    if f"{mode}_{name}_us" not in o:
+                        continue
+                    ours = o[f"{mode}_{name}_us"]
+                    print(
+                        f"{mode:5} per call, {N_DOCUMENTS} {label} docs ({size:.0f} KB): raw httpx {raw:7.0f} µs | "
+                        f"HTTPReranker ({encoder:6}) {ours:7.0f} µs | overhead {ours - raw:5.0f} µs = "
+                        f"{ours / raw:.2f}x (goal <= 300 µs, {args.rounds} interleaved rounds, medians)"
+                    )
 
     with emulator_process(0.3) as base_url:
         first = first_calls(base_url, args.first_call_rounds)

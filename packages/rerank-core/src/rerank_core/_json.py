@@ -5,15 +5,30 @@ cannot say as it is: keys that are tuples or of mixed types, values nested past 
 structure that contains itself, NaN. Keys then become strings, unknown values their `str()` (as the first try
 does), and what has no JSON form at all is an `UnsupportedInputError` naming where it is: another reranker (a
 local one, which sends nothing) may still take the same documents.
+
+With orjson installed (the `fast-json` extra), request bodies that hold only what both encoders write alike
+(exact str, int, finite float, bool, None, list, tuple, and dict with str keys) are encoded by orjson; anything
+else, and anything orjson refuses, goes the standard library's way. The body means the same either way; only its
+bytes differ (orjson writes non-ASCII characters as UTF-8, not as \\u escapes). Cache keys (`dumps`) never use
+orjson: they must not change with what is installed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+from collections.abc import Iterator
+from types import ModuleType
 from typing import Any
 
 from rerank_core.errors import UnsupportedInputError
+
+_orjson: ModuleType | None
+try:
+    import orjson as _orjson
+except ImportError:  # installed without the fast-json extra
+    _orjson = None
 
 MAX_DEPTH = 200
 """Nesting levels a body may have when it needs the careful encoding (the first try goes as deep as Python)."""
@@ -31,16 +46,53 @@ def dumps(value: Any, *, provider: str, sort_keys: bool = False, where: str = "b
 
 
 def body_bytes(value: Any, *, provider: str) -> bytes:
-    """A request body as compact ASCII JSON (non-ASCII characters as \\u escapes), converted as `dumps` does.
-
-    ASCII output keeps encoding cheap: CPython's encoder then builds a one-byte-per-character string, and turning
-    it into bytes is a copy (docs/benchmarks.md, "HTTP client overhead")."""
+    """A request body as compact JSON, converted as `dumps` does: by orjson when it can say the same (see the
+    module docstring), else by the standard library as ASCII (non-ASCII characters as \\u escapes), which keeps
+    CPython's encoder on its one-byte-per-character string, and turning it into bytes is a copy."""
+    if _orjson is not None and _is_plain(value, 0):
+        try:
+            encoded: bytes = _orjson.dumps(value)
+            return encoded
+        except TypeError:  # a lone surrogate, an integer beyond 64 bits, nesting past orjson's limit
+            pass
     try:
         text = json.dumps(value, allow_nan=False, default=str, separators=(",", ":"))
     except (TypeError, ValueError, RecursionError):
         plain = _Plain(provider).convert(value, "body", 0)
         text = json.dumps(plain, allow_nan=False, separators=(",", ":"))
     return text.encode("ascii")
+
+
+_PLAIN_DEPTH = 100
+"""Nesting levels the orjson path takes (deeper bodies, and cycles, go the standard library's careful way)."""
+
+
+def _is_plain(value: Any, depth: int) -> bool:
+    """True if `value` holds only exact str, int, bool, None, finite float, list, tuple and dict with str keys:
+    the values orjson writes as the standard library does. (orjson writes NaN as null, where we refuse it.)"""
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return True
+    if kind is float:
+        return math.isfinite(value)
+    if depth >= _PLAIN_DEPTH:
+        return False
+    if kind is list or kind is tuple:
+        return all(type(item) is str or _is_plain(item, depth + 1) for item in value)
+    if kind is dict:
+        return all(type(key) is str and _is_plain(item, depth + 1) for key, item in value.items())
+    return False
+
+
+@contextlib.contextmanager
+def without_orjson() -> Iterator[None]:
+    """Encode as an install without orjson does, inside the block (for tests and benchmarks; not thread-safe)."""
+    global _orjson
+    saved, _orjson = _orjson, None
+    try:
+        yield
+    finally:
+        _orjson = saved
 
 
 def loads(text: str | bytes) -> Any | None:
