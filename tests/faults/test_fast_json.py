@@ -1,7 +1,8 @@
 """The fast JSON path says exactly what the standard library says: a request body encoded by orjson (installed
 with the `fast-json` extra) parses to the same value as the body the standard library encodes; every value the
-two would write differently, and every value orjson refuses, goes the standard library's way byte for byte; NaN
-and cycles are refused alike; and an install without orjson works unchanged."""
+two would write differently, every value orjson refuses, and every body whose orjson form holds a null, goes the
+standard library's way byte for byte; NaN and cycles are refused alike; and an install without orjson works
+unchanged."""
 
 from __future__ import annotations
 
@@ -39,6 +40,14 @@ class Colour(enum.Enum):
     RED = "red"
 
 
+class StrColour(enum.StrEnum):
+    RED = "red"
+
+
+class Level(enum.IntEnum):
+    HIGH = 3
+
+
 class Label(str):
     pass
 
@@ -46,7 +55,8 @@ class Label(str):
 PLAIN_BODIES: dict[str, Any] = {
     "ascii": {"model": "m", "query": "q", "documents": ["a", "b"], "top_n": 2},
     "non-ASCII and emoji": {"query": "café ±2 μg/ml", "documents": ["naïve – 😀", "日本語"]},
-    "metadata": {"documents": [{"text": "t", "id": "7", "metadata": {"year": 2024, "tags": ["x", None, True]}}]},
+    "metadata": {"documents": [{"text": "t", "id": "7", "metadata": {"year": 2024, "tags": ["x", False, True]}}]},
+    "the word null in a text": {"query": "null hypothesis", "documents": ["rejects the null", "null: a word"]},
     "tuples": {"documents": ("a", ("b", 1))},
     "numbers": {"a": 1e16, "b": 1e-7, "c": 0.1, "d": -0.0, "e": 2**63 - 1, "f": -(2**63), "g": 0},
     "escapes": {"query": 'quote " backslash \\ newline \n tab \t nul \x00 del \x7f'},
@@ -67,7 +77,6 @@ def test_a_plain_body_parses_to_what_the_standard_library_sends(body: Any) -> No
 UNLIKE_VALUES: dict[str, Any] = {
     "datetime": datetime.datetime(2024, 1, 2, 3, 4, 5),
     "date": datetime.date(2024, 1, 2),
-    "enum": Colour.RED,
     "numpy float": numpy.float64(0.5),
     "numpy int": numpy.int64(3),
     "decimal": decimal.Decimal("1.10"),
@@ -79,6 +88,8 @@ UNLIKE_VALUES: dict[str, Any] = {
     "lone surrogate": "bad \ud800",
     "nested 150 levels": _nested(150),
     "set": {"a"},
+    "None": None,
+    "a null between punctuation in a text": "[null]",
 }
 
 
@@ -91,13 +102,31 @@ def test_a_value_orjson_would_write_otherwise_goes_the_standard_way(value: Any) 
     assert fast == standard
 
 
+@pytest.mark.parametrize("member", [Colour.RED, StrColour.RED, Level.HIGH], ids=["enum", "str enum", "int enum"])
+def test_an_enum_is_sent_as_its_value_either_way(member: enum.Enum) -> None:
+    body = {"documents": [{"text": "t", "metadata": {"field": member}}]}
+    fast = body_bytes(body, provider="p")
+    with without_orjson():
+        standard = body_bytes(body, provider="p")
+    assert fast == standard
+    assert json.loads(fast)["documents"][0]["metadata"]["field"] == member.value
+
+
+NOWHERE_FOR_NAN: dict[str, Any] = {
+    "in metadata": lambda x: {"documents": [{"text": "t", "metadata": {"score": x}}]},
+    "an option": lambda x: {"query": "q", "documents": ["a"], "temperature": x},
+    "in a list": lambda x: {"query": "q", "documents": ["a"], "weights": [1, x]},
+    "first in a list": lambda x: {"query": "q", "weights": [x]},
+}
+
+
+@pytest.mark.parametrize("where", NOWHERE_FOR_NAN.values(), ids=NOWHERE_FOR_NAN.keys())
 @pytest.mark.parametrize("number", [float("nan"), float("inf"), -float("inf")])
-def test_nan_and_infinities_are_refused_as_without_orjson(number: float) -> None:
-    body = {"documents": [{"text": "t", "metadata": {"score": number}}]}
+def test_nan_and_infinities_are_refused_as_without_orjson(number: float, where: Any) -> None:
     with pytest.raises(UnsupportedInputError, match="JSON has no NaN"):
-        body_bytes(body, provider="p")
+        body_bytes(where(number), provider="p")
     with without_orjson(), pytest.raises(UnsupportedInputError, match="JSON has no NaN"):
-        body_bytes(body, provider="p")
+        body_bytes(where(number), provider="p")
 
 
 def test_a_body_that_contains_itself_is_refused_as_without_orjson() -> None:
@@ -116,7 +145,7 @@ def emu(start_emulator: StartEmulator) -> ProviderEmulator:
 
 @pytest.mark.parametrize("fast", [True, False], ids=["orjson", "standard library"])
 def test_the_server_reads_the_same_request_either_way(emu: ProviderEmulator, fast: bool) -> None:
-    docs: list[dict[str, Any]] = [{"text": "café 😀", "metadata": {"n": 1.5, "tags": ["x", None]}}, {"text": "plain"}]
+    docs: list[dict[str, Any]] = [{"text": "café 😀", "metadata": {"n": 1.5, "tags": ["x", True]}}, {"text": "plain"}]
     reranker = HTTPReranker("generic", model="m", base_url=emu.base_url, api_key="k", options={"send_metadata": True})
     if fast:
         response = reranker.rerank("q ±", docs)
@@ -128,7 +157,7 @@ def test_the_server_reads_the_same_request_either_way(emu: ProviderEmulator, fas
     assert request.raw is not None
     assert ("café".encode() in request.raw) is fast  # UTF-8 from orjson, \u escapes from the standard library
     assert request.body["query"] == "q ±"
-    assert request.body["documents"] == [{"text": "café 😀", "metadata": {"n": 1.5, "tags": ["x", None]}}, "plain"]
+    assert request.body["documents"] == [{"text": "café 😀", "metadata": {"n": 1.5, "tags": ["x", True]}}, "plain"]
     assert [r.document.text for r in sorted(response.results, key=lambda r: r.index)] == ["café 😀", "plain"]
 
 

@@ -6,21 +6,23 @@ structure that contains itself, NaN. Keys then become strings, unknown values th
 does), and what has no JSON form at all is an `UnsupportedInputError` naming where it is: another reranker (a
 local one, which sends nothing) may still take the same documents.
 
-With orjson installed (the `fast-json` extra), request bodies that hold only what both encoders write alike
-(exact str, int, finite float, bool, None, list, tuple, and dict with str keys) are encoded by orjson; anything
-else, and anything orjson refuses, goes the standard library's way. The body means the same either way; only its
-bytes differ (orjson writes non-ASCII characters as UTF-8, not as \\u escapes). Cache keys (`dumps`) never use
-orjson: they must not change with what is installed.
+With orjson installed (the `fast-json` extra), request bodies are encoded by orjson, told to refuse what it would
+write otherwise than the standard library (subclasses of str, int, dict and list; numpy numbers, datetimes,
+dataclasses, and keys that are not strings): those bodies, and any whose orjson form holds a null (which may have
+been a NaN, written so by orjson where we refuse it), go the standard library's way. Enums are sent as their value
+by both. The body means the same either way; only its bytes differ (orjson writes non-ASCII characters as UTF-8,
+not as \\u escapes). Cache keys (`dumps`) never use orjson: they must not change with what is installed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import enum
 import json
 import math
 from collections.abc import Iterator
 from types import ModuleType
-from typing import Any
+from typing import Any, NoReturn
 
 from rerank_core.errors import UnsupportedInputError
 
@@ -29,6 +31,12 @@ try:
     import orjson as _orjson
 except ImportError:  # installed without the fast-json extra
     _orjson = None
+_ORJSON_ALIKE = (
+    _orjson.OPT_PASSTHROUGH_SUBCLASS | _orjson.OPT_PASSTHROUGH_DATETIME | _orjson.OPT_PASSTHROUGH_DATACLASS
+    if _orjson is not None
+    else 0
+)
+"""With these, orjson hands what it would write otherwise than the standard library to `default` (which refuses)."""
 
 MAX_DEPTH = 200
 """Nesting levels a body may have when it needs the careful encoding (the first try goes as deep as Python)."""
@@ -46,42 +54,66 @@ def dumps(value: Any, *, provider: str, sort_keys: bool = False, where: str = "b
 
 
 def body_bytes(value: Any, *, provider: str) -> bytes:
-    """A request body as compact JSON, converted as `dumps` does: by orjson when it can say the same (see the
-    module docstring), else by the standard library as ASCII (non-ASCII characters as \\u escapes), which keeps
-    CPython's encoder on its one-byte-per-character string, and turning it into bytes is a copy."""
-    if _orjson is not None and _is_plain(value, 0):
+    """A request body as compact JSON, converted as `dumps` does, enums as their value: by orjson when it says the
+    same (see the module docstring), else by the standard library as ASCII (non-ASCII characters as \\u escapes),
+    which keeps CPython's encoder on its one-byte-per-character string, and turning it into bytes is a copy."""
+    if _orjson is not None:
         try:
-            encoded: bytes = _orjson.dumps(value)
-            return encoded
-        except TypeError:  # a lone surrogate, an integer beyond 64 bits, nesting past orjson's limit
+            encoded: bytes = _orjson.dumps(value, default=_refuse, option=_ORJSON_ALIKE)
+        except TypeError:  # also a lone surrogate, an integer beyond 64 bits, nesting past orjson's limit
             pass
+        else:
+            if _shows_no_nan(value) or not _holds_null(encoded):
+                return encoded
     try:
-        text = json.dumps(value, allow_nan=False, default=str, separators=(",", ":"))
+        text = json.dumps(value, allow_nan=False, default=_wire_value, separators=(",", ":"))
     except (TypeError, ValueError, RecursionError):
-        plain = _Plain(provider).convert(value, "body", 0)
+        plain = _Plain(provider, wire=True).convert(value, "body", 0)
         text = json.dumps(plain, allow_nan=False, separators=(",", ":"))
     return text.encode("ascii")
 
 
-_PLAIN_DEPTH = 100
-"""Nesting levels the orjson path takes (deeper bodies, and cycles, go the standard library's careful way)."""
+def _refuse(value: object) -> NoReturn:
+    raise TypeError(f"left to the standard library: {type(value).__name__}")
 
 
-def _is_plain(value: Any, depth: int) -> bool:
-    """True if `value` holds only exact str, int, bool, None, finite float, list, tuple and dict with str keys:
-    the values orjson writes as the standard library does. (orjson writes NaN as null, where we refuse it.)"""
-    kind = type(value)
-    if kind is str or kind is int or kind is bool or value is None:
-        return True
-    if kind is float:
-        return math.isfinite(value)
-    if depth >= _PLAIN_DEPTH:
+_NOT_FLOATS = frozenset({str, int, bool, type(None)})
+_BEFORE_A_VALUE = b":,["
+
+
+def _shows_no_nan(body: Any) -> bool:
+    """True if a glance shows `body` holds no NaN or infinity: a dict of strings, integers, finite floats and lists
+    of strings or integers, as most bodies are. False means look closer, not that there is one."""
+    if type(body) is not dict:
         return False
-    if kind is list or kind is tuple:
-        return all(type(item) is str or _is_plain(item, depth + 1) for item in value)
-    if kind is dict:
-        return all(type(key) is str and _is_plain(item, depth + 1) for key, item in value.items())
+    for value in body.values():
+        kind = type(value)
+        if kind is float:
+            if not math.isfinite(value):
+                return False
+        elif kind is list or kind is tuple:
+            if not set(map(type, value)) <= _NOT_FLOATS:
+                return False
+        elif kind not in _NOT_FLOATS:
+            return False
+    return True
+
+
+def _holds_null(encoded: bytes) -> bool:
+    """Whether orjson's output holds a null token (from None, or from a NaN or an infinity). Outside strings,
+    a value follows one of `:,[`; the word null in a text rarely does, and where it does the body only goes the
+    slower way."""
+    at = encoded.find(b"null")
+    while at >= 0:
+        if at == 0 or encoded[at - 1] in _BEFORE_A_VALUE:
+            return True
+        at = encoded.find(b"null", at + 4)
     return False
+
+
+def _wire_value(value: object) -> object:
+    """What a request sends for a value JSON has no form for: an enum's value (as orjson sends it), else `str()`."""
+    return value.value if isinstance(value, enum.Enum) else str(value)
 
 
 @contextlib.contextmanager
@@ -110,8 +142,10 @@ _SCALARS = (str, int, bool, type(None))
 class _Plain:
     """Converts to plain JSON values, tracking the containers on the current path to find cycles."""
 
-    def __init__(self, provider: str) -> None:
+    def __init__(self, provider: str, *, wire: bool = False) -> None:
         self.provider = provider
+        self.wire = wire
+        """Converting a request body: an enum becomes its value (else, as any unknown value, its `str()`)."""
         self.open: set[int] = set()
 
     def convert(self, value: Any, where: str, depth: int) -> Any:
@@ -121,6 +155,8 @@ class _Plain:
             if not math.isfinite(value):
                 raise self._refuse(f"{where} is {value}: JSON has no NaN or infinity", "Remove NaN and infinite values")
             return value
+        if self.wire and isinstance(value, enum.Enum):
+            return self.convert(value.value, where, depth + 1)
         if not isinstance(value, dict | list | tuple):
             return str(value)
         if depth >= MAX_DEPTH:
