@@ -77,7 +77,8 @@ def _refuse(value: object) -> NoReturn:
     raise TypeError(f"left to the standard library: {type(value).__name__}")
 
 
-_NOT_FLOATS = frozenset({str, int, bool, type(None)})
+_SCALARS = (str, int, bool, type(None))
+_NOT_FLOATS = frozenset(_SCALARS)
 _BEFORE_A_VALUE = b":,["
 
 
@@ -134,9 +135,6 @@ def loads(text: str | bytes) -> Any | None:
         return json.loads(text) if text else None
     except (ValueError, RecursionError):
         return None
-
-
-_SCALARS = (str, int, bool, type(None))
 
 
 class _Plain:
